@@ -1,0 +1,115 @@
+"""A real browser (Debian Chromium through playwright) types a prompt, clicks Generate, sees the image."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from PIL import Image
+
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by tools/run_tests.py")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def set_number(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_type_prompt_generate_and_see_image_with_infotext(browser, running_app):
+    app, base_url = running_app
+    page = browser.new_page()
+    page.goto(base_url, wait_until="networkidle")
+    # The checkpoint dropdown shows the loaded model's A1111 title.
+    title = app.current_checkpoint_title()
+    assert page.locator("#setting_sd_model_checkpoint input").input_value() == title
+
+    page.locator("#txt2img_prompt textarea").fill("a red circle, (masterpiece:1.2)")
+    page.locator("#txt2img_neg_prompt textarea").fill("blurry")
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 96)
+    set_number(page, "txt2img_steps", 3)
+    page.locator("#txt2img_seed input").fill("1234")
+    page.locator("#txt2img_generate").click()
+
+    infotext = page.locator("#txt2img_infotext textarea")
+    playwright.expect(infotext).to_contain_text("Seed: 1234", timeout=60_000)
+    text = infotext.input_value()
+    assert text.startswith("a red circle, (masterpiece:1.2)\nNegative prompt: blurry\nSteps: 3, ")
+    assert "Size: 64x96" in text and f"Model: {app.registry.entries[0].model_name}" in text
+
+    image = page.locator("#txt2img_gallery img").first
+    playwright.expect(image).to_be_visible()
+    # The browser really received the generated picture: fetch it from the page and check its size.
+    data_url = image.evaluate(
+        """async (img) => { const blob = await (await fetch(img.src)).blob();
+            return await new Promise(done => { const r = new FileReader(); r.onload = () => done(r.result);
+            r.readAsDataURL(blob); }); }"""
+    )
+    picture = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1])))
+    assert picture.size == (64, 96)
+
+    saved = sorted(app.paths.outputs_dir.glob("txt2img-images/*/*.png"))
+    assert [p.name for p in saved] == ["00000-1234.png"]
+    assert Image.open(saved[0]).info["parameters"] == text
+    page.close()
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_schedule_types_follow_the_sampler(browser, running_app):
+    _, base_url = running_app
+    page = browser.new_page()
+    page.goto(base_url, wait_until="networkidle")
+    choose(page, "txt2img_sampling", "DDIM")
+    page.locator("#txt2img_scheduler input").click()
+    offered = page.get_by_role("option").all_inner_texts()
+    assert "Automatic" in offered and "Karras" not in offered  # diffusers' DDIM cannot do Karras sigmas
+    page.close()
+
+
+def test_broken_checkpoint_shows_clear_error_and_previous_model_stays(browser, running_app):
+    app, base_url = running_app
+    before = app.current_checkpoint_title()
+    broken = app.paths.ckpt_dir / "broken.safetensors"
+    broken.write_bytes(b"this is not a checkpoint at all")
+    try:
+        page = browser.new_page()
+        page.goto(base_url, wait_until="networkidle")
+        page.locator("#refresh_sd_model_checkpoint").click()
+        choose(page, "setting_sd_model_checkpoint", "broken.safetensors")
+        playwright.expect(page.get_by_text("broken.safetensors", exact=False).nth(1)).to_be_visible(timeout=30_000)
+        dropdown = page.locator("#setting_sd_model_checkpoint input")
+        playwright.expect(dropdown).to_have_value(before, timeout=30_000)
+        assert app.current_checkpoint_title() == before
+        set_number(page, "txt2img_width", 64)
+        set_number(page, "txt2img_height", 64)
+        set_number(page, "txt2img_steps", 2)
+        page.locator("#txt2img_generate").click()
+        playwright.expect(page.locator("#txt2img_infotext textarea")).to_contain_text("Steps: 2,", timeout=60_000)
+        page.close()
+    finally:
+        broken.unlink()
+        app.refresh_checkpoints()

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""The test command: `python tools/run_tests.py [pytest arguments]`.
+
+Prepares .venv exactly as launch.py does (torch + requirements.txt), adds requirements-test.txt and
+Debian's chromium for the browser tests, then runs pytest from the repository root with the venv's
+Python and exits with pytest's exit code (5, "no tests collected", included).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import launch  # noqa: E402  (needs ROOT on sys.path; standard library only)
+
+TEST_REQUIREMENTS = ROOT / "requirements-test.txt"
+TEST_STAMP = "webui-test-install.sha256"
+CHROMIUM = Path("/usr/bin/chromium")
+NO_TESTS_COLLECTED = 5
+# No outside look-ups during tests: gradio's analytics and the Hugging Face hub stay offline.
+TEST_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+
+
+def ensure_chromium(chromium: Path = CHROMIUM, run: launch.Runner = launch.run_command,
+                    log: launch.Log = print) -> bool:
+    """Install Debian's chromium when it is missing; True when it is there afterwards."""
+    if chromium.exists():
+        return True
+    if shutil.which("apt-get") is None:
+        log(f"WARNING: {chromium} is missing and there is no apt-get to install it; "
+            "install Chromium yourself or the browser tests will fail")
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        log(f"Installing Chromium for the browser tests: {' '.join(command)}")
+        code = run(command, env)
+        if code != 0:
+            log(f"WARNING: '{' '.join(command)}' failed with exit code {code} (it needs root); "
+                "without Chromium the browser tests will fail")
+            return False
+    if not chromium.exists():
+        log(f"WARNING: apt-get installed chromium but {chromium} does not exist")
+        return False
+    return True
+
+
+def steps_for_tests() -> tuple[launch.InstallStep, ...]:
+    return (launch.InstallStep(f"Installing {TEST_REQUIREMENTS.name}",
+                               ("pip", "install", "-r", str(TEST_REQUIREMENTS)), (TEST_REQUIREMENTS,)),)
+
+
+def main(argv: Sequence[str], venv_dir: Path = launch.VENV_DIR, chromium: Path = CHROMIUM,
+         run: launch.Runner = launch.run_command, log: launch.Log = print) -> int:
+    try:
+        python = launch.prepare_environment(venv_dir, run=run, log=log)
+        launch.ensure_installed(python, steps_for_tests(), venv_dir / TEST_STAMP, run, log)
+    except launch.SetupError as error:
+        log(f"run_tests.py: {error}")
+        return 1
+    ensure_chromium(chromium, run, log)
+    code = run([str(python), "-m", "pytest", *argv], {**os.environ, **TEST_ENV})
+    if code == NO_TESTS_COLLECTED:
+        log("pytest collected no tests: that counts as a failure")
+    return code
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)  # pytest finds pyproject.toml and tests/ from here
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,147 @@
+"""The /sdapi/v1 routes. They translate A1111 payloads to params and call the App; no generation here."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from webui import __version__
+from webui.api.models import Txt2ImgRequest
+from webui.core import samplers
+from webui.core.errors import UserError
+from webui.core.params import Result
+from webui.services.outputs import embed_infotext
+
+if TYPE_CHECKING:
+    from webui.app import App
+
+
+def register_api(web: FastAPI, app: App) -> None:
+    """Add A1111's API routes and error handlers to the FastAPI app."""
+
+    @web.exception_handler(UserError)
+    async def user_error(_: Request, error: UserError) -> JSONResponse:
+        return JSONResponse(status_code=error.status_code, content={"error": type(error).__name__, "detail": str(error)})
+
+    @web.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, error: RequestValidationError) -> JSONResponse:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return JSONResponse(status_code=422, content={"error": "InvalidParameter", "detail": reasons})
+
+    @web.post("/sdapi/v1/txt2img")
+    async def txt2img(body: Txt2ImgRequest) -> dict[str, Any]:
+        params = body.to_params(default_clip_skip=app.settings.get("CLIP_stop_at_last_layers"))
+        job = app.submit_txt2img(params, save_images=body.save_images)
+        result: Result = await run_in_threadpool(job.wait)
+        images = [base64_image(image, text) for image, text in zip(result.images, result.infotexts)]
+        return {
+            "images": images if body.send_images else [],
+            "parameters": body.model_dump(),
+            "info": json.dumps(info_dict(result, app)),
+        }
+
+    @web.get("/sdapi/v1/sd-models")
+    def sd_models() -> list[dict[str, Any]]:
+        return [
+            {
+                "title": app.registry.title(entry),
+                "model_name": entry.model_name,
+                "hash": app.registry.short_hash(entry),
+                "sha256": app.registry.hashes.sha256(entry.path),
+                "filename": str(entry.path),
+                "config": None,
+            }
+            for entry in app.registry.entries
+        ]
+
+    @web.post("/sdapi/v1/refresh-checkpoints")
+    def refresh_checkpoints() -> None:
+        app.refresh_checkpoints()
+
+    @web.get("/sdapi/v1/samplers")
+    def sampler_list() -> list[dict[str, Any]]:
+        return [sampler.api_item() for sampler in samplers.SAMPLERS]
+
+    @web.get("/sdapi/v1/schedulers")
+    def scheduler_list() -> list[dict[str, Any]]:
+        return [schedule.api_item() for schedule in samplers.SCHEDULE_TYPES]
+
+    @web.get("/sdapi/v1/options")
+    def get_options() -> dict[str, Any]:
+        options = app.settings.as_dict()
+        options["sd_model_checkpoint"] = app.current_checkpoint_title()
+        return options
+
+    @web.post("/sdapi/v1/options")
+    def set_options(body: dict[str, Any]) -> None:
+        body = dict(body)
+        checkpoint = body.pop("sd_model_checkpoint", None)
+        app.settings.update(body)  # validates every key first; nothing is changed if one is bad
+        if checkpoint:
+            app.select_checkpoint(checkpoint)
+
+    @web.get("/sdapi/v1/progress")
+    def progress(skip_current_image: bool = False) -> dict[str, Any]:
+        view = app.jobs.progress()
+        preview = view.current_preview
+        return {
+            "progress": view.progress,
+            "eta_relative": view.eta_relative,
+            "state": view.state,
+            "current_image": base64_image(preview, "") if preview is not None and not skip_current_image else None,
+            "textinfo": None,
+        }
+
+    @web.post("/sdapi/v1/interrupt")
+    def interrupt() -> None:
+        app.jobs.interrupt()
+
+    @web.post("/sdapi/v1/skip")
+    def skip() -> None:
+        app.jobs.skip()
+
+
+def base64_image(image: Any, infotext: str) -> str:
+    """PNG with the infotext embedded, as A1111's API returns images."""
+    return base64.b64encode(embed_infotext(image, infotext, "png")).decode("ascii")
+
+
+def info_dict(result: Result, app: App) -> dict[str, Any]:
+    """The `info` JSON of A1111's txt2img response (the fields its clients read)."""
+    p = result.params
+    entry = app.manager.current_entry()
+    return {
+        "prompt": p.prompt,
+        "all_prompts": [p.prompt] * len(result.seeds),
+        "negative_prompt": p.negative_prompt,
+        "all_negative_prompts": [p.negative_prompt] * len(result.seeds),
+        "seed": p.seed,
+        "all_seeds": list(result.seeds),
+        "subseed": -1,
+        "all_subseeds": [-1] * len(result.seeds),
+        "subseed_strength": 0,
+        "width": p.width,
+        "height": p.height,
+        "sampler_name": p.sampler_name,
+        "scheduler": p.scheduler,
+        "cfg_scale": p.cfg_scale,
+        "steps": p.steps,
+        "batch_size": p.batch_size,
+        "n_iter": p.n_iter,
+        "restore_faces": False,
+        "sd_model_name": entry.model_name if entry else None,
+        "sd_model_hash": app.registry.short_hash(entry) if entry else None,
+        "clip_skip": p.clip_skip,
+        "index_of_first_image": 0,
+        "infotexts": list(result.infotexts),
+        "styles": [],
+        "interrupted": result.interrupted,
+        "images_saved": list(result.paths),
+        "version": __version__,
+    }

@@ -1,0 +1,171 @@
+"""Command-line flags (A1111's names and meanings) and the folders they resolve to.
+
+Pure argparse: launch.py parses these before any heavy package is installed or imported, so
+`python launch.py --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORT = 7860
+LISTEN_ADDRESS = "0.0.0.0"
+LOCAL_ADDRESS = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where user data lives once --data-dir and the per-folder flags are applied."""
+
+    data_dir: Path
+    models_dir: Path
+    ckpt_dir: Path
+    lora_dir: Path
+    vae_dir: Path
+    embeddings_dir: Path
+    controlnet_dir: Path
+    outputs_dir: Path
+    config_file: Path
+    cache_file: Path
+
+
+def parse_gradio_auth(text: str) -> tuple[tuple[str, str], ...]:
+    """'u1:p1,u2:p2' → (('u1', 'p1'), ('u2', 'p2')); the password may itself hold colons."""
+    pairs = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        user, sep, password = entry.partition(":")
+        if not sep or not user:
+            raise ValueError(f'--gradio-auth entry {entry!r} is not of the form "username:password"')
+        pairs.append((user, password))
+    if not pairs:
+        raise ValueError('--gradio-auth needs at least one "username:password"')
+    return tuple(pairs)
+
+
+def _auth_text(text: str) -> str:
+    # Validate at parse time so a typo stops the launch with argparse's usage message.
+    try:
+        parse_gradio_auth(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a whole number, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, got {port}")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="launch.py",
+        description="Stable Diffusion web UI (AUTOMATIC1111-style, on diffusers).",
+        epilog="Environment: TORCH_COMMAND sets how torch is installed into .venv "
+        "(default: 'pip install torch==2.13.0').",
+    )
+    server = parser.add_argument_group("server")
+    server.add_argument("--port", type=_port, default=DEFAULT_PORT,
+                        help="launch gradio with given server port, you need root/admin rights for ports "
+                        f"< 1024, defaults to {DEFAULT_PORT}")
+    server.add_argument("--listen", action="store_true",
+                        help=f"launch gradio with {LISTEN_ADDRESS} as server name, allowing to respond to "
+                        "network requests")
+    server.add_argument("--server-name", type=str, default=None,
+                        help="sets hostname of server (overrides --listen)")
+    server.add_argument("--share", action="store_true",
+                        help="use share=True for gradio and make the UI accessible through their site")
+    server.add_argument("--gradio-auth", type=_auth_text, default=None,
+                        help='set gradio authentication like "username:password"; or comma-delimit multiple '
+                        'like "u1:p1,u2:p2,u3:p3"')
+    server.add_argument("--api", action="store_true",
+                        help="use api=True to launch the API together with the webui (use --nowebui instead "
+                        "for only the API)")
+    server.add_argument("--nowebui", action="store_true",
+                        help="use api=True to launch the API instead of the webui")
+
+    paths = parser.add_argument_group("paths")
+    paths.add_argument("--data-dir", type=str, default=None,
+                       help="base path where all user data is stored (models/, outputs/, config.json); "
+                       "defaults to the repository folder")
+    paths.add_argument("--ckpt", type=str, default=None,
+                       help="path to checkpoint of stable diffusion model; if specified, this checkpoint "
+                       "will be added to the list of checkpoints and loaded")
+    paths.add_argument("--ckpt-dir", type=str, default=None,
+                       help="path to directory with stable diffusion checkpoints")
+    paths.add_argument("--lora-dir", type=str, default=None, help="path to directory with Lora networks")
+    paths.add_argument("--vae-dir", type=str, default=None, help="path to directory with VAE files")
+    paths.add_argument("--embeddings-dir", type=str, default=None,
+                       help="embeddings directory for textual inversion (default: models/embeddings)")
+    paths.add_argument("--controlnet-dir", type=str, default=None,
+                       help="path to directory with ControlNet models")
+
+    device = parser.add_argument_group("device and precision")
+    device.add_argument("--use-cpu", nargs="+", type=str.lower, default=[], metavar="MODULE",
+                        help="use CPU as torch device for specified modules ('all' or names such as 'sd')")
+    device.add_argument("--device-id", type=str, default=None,
+                        help="select the default CUDA device to use (export CUDA_VISIBLE_DEVICES=0,1,etc "
+                        "might be needed before)")
+    device.add_argument("--no-half", action="store_true", help="do not switch the model to 16-bit floats")
+    device.add_argument("--no-half-vae", action="store_true",
+                        help="do not switch the VAE model to 16-bit floats")
+    device.add_argument("--precision", type=str, choices=("full", "half", "autocast"), default="autocast",
+                        help="evaluate at this precision")
+    device.add_argument("--medvram", action="store_true",
+                        help="enable stable diffusion model optimizations for sacrificing a little speed "
+                        "for low VRAM usage")
+    device.add_argument("--lowvram", action="store_true",
+                        help="enable stable diffusion model optimizations for sacrificing a lot of speed "
+                        "for very low VRAM usage")
+
+    setup = parser.add_argument_group("setup")
+    setup.add_argument("--skip-install", action="store_true",
+                       help="launch.py argument: skip installation of packages")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def server_name(args: argparse.Namespace) -> str:
+    """The address to bind: --server-name wins, then --listen, else only this machine."""
+    if args.server_name:
+        return args.server_name
+    return LISTEN_ADDRESS if args.listen else LOCAL_ADDRESS
+
+
+def uses_cpu(args: argparse.Namespace, module: str) -> bool:
+    """True when --use-cpu names this module (e.g. 'sd') or 'all'."""
+    return "all" in args.use_cpu or module.lower() in args.use_cpu
+
+
+def _folder(flag: str | None, default: Path) -> Path:
+    return Path(flag).expanduser().resolve() if flag else default
+
+
+def paths_from_args(args: argparse.Namespace) -> Paths:
+    data_dir = _folder(args.data_dir, REPO_ROOT)
+    models_dir = data_dir / "models"
+    return Paths(
+        data_dir=data_dir,
+        models_dir=models_dir,
+        ckpt_dir=_folder(args.ckpt_dir, models_dir / "Stable-diffusion"),
+        lora_dir=_folder(args.lora_dir, models_dir / "Lora"),
+        vae_dir=_folder(args.vae_dir, models_dir / "VAE"),
+        embeddings_dir=_folder(args.embeddings_dir, models_dir / "embeddings"),
+        controlnet_dir=_folder(args.controlnet_dir, models_dir / "ControlNet"),
+        outputs_dir=data_dir / "outputs",
+        config_file=data_dir / "config.json",
+        cache_file=data_dir / "cache.json",
+    )

@@ -1,0 +1,107 @@
+"""The ModelManager: which checkpoint is loaded, the LRU cache of loaded ones, device and dtype."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from webui.core.errors import ModelLoadError
+from webui.engine.devices import DeviceChoice
+from webui.engine.loader import LoadedCheckpoint, load_checkpoint
+from webui.engine.registry import CheckpointEntry, CheckpointRegistry
+
+log = logging.getLogger(__name__)
+
+
+class ModelManager:
+    """Loads checkpoints on demand and keeps the most recently used ones.
+
+    `device_slots` checkpoints stay on the compute device (A1111's "Maximum number of checkpoints loaded
+    at the same time"); with `keep_in_cpu`, one more waits in RAM so switching back is a copy, not a load.
+    A failed load leaves the current checkpoint untouched.
+    """
+
+    def __init__(
+        self,
+        registry: CheckpointRegistry,
+        device: DeviceChoice,
+        device_slots: int = 1,
+        keep_in_cpu: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.device = device
+        self.device_slots = device_slots
+        self.keep_in_cpu = keep_in_cpu
+        self._cache: OrderedDict[Path, LoadedCheckpoint] = OrderedDict()  # oldest first, current last
+        self._lock = threading.RLock()
+
+    @property
+    def current(self) -> LoadedCheckpoint | None:
+        with self._lock:
+            return next(reversed(self._cache.values()), None)
+
+    def current_entry(self) -> CheckpointEntry | None:
+        loaded = self.current
+        return None if loaded is None else self.entry_for(loaded)
+
+    def entry_for(self, loaded: LoadedCheckpoint) -> CheckpointEntry:
+        for entry in self.registry.entries:
+            if entry.path == loaded.path:
+                return entry
+        # The file was removed or renamed after loading: describe it from its path.
+        return CheckpointEntry(path=loaded.path, name=loaded.path.name, model_name=loaded.path.stem)
+
+    def loaded_paths(self) -> list[Path]:
+        with self._lock:
+            return list(self._cache)
+
+    def configure(self, device_slots: int, keep_in_cpu: bool) -> None:
+        with self._lock:
+            self.device_slots, self.keep_in_cpu = device_slots, keep_in_cpu
+            self._trim()
+
+    def get(self, wanted: str | None = None) -> LoadedCheckpoint:
+        """The checkpoint named by title/name/hash (or the current one, loading the first if none)."""
+        with self._lock:
+            if wanted:
+                entry = self.registry.find(wanted)
+            elif self.current is not None:
+                return self.current
+            elif self.registry.entries:
+                entry = self.registry.entries[0]
+            else:
+                raise ModelLoadError(f"No checkpoint found in {self.registry.root}: put a .safetensors file there")
+            return self._activate(entry)
+
+    def _activate(self, entry: CheckpointEntry) -> LoadedCheckpoint:
+        cached = self._cache.pop(entry.path, None)
+        if cached is None:
+            log.info("Loading checkpoint %s", entry.name)
+            cached = load_checkpoint(entry.path, self.device.device, self.device.dtype)
+            self.registry.short_hash(entry)  # hash once on load so the title and infotext carry it
+        else:
+            cached.pipe.to(self.device.device)
+        self._cache[entry.path] = cached
+        self._trim()
+        return cached
+
+    def _trim(self) -> None:
+        """Move checkpoints beyond the device slots to RAM (if allowed) and free the rest."""
+        on_cpu = self.device.device.type == "cpu"
+        # On a CPU-only machine device and RAM are the same memory: the RAM slot is still a cache.
+        keep = self.device_slots + (1 if self.keep_in_cpu else 0)
+        newest_first = list(reversed(self._cache))
+        for path in newest_first[keep:]:
+            log.info("Unloading checkpoint %s", path.name)
+            del self._cache[path]
+        if not on_cpu:
+            for path in newest_first[self.device_slots : keep]:
+                self._cache[path].pipe.to("cpu")
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,71 @@
+"""Scan the models folders into entries the UI and API list (A1111 titles: `name [shorthash]`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from webui.core.errors import ModelNotFound
+from webui.core.hashing import HashCache
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    path: Path
+    name: str  # relative path with extension, e.g. "sub/model.safetensors" (A1111's "filename" title part)
+    model_name: str  # name without extension, as written after "Model:" in the infotext
+
+    def title(self, short_hash: str | None) -> str:
+        return f"{self.name} [{short_hash}]" if short_hash else self.name
+
+
+class CheckpointRegistry:
+    """The checkpoints found under one folder; rescanned on refresh, hashed lazily through the cache."""
+
+    def __init__(self, root: Path, hashes: HashCache, extra_files: tuple[Path, ...] = ()) -> None:
+        self.root = root
+        self.hashes = hashes
+        self.extra_files = extra_files  # --ckpt: listed even when it lies outside the folder
+        self._entries: tuple[CheckpointEntry, ...] = ()
+        self.refresh()
+
+    def refresh(self) -> None:
+        found = []
+        if self.root.is_dir():
+            for path in sorted(self.root.resolve().rglob("*")):
+                if path.suffix.lower() in CHECKPOINT_SUFFIXES and path.is_file():
+                    name = path.relative_to(self.root.resolve()).as_posix()
+                    found.append(CheckpointEntry(path=path, name=name, model_name=name.rsplit(".", 1)[0]))
+        known = {entry.path for entry in found}
+        for path in self.extra_files:
+            if path.is_file() and path.resolve() not in known:
+                found.append(CheckpointEntry(path=path.resolve(), name=path.name, model_name=path.stem))
+        self._entries = tuple(found)
+
+    @property
+    def entries(self) -> tuple[CheckpointEntry, ...]:
+        return self._entries
+
+    def short_hash(self, entry: CheckpointEntry) -> str:
+        return self.hashes.short_hash(entry.path)
+
+    def title(self, entry: CheckpointEntry) -> str:
+        return entry.title(self.short_hash(entry))
+
+    def titles(self) -> list[str]:
+        return [self.title(entry) for entry in self._entries]
+
+    def find(self, wanted: str) -> CheckpointEntry:
+        """Look a checkpoint up by title, file name, model name or hash, as A1111 accepts them."""
+        wanted = wanted.strip()
+        plain = wanted.rsplit(" [", 1)[0] if wanted.endswith("]") else wanted
+        for entry in self._entries:
+            if plain in (entry.name, entry.model_name, entry.path.name, entry.path.stem, str(entry.path)):
+                return entry
+        for entry in self._entries:
+            if wanted in (self.short_hash(entry), self.hashes.sha256(entry.path)):
+                return entry
+        known = ", ".join(entry.name for entry in self._entries) or f"none (folder {self.root} is empty)"
+        raise ModelNotFound(f"Checkpoint {wanted!r} not found. Available: {known}")

@@ -1,0 +1,55 @@
+"""Build the diffusers scheduler for a resolved A1111 sampler choice (see webui.core.samplers)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import diffusers
+from diffusers import SchedulerMixin
+
+from webui.core.errors import InvalidParameter
+from webui.core.samplers import OWNED_CONFIG_KEYS, SamplerChoice
+
+
+def scheduler_class(class_name: str) -> type[SchedulerMixin]:
+    cls = getattr(diffusers, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
+        raise InvalidParameter(f"diffusers {diffusers.__version__} has no scheduler class {class_name!r}")
+    return cls
+
+
+def accepted_config_keys(cls: type[SchedulerMixin]) -> frozenset[str]:
+    """The config keys a scheduler class takes (its __init__ parameters)."""
+    return frozenset(name for name in inspect.signature(cls.__init__).parameters if name != "self")
+
+
+def make_scheduler(
+    choice: SamplerChoice, base_config: Mapping[str, Any], seed: int | None = None
+) -> SchedulerMixin:
+    """A new scheduler of `choice.class_name` for the model whose scheduler config is `base_config`.
+
+    The model's facts (betas, prediction_type, rescale_betas_zero_snr, clip_sample, …) come from
+    `base_config`; every key the choice decides is dropped from it first, so passing the config of a
+    scheduler made by an earlier choice is safe. `seed` seeds the Brownian noise of schedulers that
+    own one (DPM++ SDE); the others take their noise from the pipeline's generator.
+    """
+    cls = scheduler_class(choice.class_name)
+    accepted = accepted_config_keys(cls)
+    unsupported = sorted(set(choice.config_overrides) - accepted)
+    if unsupported:
+        raise InvalidParameter(
+            f"{choice.sampler_name} / {choice.scheduler}: diffusers {diffusers.__version__} "
+            f"{choice.class_name} does not accept {', '.join(unsupported)}"
+        )
+    if base_config.get("rescale_betas_zero_snr") and "rescale_betas_zero_snr" not in accepted:
+        raise InvalidParameter(
+            f"Sampler {choice.sampler_name!r} cannot run this zero-terminal-SNR model: diffusers' "
+            f"{choice.class_name} has no rescale_betas_zero_snr"
+        )
+    config = {key: value for key, value in base_config.items() if key not in OWNED_CONFIG_KEYS}
+    overrides = dict(choice.config_overrides)
+    if seed is not None and "noise_sampler_seed" in accepted:
+        overrides["noise_sampler_seed"] = seed
+    return cls.from_config(config, **overrides)

@@ -1,0 +1,263 @@
+"""One queue of generation jobs, run one at a time on a worker thread; the UI and the API share it.
+
+The runner (the engine, seen from here as a plain callable) reports progress on the Job and polls its
+`interrupted` / `skipped` flags; the queue turns that into the view A1111's /sdapi/v1/progress gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from uuid import uuid4
+
+from webui.core.errors import Interrupted, UserError
+
+_log = logging.getLogger(__name__)
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot shaped like A1111's progress response (the API encodes the preview)."""
+
+    progress: float  # 0..1 over the whole job, all batches included
+    eta_relative: float  # seconds left, estimated from elapsed time and progress; 0 when unknown
+    state: dict[str, Any] = field(default_factory=dict)
+    current_preview: object | None = None
+
+
+def idle_state() -> dict[str, Any]:
+    """A1111's state dict when nothing is running."""
+    return {
+        "skipped": False,
+        "interrupted": False,
+        "job": "",
+        "job_count": 0,
+        "job_timestamp": "0",
+        "job_no": 0,
+        "sampling_step": 0,
+        "sampling_steps": 0,
+    }
+
+
+class Job:
+    """One request waiting in, or taken from, the queue.
+
+    The runner calls `set_batches(n)` once when the job has several batches (A1111's n_iter),
+    `next_batch()` before each batch after the first, and `report(step, total, preview)` after each
+    sampling step; it polls `interrupted` (stop everything) and `skipped` (end this batch).
+    """
+
+    def __init__(self, params: Any, kind: str, clock: Callable[[], float]) -> None:
+        self.id = uuid4().hex
+        self.kind = kind
+        self.params = params
+        self.status = JobStatus.QUEUED
+        self.created = clock()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._interrupt = threading.Event()
+        self._skip = threading.Event()
+        self._step = 0
+        self._steps = 0
+        self._batch = 0
+        self._batches = 1
+        self._preview: object | None = None
+
+    def __repr__(self) -> str:
+        return f"Job({self.id[:8]}, {self.kind}, {self.status.value})"
+
+    # What the runner uses.
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupt.is_set()
+
+    @property
+    def skipped(self) -> bool:
+        return self._skip.is_set()
+
+    def report(self, step: int, total: int, preview: object | None = None) -> None:
+        """Sampling step `step` of `total` in the current batch is done; a preview replaces the last one."""
+        with self._lock:
+            self._step, self._steps = step, total
+            if preview is not None:
+                self._preview = preview
+
+    def set_batches(self, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"a job has at least one batch, got {count}")
+        with self._lock:
+            self._batches = count
+
+    def next_batch(self) -> None:
+        """The previous batch is finished (or skipped); a skip applies to one batch only."""
+        with self._lock:
+            self._batch += 1
+            self._step = 0
+        self._skip.clear()
+
+    # What waiters and the progress view use.
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """The runner's result once the job has finished; raises the job's error if it had one."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.id} still {self.status.value} after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def progress(self) -> Progress:
+        with self._lock:
+            within = min(self._step / self._steps, 1.0) if self._steps > 0 else 0.0
+            fraction = min((self._batch + within) / self._batches, 1.0)
+            if self.done:
+                fraction = 1.0
+            eta = 0.0
+            if self.status is JobStatus.RUNNING and self.started is not None and fraction > 0:
+                elapsed = self._clock() - self.started
+                eta = max(elapsed / fraction - elapsed, 0.0)
+            label = f"Batch {self._batch + 1} out of {self._batches}" if self._batches > 1 else self.kind
+            state = {
+                "skipped": self.skipped,
+                "interrupted": self.interrupted,
+                "job": label,
+                "job_count": self._batches,
+                "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.localtime(self.started or self.created)),
+                "job_no": self._batch,
+                "sampling_step": self._step,
+                "sampling_steps": self._steps,
+            }
+            return Progress(fraction, eta, state, self._preview)
+
+    # What the queue uses.
+
+    def _begin(self) -> None:
+        with self._lock:
+            self.status = JobStatus.RUNNING
+            self.started = self._clock()
+
+    def _finish(self, status: JobStatus, result: Any = None, error: BaseException | None = None) -> None:
+        with self._lock:
+            self.status, self.result, self.error = status, result, error
+            self.finished = self._clock()
+        self._done.set()
+
+
+class JobQueue:
+    """FIFO of jobs served by one worker thread between `start()` and `stop()`.
+
+    `runner(params, job)` returns the job's result. A runner that raises fails only its own job; one that
+    raises Interrupted (or returns after the interrupt flag was set) ends the job as interrupted.
+    """
+
+    def __init__(self, runner: Callable[[Any, Job], Any], *, clock: Callable[[], float] = time.time) -> None:
+        self._runner = runner
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._pending: deque[Job] = deque()
+        self._current: Job | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def submit(self, params: Any, kind: str = "txt2img") -> Job:
+        job = Job(params, kind, self._clock)
+        with self._cond:
+            self._pending.append(job)
+            self._cond.notify()
+        return job
+
+    def start(self) -> None:
+        """Start serving jobs (queued ones included); calling it while running is harmless."""
+        with self._cond:
+            self._stopping = False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="job-worker", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the worker after the running job; queued jobs stay queued for the next `start()`."""
+        with self._cond:
+            thread = self._thread
+            self._stopping = True
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout)
+
+    def current(self) -> Job | None:
+        with self._cond:
+            return self._current
+
+    def pending(self) -> list[Job]:
+        """Jobs still waiting, in the order they will run."""
+        with self._cond:
+            return list(self._pending)
+
+    def interrupt(self) -> bool:
+        """Ask the running job to stop; False when none is running."""
+        return self._flag_current(lambda job: job._interrupt.set())
+
+    def skip(self) -> bool:
+        """Ask the running job to end its current batch; False when none is running."""
+        return self._flag_current(lambda job: job._skip.set())
+
+    def progress(self) -> Progress:
+        job = self.current()
+        return job.progress() if job is not None else Progress(0.0, 0.0, idle_state(), None)
+
+    def _flag_current(self, action: Callable[[Job], None]) -> bool:
+        with self._cond:
+            if self._current is None:
+                return False
+            action(self._current)
+            return True
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    self._thread = None  # under the lock, so a concurrent start() makes a new worker
+                    return
+                job = self._current = self._pending.popleft()
+                job._begin()
+            outcome = self._run(job)
+            with self._cond:
+                self._current = None  # before waking waiters, so they never see a finished job as current
+            job._finish(*outcome)
+
+    def _run(self, job: Job) -> tuple[JobStatus, Any, BaseException | None]:
+        try:
+            result = self._runner(job.params, job)
+        except Interrupted as exc:
+            return JobStatus.INTERRUPTED, None, exc
+        except UserError as exc:
+            _log.warning("%s failed: %s", job, exc)
+            return JobStatus.FAILED, None, exc
+        except Exception as exc:  # the worker must survive any runner bug and serve the next job
+            _log.exception("%s failed", job)
+            return JobStatus.FAILED, None, exc
+        return (JobStatus.INTERRUPTED if job.interrupted else JobStatus.DONE), result, None

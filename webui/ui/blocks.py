@@ -1,0 +1,59 @@
+"""The whole page: quick settings row at the top, then one tab per module."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from webui.core.errors import UserError
+from webui.ui import txt2img
+
+if TYPE_CHECKING:
+    from webui.app import App
+
+log = logging.getLogger(__name__)
+
+
+def build_ui(app: App) -> gr.Blocks:
+    with gr.Blocks(title="Stable Diffusion") as demo:
+        checkpoint = _checkpoint_row(app)
+        with gr.Tabs():
+            with gr.Tab("txt2img", id="txt2img"):
+                txt2img.build_tab(app)
+        demo.load(lambda: _checkpoint_choices(app), outputs=checkpoint)
+    return demo
+
+
+def _checkpoint_choices(app: App) -> gr.Dropdown:
+    return gr.Dropdown(choices=app.registry.titles(), value=app.current_checkpoint_title())
+
+
+def _checkpoint_row(app: App) -> gr.Dropdown:
+    with gr.Row(equal_height=True):
+        checkpoint = gr.Dropdown(
+            label="Stable Diffusion checkpoint",
+            choices=app.registry.titles(),
+            value=app.current_checkpoint_title() or None,
+            elem_id="setting_sd_model_checkpoint",
+            scale=4,
+        )
+        refresh = gr.Button("🔄", elem_id="refresh_sd_model_checkpoint", scale=0, min_width=40)
+
+    def select(title: str) -> gr.Dropdown:
+        if not title:
+            return gr.Dropdown()
+        try:
+            app.select_checkpoint(title)
+        except UserError as error:
+            gr.Warning(str(error))
+        return _checkpoint_choices(app)  # on failure the dropdown goes back to the model still loaded
+
+    def refresh_list() -> gr.Dropdown:
+        app.refresh_checkpoints()
+        return _checkpoint_choices(app)
+
+    checkpoint.input(select, inputs=checkpoint, outputs=checkpoint)
+    refresh.click(refresh_list, outputs=checkpoint)
+    return checkpoint
