@@ -16,11 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def tiny_sd1_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny SD1-architecture checkpoint in the A1111/LDM key layout (built once per session)."""
-    from tools.tiny_models import build_tiny_sd1, save_as_checkpoint
+    from tests.engine.tiny_models import save_tiny_checkpoint
 
-    path = tmp_path_factory.mktemp("tiny-ckpt") / "tiny-sd1.safetensors"
-    save_as_checkpoint(build_tiny_sd1(seed=0), path)
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny-ckpt") / "tiny-sd1.safetensors", "sd1", seed=0)
 
 
 def make_data_dir(root: Path, *checkpoints: Path) -> Path:

@@ -26,7 +26,7 @@ def decode(image_b64: str) -> Image.Image:
 def test_txt2img_returns_images_with_embedded_infotext(running_app):
     app, url = running_app
     response = txt2img(url, prompt="a blue square", negative_prompt="red", seed=42, batch_size=2,
-                       sampler_name="Euler a", width=64, height=48)
+                       sampler_name="Euler a", width=64, height=80)
     assert response.status_code == 200, response.text
     body = response.json()
     info = json.loads(body["info"])
@@ -34,10 +34,10 @@ def test_txt2img_returns_images_with_embedded_infotext(running_app):
     assert len(body["images"]) == 2
     for b64, infotext, seed in zip(body["images"], info["infotexts"], (42, 43)):
         image = decode(b64)
-        assert image.size == (64, 48)
+        assert image.size == (64, 80)
         assert image.info["parameters"] == infotext
         assert infotext.startswith("a blue square\nNegative prompt: red\nSteps: 3, Sampler: Euler a, ")
-        assert f"Seed: {seed}," in infotext and "Size: 64x48" in infotext
+        assert f"Seed: {seed}," in infotext and "Size: 64x80" in infotext
         entry = app.registry.entries[0]
         assert f"Model hash: {app.registry.short_hash(entry)}, Model: {entry.model_name}" in infotext
     assert body["parameters"]["prompt"] == "a blue square"

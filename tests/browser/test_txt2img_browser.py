@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import pytest
 from PIL import Image
@@ -27,6 +28,11 @@ def browser():
         browser.close()
 
 
+def open_ui(page, base_url: str) -> None:
+    page.goto(base_url)
+    page.locator("#txt2img_generate").wait_for(timeout=60_000)
+
+
 def set_number(page, elem_id: str, value: int) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
@@ -36,7 +42,7 @@ def set_number(page, elem_id: str, value: int) -> None:
 def test_type_prompt_generate_and_see_image_with_infotext(browser, running_app):
     app, base_url = running_app
     page = browser.new_page()
-    page.goto(base_url, wait_until="networkidle")
+    open_ui(page, base_url)
     # The checkpoint dropdown shows the loaded model's A1111 title.
     title = app.current_checkpoint_title()
     assert page.locator("#setting_sd_model_checkpoint input").input_value() == title
@@ -50,7 +56,7 @@ def test_type_prompt_generate_and_see_image_with_infotext(browser, running_app):
     page.locator("#txt2img_generate").click()
 
     infotext = page.locator("#txt2img_infotext textarea")
-    playwright.expect(infotext).to_contain_text("Seed: 1234", timeout=60_000)
+    playwright.expect(infotext).to_have_value(re.compile(re.escape("Seed: 1234")), timeout=60_000)
     text = infotext.input_value()
     assert text.startswith("a red circle, (masterpiece:1.2)\nNegative prompt: blurry\nSteps: 3, ")
     assert "Size: 64x96" in text and f"Model: {app.registry.entries[0].model_name}" in text
@@ -82,7 +88,7 @@ def choose(page, elem_id: str, option: str) -> None:
 def test_schedule_types_follow_the_sampler(browser, running_app):
     _, base_url = running_app
     page = browser.new_page()
-    page.goto(base_url, wait_until="networkidle")
+    open_ui(page, base_url)
     choose(page, "txt2img_sampling", "DDIM")
     page.locator("#txt2img_scheduler input").click()
     offered = page.get_by_role("option").all_inner_texts()
@@ -97,7 +103,7 @@ def test_broken_checkpoint_shows_clear_error_and_previous_model_stays(browser, r
     broken.write_bytes(b"this is not a checkpoint at all")
     try:
         page = browser.new_page()
-        page.goto(base_url, wait_until="networkidle")
+        open_ui(page, base_url)
         page.locator("#refresh_sd_model_checkpoint").click()
         choose(page, "setting_sd_model_checkpoint", "broken.safetensors")
         playwright.expect(page.get_by_text("broken.safetensors", exact=False).nth(1)).to_be_visible(timeout=30_000)
@@ -108,7 +114,7 @@ def test_broken_checkpoint_shows_clear_error_and_previous_model_stays(browser, r
         set_number(page, "txt2img_height", 64)
         set_number(page, "txt2img_steps", 2)
         page.locator("#txt2img_generate").click()
-        playwright.expect(page.locator("#txt2img_infotext textarea")).to_contain_text("Steps: 2,", timeout=60_000)
+        playwright.expect(page.locator("#txt2img_infotext textarea")).to_have_value(re.compile(re.escape("Steps: 2,")), timeout=60_000)
         page.close()
     finally:
         broken.unlink()

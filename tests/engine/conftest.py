@@ -1,0 +1,52 @@
+"""Session fixtures: tiny SD1, SD2 (epsilon and v) and SDXL checkpoints written as real single files.
+
+Each `tiny_*` fixture is a TinyCheckpoint (`.path`: the .safetensors file, `.pipe`: the diffusers
+pipeline it was written from, for comparisons). Treat the pipes as read-only: they are shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.engine.tiny_models import TinyCheckpoint, build_tiny_checkpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny-checkpoints")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd1(tiny_checkpoint_dir: Path) -> TinyCheckpoint:
+    return build_tiny_checkpoint(tiny_checkpoint_dir / "tiny-sd1.safetensors", "sd1")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd1_checkpoint(tiny_sd1: TinyCheckpoint) -> Path:
+    return tiny_sd1.path
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2(tiny_checkpoint_dir: Path) -> TinyCheckpoint:
+    return build_tiny_checkpoint(tiny_checkpoint_dir / "tiny-sd2.safetensors", "sd2")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2_v(tiny_checkpoint_dir: Path) -> TinyCheckpoint:
+    """No sidecar and no metadata: only the UNet's answer tells that it is a v-prediction model."""
+    return build_tiny_checkpoint(tiny_checkpoint_dir / "tiny-sd2-v.safetensors", "sd2-v")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tiny_checkpoint_dir: Path) -> TinyCheckpoint:
+    return build_tiny_checkpoint(tiny_checkpoint_dir / "tiny-sdxl.safetensors", "sdxl")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(
+    tiny_sd1: TinyCheckpoint, tiny_sd2: TinyCheckpoint, tiny_sd2_v: TinyCheckpoint, tiny_sdxl: TinyCheckpoint
+) -> dict[str, TinyCheckpoint]:
+    """All tiny checkpoints by variant name: "sd1", "sd2", "sd2-v", "sdxl"."""
+    return {"sd1": tiny_sd1, "sd2": tiny_sd2, "sd2-v": tiny_sd2_v, "sdxl": tiny_sdxl}
