@@ -52,8 +52,8 @@ def register_api(web: FastAPI, app: App) -> None:
             {
                 "title": app.registry.title(entry),
                 "model_name": entry.model_name,
-                "hash": app.registry.short_hash(entry),
-                "sha256": app.registry.hashes.sha256(entry.path),
+                "hash": app.registry.known_short_hash(entry),
+                "sha256": app.registry.hashes.known_sha256(entry.path),
                 "filename": str(entry.path),
                 "config": None,
             }

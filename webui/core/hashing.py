@@ -83,16 +83,27 @@ class HashCache:
         """A1111's LoRA hash in the infotext: the first 12 hex digits of the addnet hash."""
         return self.addnet_hash(path)[:ADDNET_SHORT_HASH_LENGTH]
 
-    def _cached(self, section: str, path: Path, compute: Callable[[Path], str]) -> str:
-        key = str(path.resolve())
+    def known_sha256(self, path: Path) -> str | None:
+        """The sha256 if it is already cached for the file as it is now, without reading the file."""
+        return self._lookup(_FULL, Path(path))
+
+    def _lookup(self, section: str, path: Path) -> str | None:
         stat = path.stat()
         with self._lock:
-            entry = self._data.setdefault(section, {}).get(key)
+            entry = self._data.get(section, {}).get(str(path.resolve()))
             if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
                 return entry["sha256"]
+        return None
+
+    def _cached(self, section: str, path: Path, compute: Callable[[Path], str]) -> str:
+        known = self._lookup(section, path)
+        if known is not None:
+            return known
+        key = str(path.resolve())
+        stat = path.stat()
         digest = compute(path)
         with self._lock:
-            self._data[section][key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+            self._data.setdefault(section, {})[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
             self._save()
         return digest
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webui.core.errors import ModelNotFound
-from webui.core.hashing import HashCache
+from webui.core.hashing import SHORT_HASH_LENGTH, HashCache
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 
@@ -51,8 +51,13 @@ class CheckpointRegistry:
     def short_hash(self, entry: CheckpointEntry) -> str:
         return self.hashes.short_hash(entry.path)
 
+    def known_short_hash(self, entry: CheckpointEntry) -> str | None:
+        """The short hash if already computed: listing never reads gigabytes (A1111 hashes on load)."""
+        sha256 = self.hashes.known_sha256(entry.path)
+        return sha256[:SHORT_HASH_LENGTH] if sha256 else None
+
     def title(self, entry: CheckpointEntry) -> str:
-        return entry.title(self.short_hash(entry))
+        return entry.title(self.known_short_hash(entry))
 
     def titles(self) -> list[str]:
         return [self.title(entry) for entry in self._entries]
@@ -65,7 +70,8 @@ class CheckpointRegistry:
             if plain in (entry.name, entry.model_name, entry.path.name, entry.path.stem, str(entry.path)):
                 return entry
         for entry in self._entries:
-            if wanted in (self.short_hash(entry), self.hashes.sha256(entry.path)):
+            sha256 = self.hashes.known_sha256(entry.path)
+            if sha256 and wanted in (sha256[:SHORT_HASH_LENGTH], sha256):
                 return entry
         known = ", ".join(entry.name for entry in self._entries) or f"none (folder {self.root} is empty)"
         raise ModelNotFound(f"Checkpoint {wanted!r} not found. Available: {known}")

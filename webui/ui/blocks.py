@@ -37,13 +37,13 @@ def _checkpoint_row(app: App) -> gr.Dropdown:
             choices=app.registry.titles(),
             value=app.current_checkpoint_title() or None,
             elem_id="setting_sd_model_checkpoint",
+            interactive=True,
             scale=4,
         )
         refresh = gr.Button("🔄", elem_id="refresh_sd_model_checkpoint", scale=0, min_width=40)
 
-    def select(title: str) -> gr.Dropdown:
-        if not title:
-            return gr.Dropdown()
+    def select(event: gr.SelectData) -> gr.Dropdown:
+        title = str(event.value)
         try:
             app.select_checkpoint(title)
         except UserError as error:
@@ -54,6 +54,6 @@ def _checkpoint_row(app: App) -> gr.Dropdown:
         app.refresh_checkpoints()
         return _checkpoint_choices(app)
 
-    checkpoint.input(select, inputs=checkpoint, outputs=checkpoint)
+    checkpoint.select(select, outputs=checkpoint)
     refresh.click(refresh_list, outputs=checkpoint)
     return checkpoint
