@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def tiny_sd1_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny SD1-architecture checkpoint in the A1111/LDM key layout (built once per session)."""
-    from tests.engine.tiny_models import save_tiny_checkpoint
+    from tools.tiny_models import save_tiny_checkpoint
 
     return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny-ckpt") / "tiny-sd1.safetensors", "sd1", seed=0)
 

@@ -63,6 +63,20 @@ class App:
         self.settings.update({"sd_model_checkpoint": new_title})
         return new_title
 
+    def update_options(self, changes: dict[str, object]) -> None:
+        """Apply options as A1111's POST /options does: all validated first, then saved and put to use."""
+        changes = dict(changes)
+        checkpoint = changes.pop("sd_model_checkpoint", None)
+        if checkpoint:
+            self.registry.find(str(checkpoint))  # an unknown name fails before anything changes
+        changed = self.settings.update(changes)
+        if {"sd_checkpoints_limit", "sd_checkpoints_keep_in_cpu"} & set(changed):
+            self.manager.configure(
+                self.settings.get("sd_checkpoints_limit"), self.settings.get("sd_checkpoints_keep_in_cpu")
+            )
+        if checkpoint:
+            self.select_checkpoint(str(checkpoint))
+
     def current_checkpoint_title(self) -> str:
         entry = self.manager.current_entry()
         return self.registry.title(entry) if entry else self.settings.get("sd_model_checkpoint")

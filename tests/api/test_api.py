@@ -12,6 +12,8 @@ import pytest
 import requests
 from PIL import Image
 
+from webui.services.outputs import read_infotext
+
 SMALL = {"width": 64, "height": 64, "steps": 3, "cfg_scale": 5}
 
 
@@ -161,3 +163,18 @@ def test_progress_and_interrupt(running_app):
     info = json.loads(body["info"])
     assert info["interrupted"] is True
     assert len(body["images"]) == 1  # stopped in the first of three batches, which still returns its image
+
+
+def test_options_change_cache_size_and_persist(running_app, tmp_path):
+    app, url = running_app
+    try:
+        response = requests.post(f"{url}/sdapi/v1/options", json={"sd_checkpoints_limit": 2, "samples_format": "webp"}, timeout=10)
+        assert response.status_code == 200, response.text
+        assert app.manager.device_slots == 2
+        saved = json.loads(app.paths.config_file.read_text())
+        assert saved["sd_checkpoints_limit"] == 2 and saved["samples_format"] == "webp"
+        info = json.loads(txt2img(url, prompt="webp", seed=9, save_images=True).json()["info"])
+        assert info["images_saved"][0].endswith("-9.webp")
+        assert read_infotext(Image.open(info["images_saved"][0])) == info["infotexts"][0]  # EXIF UserComment
+    finally:
+        requests.post(f"{url}/sdapi/v1/options", json={"sd_checkpoints_limit": 1, "samples_format": "png"}, timeout=10)

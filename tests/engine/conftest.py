@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.tiny_models import TinyCheckpoint, build_tiny_checkpoint
+from tools.tiny_models import TinyCheckpoint, build_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from diffusers.loaders.single_file_utils import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from tests.engine.tiny_models import TinyCheckpoint, save_tiny_checkpoint
+from tools.tiny_models import TinyCheckpoint, save_tiny_checkpoint
 from webui.engine import ldm_layout, loader
 from webui.engine.loader import detect_architecture, read_state_dict
 

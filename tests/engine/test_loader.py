@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.engine.tiny_models import TinyCheckpoint, save_tiny_checkpoint
+from tools.tiny_models import TinyCheckpoint, save_tiny_checkpoint
 from webui.core.errors import ModelLoadError
 from webui.engine import ldm_layout
 from webui.engine.loader import (

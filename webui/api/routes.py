@@ -80,11 +80,7 @@ def register_api(web: FastAPI, app: App) -> None:
 
     @web.post("/sdapi/v1/options")
     def set_options(body: dict[str, Any]) -> None:
-        body = dict(body)
-        checkpoint = body.pop("sd_model_checkpoint", None)
-        app.settings.update(body)  # validates every key first; nothing is changed if one is bad
-        if checkpoint:
-            app.select_checkpoint(checkpoint)
+        app.update_options(body)
 
     @web.get("/sdapi/v1/progress")
     def progress(skip_current_image: bool = False) -> dict[str, Any]:

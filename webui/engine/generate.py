@@ -11,6 +11,7 @@ from PIL import Image
 
 from webui import __version__
 from webui.core import infotext, samplers
+from webui.core.errors import InvalidParameter
 from webui.core.params import Result, Txt2Img
 from webui.engine.loader import LoadedCheckpoint
 from webui.engine.manager import ModelManager
@@ -65,7 +66,7 @@ def run(params: Txt2Img, manager: ModelManager, job: StepReporter) -> Result:
     choice = samplers.resolve(params.sampler_name, params.scheduler)
     loaded = manager.get(params.sd_model_checkpoint)
     entry = manager.entry_for(loaded)
-    model = ModelInfo(name=entry.model_name, short_hash=manager.registry.short_hash(entry))
+    model = ModelInfo(name=entry.model_name, short_hash=manager.short_hash(loaded))
     params = params.replace(seed=resolve_seed(params.seed), sampler_name=choice.sampler_name, scheduler=choice.scheduler)
 
     images: list[Image.Image] = []
@@ -91,8 +92,9 @@ def _run_batch(
     job: StepReporter,
 ) -> list[Image.Image]:
     pipe = loaded.pipe
-    # A fresh scheduler each batch: schedulers keep per-run state, and SDE samplers take their seed here.
-    pipe.scheduler = make_scheduler(choice, pipe.scheduler.config, seed=seeds[0])
+    # A fresh scheduler each batch: schedulers keep per-run state. DPM++ SDE takes its seeds here: one
+    # Brownian tree per image (as A1111), so an image does not depend on the batch it was made in.
+    pipe.scheduler = make_scheduler(choice, pipe.scheduler.config, seed=seeds)
     factor = pipe.vae_scale_factor
     shape = (pipe.vae.config.latent_channels, params.height // factor, params.width // factor)
     noise, generators = initial_noise(seeds, shape)
@@ -105,20 +107,53 @@ def _run_batch(
 
     with torch.inference_mode():
         output = pipe(
-            prompt=[params.prompt] * len(seeds),
-            negative_prompt=[params.negative_prompt] * len(seeds),
+            **_prompts(loaded, params, len(seeds)),
             num_inference_steps=params.steps,
             guidance_scale=params.cfg_scale,
             width=params.width,
             height=params.height,
             latents=noise.to(pipe.device, pipe.unet.dtype),
             generator=generators,
-            # A1111 counts the last layer as 1; diffusers counts the layers skipped.
-            clip_skip=params.clip_skip - 1 or None,
             callback_on_step_end=on_step_end,
             output_type="pil",
         )
     return list(output.images)
+
+
+def _prompts(loaded: LoadedCheckpoint, params: Txt2Img, count: int) -> dict[str, Any]:
+    """The pipeline's prompt arguments: the texts, or with Clip skip on SD1 the embeddings.
+
+    As A1111, Clip skip applies to SD1 only (SD2 and SDXL have fixed layers), and to the prompt and the
+    negative prompt alike. diffusers' own `clip_skip` skips in the prompt only (and fails with transformers 5).
+    """
+    if loaded.architecture.family != "sd1" or params.clip_skip == 1:
+        return {"prompt": [params.prompt] * count, "negative_prompt": [params.negative_prompt] * count}
+    return {
+        "prompt_embeds": clip_skipped_embeddings(loaded.pipe, [params.prompt] * count, params.clip_skip),
+        "negative_prompt_embeds": clip_skipped_embeddings(
+            loaded.pipe, [params.negative_prompt] * count, params.clip_skip
+        ),
+    }
+
+
+def clip_skipped_embeddings(pipe: Any, texts: list[str], clip_skip: int) -> torch.Tensor:
+    """CLIP's hidden states `clip_skip` layers from the end (1: the last), through its final layer norm."""
+    encoder = pipe.text_encoder
+    if clip_skip > encoder.config.num_hidden_layers:
+        raise InvalidParameter(
+            f"Clip skip {clip_skip} is more than the {encoder.config.num_hidden_layers} layers of this "
+            "model's text encoder"
+        )
+    tokens = pipe.tokenizer(
+        texts,
+        padding="max_length",
+        max_length=pipe.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+    with torch.inference_mode():
+        hidden = encoder(tokens.to(pipe.device), output_hidden_states=True).hidden_states[-clip_skip]
+        return encoder.final_layer_norm(hidden)
 
 
 def build_infotext(params: Txt2Img, seed: int, model: ModelInfo) -> str:

@@ -38,6 +38,8 @@ class ModelManager:
         self.device_slots = device_slots
         self.keep_in_cpu = keep_in_cpu
         self._cache: OrderedDict[Path, LoadedCheckpoint] = OrderedDict()  # oldest first, current last
+        # Short hash of each cached file as it was loaded: the file may be renamed or changed afterwards.
+        self._short_hashes: dict[Path, str] = {}
         self._lock = threading.RLock()
 
     @property
@@ -55,6 +57,12 @@ class ModelManager:
                 return entry
         # The file was removed or renamed after loading: describe it from its path.
         return CheckpointEntry(path=loaded.path, name=loaded.path.name, model_name=loaded.path.stem)
+
+    def short_hash(self, loaded: LoadedCheckpoint) -> str:
+        """The short hash of the file the weights were loaded from (the infotext's "Model hash")."""
+        with self._lock:
+            known = self._short_hashes.get(loaded.path)
+        return known if known is not None else self.registry.hashes.short_hash(loaded.path)
 
     def loaded_paths(self) -> list[Path]:
         with self._lock:
@@ -81,27 +89,40 @@ class ModelManager:
     def _activate(self, entry: CheckpointEntry) -> LoadedCheckpoint:
         cached = self._cache.pop(entry.path, None)
         if cached is None:
+            # Free a device slot first (as A1111): the device never holds more than device_slots models.
+            self._place(room=1)
             log.info("Loading checkpoint %s", entry.name)
-            cached = load_checkpoint(entry.path, self.device.device, self.device.dtype)
-            self.registry.short_hash(entry)  # hash once on load so the title and infotext carry it
-        else:
-            cached.pipe.to(self.device.device)
+            try:
+                cached = load_checkpoint(entry.path, self.device.device, self.device.dtype)
+                cached.pipe.set_progress_bar_config(disable=True)  # progress goes to the job, not stderr
+            except BaseException:
+                self._place()  # a failed load changes nothing: the loaded ones go back where they were
+                raise
+            # hash once on load so the title and infotext carry it
+            self._short_hashes[entry.path] = self.registry.short_hash(entry)
         self._cache[entry.path] = cached
         self._trim()
         return cached
 
     def _trim(self) -> None:
-        """Move checkpoints beyond the device slots to RAM (if allowed) and free the rest."""
-        on_cpu = self.device.device.type == "cpu"
+        """Free the checkpoints beyond the device slots and the RAM slot (if allowed); place the rest."""
         # On a CPU-only machine device and RAM are the same memory: the RAM slot is still a cache.
         keep = self.device_slots + (1 if self.keep_in_cpu else 0)
-        newest_first = list(reversed(self._cache))
-        for path in newest_first[keep:]:
+        evicted = list(reversed(self._cache))[keep:]
+        for path in evicted:
             log.info("Unloading checkpoint %s", path.name)
             del self._cache[path]
-        if not on_cpu:
-            for path in newest_first[self.device_slots : keep]:
-                self._cache[path].pipe.to("cpu")
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            self._short_hashes.pop(path, None)
+        self._place()
+        if evicted:  # free the memory now; a full collection takes ~0.4 s, so not on every switch
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def _place(self, room: int = 0) -> None:
+        """The newest `device_slots - room` checkpoints on the compute device, the others in RAM."""
+        if self.device.device.type == "cpu":
+            return
+        on_device = max(self.device_slots - room, 0)
+        for index, loaded in enumerate(reversed(self._cache.values())):
+            loaded.pipe.to(self.device.device if index < on_device else "cpu")

@@ -51,9 +51,15 @@ class CheckpointRegistry:
     def short_hash(self, entry: CheckpointEntry) -> str:
         return self.hashes.short_hash(entry.path)
 
+    def known_sha256(self, entry: CheckpointEntry) -> str | None:
+        """The sha256 if already computed: listing never reads gigabytes (A1111 hashes on load)."""
+        try:
+            return self.hashes.known_sha256(entry.path)
+        except OSError:  # removed or renamed since the last scan: still listed, unhashed, until a refresh
+            return None
+
     def known_short_hash(self, entry: CheckpointEntry) -> str | None:
-        """The short hash if already computed: listing never reads gigabytes (A1111 hashes on load)."""
-        sha256 = self.hashes.known_sha256(entry.path)
+        sha256 = self.known_sha256(entry)
         return sha256[:SHORT_HASH_LENGTH] if sha256 else None
 
     def title(self, entry: CheckpointEntry) -> str:
@@ -65,12 +71,14 @@ class CheckpointRegistry:
     def find(self, wanted: str) -> CheckpointEntry:
         """Look a checkpoint up by title, file name, model name or hash, as A1111 accepts them."""
         wanted = wanted.strip()
-        plain = wanted.rsplit(" [", 1)[0] if wanted.endswith("]") else wanted
+        # The whole text first: a name may itself end in brackets ("model [v2]"); then without " [hash]".
+        candidates = [wanted, wanted.rsplit(" [", 1)[0]] if wanted.endswith("]") else [wanted]
+        for plain in candidates:
+            for entry in self._entries:
+                if plain in (entry.name, entry.model_name, entry.path.name, entry.path.stem, str(entry.path)):
+                    return entry
         for entry in self._entries:
-            if plain in (entry.name, entry.model_name, entry.path.name, entry.path.stem, str(entry.path)):
-                return entry
-        for entry in self._entries:
-            sha256 = self.hashes.known_sha256(entry.path)
+            sha256 = self.known_sha256(entry)
             if sha256 and wanted in (sha256[:SHORT_HASH_LENGTH], sha256):
                 return entry
         known = ", ".join(entry.name for entry in self._entries) or f"none (folder {self.root} is empty)"

@@ -1,0 +1,160 @@
+"""Tiny SD1 / SD2 / SDXL pipelines, saved as real single-file checkpoints in the original LDM layout.
+
+They use the bundled family configs with small dimensions (UNet channels (32, 64), 2-layer text encoders
+of width 32, a 2-level VAE) and the real CLIP tokenizer, so a checkpoint goes through exactly the loader
+path a user's file takes. Building is deterministic: the same seed gives the same bytes.
+
+Other tests (API, browser) use it to put a model into a temporary models folder:
+
+    from tools.tiny_models import save_tiny_checkpoint
+    save_tiny_checkpoint(models_dir / "Stable-diffusion" / "tiny.safetensors")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+from diffusers import schedulers as diffusers_schedulers
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from webui.engine.ldm_layout import save_ldm_checkpoint
+from webui.engine.loader import CONFIGS, TOKENIZER_DIR
+
+Variant = Literal["sd1", "sd2", "sd2-v", "sdxl"]
+TEXT_WIDTH = 32
+VAE_SCALE = 2  # two VAE levels
+DEFAULT_SIZE = {"sd1": 512, "sd2": 512, "sd2-v": 768, "sdxl": 1024}
+
+
+def _config(variant: str, component: str, file: str = "config.json") -> dict[str, Any]:
+    return json.loads((CONFIGS / variant / component / file).read_text(encoding="utf-8"))
+
+
+def _unet(variant: Variant, full_resolution_attention: bool = True) -> UNet2DConditionModel:
+    config = _config(variant, "unet")
+    config.update(block_out_channels=[32, 64], sample_size=DEFAULT_SIZE[variant] // VAE_SCALE)
+    if variant == "sdxl":
+        config.update(
+            down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
+            up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
+            transformer_layers_per_block=[1, 2],
+            attention_head_dim=[1, 1],
+            cross_attention_dim=2 * TEXT_WIDTH,
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=TEXT_WIDTH + 6 * 8,
+        )
+    elif full_resolution_attention:  # SD's own shape: attention at the top level
+        config.update(
+            down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
+            up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"],
+            cross_attention_dim=TEXT_WIDTH,
+        )
+    else:  # attention only at the lower level: quadratic attention cost stays small at 512x512
+        config.update(
+            down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
+            up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
+            cross_attention_dim=TEXT_WIDTH,
+        )
+        if variant != "sd1":  # SD2: 64-wide heads, so one head at these widths; also one resnet per level
+            config.update(attention_head_dim=[1, 1], layers_per_block=1)
+    return UNet2DConditionModel.from_config(config)
+
+
+def _vae(variant: Variant, levels: int = 2) -> AutoencoderKL:
+    config = _config(variant, "vae")
+    config.update(
+        block_out_channels=[32] * (levels - 1) + [64],
+        down_block_types=["DownEncoderBlock2D"] * levels,
+        up_block_types=["UpDecoderBlock2D"] * levels,
+        layers_per_block=1,
+    )
+    return AutoencoderKL.from_config(config)
+
+
+def _text_encoder(
+    variant: Variant, component: str = "text_encoder"
+) -> CLIPTextModel | CLIPTextModelWithProjection:
+    config = _config(variant, component)
+    config.update(
+        hidden_size=TEXT_WIDTH, intermediate_size=2 * TEXT_WIDTH, num_hidden_layers=2, num_attention_heads=1
+    )
+    if component == "text_encoder_2":
+        config.update(projection_dim=TEXT_WIDTH)
+        return CLIPTextModelWithProjection(CLIPTextConfig.from_dict(config))
+    return CLIPTextModel(CLIPTextConfig.from_dict(config))
+
+
+def _tokenizer(variant: Variant, component: str = "tokenizer") -> CLIPTokenizer:
+    pad = _config(variant, component, "tokenizer_config.json")["pad_token"]
+    return CLIPTokenizer.from_pretrained(
+        TOKENIZER_DIR, local_files_only=True, pad_token=pad, model_max_length=77
+    )
+
+
+def _scheduler(variant: Variant) -> Any:
+    config = _config(variant, "scheduler", "scheduler_config.json")
+    return getattr(diffusers_schedulers, config["_class_name"]).from_config(config)
+
+
+def tiny_pipeline(
+    variant: Variant = "sd1", seed: int = 0, vae_levels: int = 2, full_resolution_attention: bool = True
+) -> StableDiffusionPipeline | StableDiffusionXLPipeline:
+    """A freshly initialised tiny pipeline of the variant ("sd1", "sd2", "sd2-v" or "sdxl").
+
+    `vae_levels` 2 gives 2x latents (cheap tests at 64x64); 4 gives SD's 8x (cheap at 512x512).
+
+    The "sd2-v" UNet's output bias is pushed to -3 so that it answers like a v-prediction model."""
+    torch.manual_seed(seed)
+    unet, vae = _unet(variant, full_resolution_attention), _vae(variant, vae_levels)
+    if variant == "sd2-v":
+        with torch.no_grad():
+            unet.conv_out.bias.fill_(-3.0)
+    if variant == "sdxl":
+        return StableDiffusionXLPipeline(
+            vae=vae,
+            text_encoder=_text_encoder(variant),
+            text_encoder_2=_text_encoder(variant, "text_encoder_2"),
+            tokenizer=_tokenizer(variant),
+            tokenizer_2=_tokenizer(variant, "tokenizer_2"),
+            unet=unet,
+            scheduler=_scheduler(variant),
+            add_watermarker=False,
+        )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=_text_encoder(variant),
+        tokenizer=_tokenizer(variant),
+        unet=unet,
+        scheduler=_scheduler(variant),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+@dataclass(frozen=True)
+class TinyCheckpoint:
+    path: Path  # the single-file checkpoint
+    pipe: StableDiffusionPipeline | StableDiffusionXLPipeline  # the pipeline it was written from
+
+
+def build_tiny_checkpoint(
+    path: str | Path, variant: Variant = "sd1", seed: int = 0, metadata: dict[str, str] | None = None
+) -> TinyCheckpoint:
+    """Build the tiny pipeline and write it as one .safetensors file (creating the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pipe = tiny_pipeline(variant, seed)
+    return TinyCheckpoint(save_ldm_checkpoint(pipe, path, metadata), pipe)
+
+
+def save_tiny_checkpoint(
+    path: str | Path, variant: Variant = "sd1", seed: int = 0, metadata: dict[str, str] | None = None
+) -> Path:
+    """Like build_tiny_checkpoint, for callers that only need the file."""
+    return build_tiny_checkpoint(path, variant, seed, metadata).path
