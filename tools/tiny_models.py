@@ -60,8 +60,8 @@ def _unet(variant: Variant, full_resolution_attention: bool = True) -> UNet2DCon
             up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
             cross_attention_dim=TEXT_WIDTH,
         )
-        if variant != "sd1":  # SD2: 64-wide heads, so one head at these widths; also one resnet per level
-            config.update(attention_head_dim=[1, 1], layers_per_block=1)
+    if variant in ("sd2", "sd2-v"):  # 64-wide heads, so one head at these widths; also one resnet per level
+        config.update(attention_head_dim=[1, 1], layers_per_block=1)
     return UNet2DConditionModel.from_config(config)
 
 

@@ -17,7 +17,7 @@ from webui.api.routes import register_api
 from webui.core.cmd_args import Paths, paths_from_args, server_name, uses_cpu
 from webui.core.errors import ModelNotFound, UserError
 from webui.core.hashing import HashCache
-from webui.core.params import Request, Result, Txt2Img
+from webui.core.params import Request, Result, SwitchCheckpoint, Txt2Img
 from webui.engine import generate
 from webui.engine.devices import choose_device
 from webui.engine.manager import ModelManager
@@ -57,7 +57,12 @@ class App:
         return self.submit_txt2img(params, save_images).wait()
 
     def select_checkpoint(self, title: str) -> str:
-        """Load the checkpoint and remember it; returns its title. The old one stays if this fails."""
+        """Load the checkpoint and remember it; returns its title. The old one stays if this fails.
+
+        It goes through the job queue, so it never swaps the model under a running generation."""
+        return self.jobs.submit(SwitchCheckpoint(title), kind="checkpoint").wait()
+
+    def _switch_checkpoint(self, title: str) -> str:
         loaded = self.manager.get(title)
         new_title = self.registry.title(self.manager.entry_for(loaded))
         self.settings.update({"sd_model_checkpoint": new_title})
@@ -90,13 +95,16 @@ class App:
                 return self.select_checkpoint(wanted)
             except ModelNotFound as error:
                 log.warning("%s; loading the first checkpoint found instead", error)
-        return self.select_checkpoint(self.manager.get().path.as_posix())
+        first = self.registry.entries[0].name if self.registry.entries else ""
+        return self.select_checkpoint(first)
 
     def refresh_checkpoints(self) -> list[str]:
         self.registry.refresh()
         return self.registry.titles()
 
-    def _run_job(self, request: Request, job: Job) -> Result:
+    def _run_job(self, request: Request | SwitchCheckpoint, job: Job) -> Result | str:
+        if isinstance(request, SwitchCheckpoint):
+            return self._switch_checkpoint(request.title)
         result = generate.run(request.params, self.manager, job)
         if not (request.save_images and self.settings.get("samples_save")):
             return result

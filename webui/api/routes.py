@@ -53,7 +53,7 @@ def register_api(web: FastAPI, app: App) -> None:
                 "title": app.registry.title(entry),
                 "model_name": entry.model_name,
                 "hash": app.registry.known_short_hash(entry),
-                "sha256": app.registry.hashes.known_sha256(entry.path),
+                "sha256": app.registry.known_sha256(entry),
                 "filename": str(entry.path),
                 "config": None,
             }
@@ -111,7 +111,7 @@ def base64_image(image: Any, infotext: str) -> str:
 def info_dict(result: Result, app: App) -> dict[str, Any]:
     """The `info` JSON of A1111's txt2img response (the fields its clients read)."""
     p = result.params
-    entry = app.manager.current_entry()
+    loaded = app.manager.current
     return {
         "prompt": p.prompt,
         "all_prompts": [p.prompt] * len(result.seeds),
@@ -131,8 +131,8 @@ def info_dict(result: Result, app: App) -> dict[str, Any]:
         "batch_size": p.batch_size,
         "n_iter": p.n_iter,
         "restore_faces": False,
-        "sd_model_name": entry.model_name if entry else None,
-        "sd_model_hash": app.registry.short_hash(entry) if entry else None,
+        "sd_model_name": app.manager.entry_for(loaded).model_name if loaded else None,
+        "sd_model_hash": app.manager.short_hash(loaded) if loaded else None,
         "clip_skip": p.clip_skip,
         "index_of_first_image": 0,
         "infotexts": list(result.infotexts),

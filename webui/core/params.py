@@ -86,3 +86,10 @@ class Request:
 
     params: Txt2Img
     save_images: bool = True
+
+
+@dataclass(frozen=True)
+class SwitchCheckpoint:
+    """A queued checkpoint change: it waits for the running generation instead of pulling its model away."""
+
+    title: str

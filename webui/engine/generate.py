@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 from webui import __version__
-from webui.core import infotext, samplers
+from webui.core import infotext, prompts, samplers
 from webui.core.errors import InvalidParameter
 from webui.core.params import Result, Txt2Img
+from webui.engine import conditioning
 from webui.engine.loader import LoadedCheckpoint
 from webui.engine.manager import ModelManager
 from webui.engine.schedulers import make_scheduler
@@ -98,16 +99,22 @@ def _run_batch(
     factor = pipe.vae_scale_factor
     shape = (pipe.vae.config.latent_channels, params.height // factor, params.width // factor)
     noise, generators = initial_noise(seeds, shape)
+    with torch.inference_mode():
+        text = PromptConditioning(loaded, params, len(seeds))
 
     def on_step_end(pipeline: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         job.report(index + 1, pipeline.num_timesteps)
+        if text.changes_during_run:
+            # Second-order samplers run more model passes than steps: map the pass to its sampler step.
+            next_step = (index + 1) * params.steps // pipeline.num_timesteps
+            text.replace(tensors, next_step, pipeline.do_classifier_free_guidance)
         if job.interrupted or job.skipped:
             pipeline._interrupt = True  # diffusers' own early stop: skip the remaining steps, then decode
         return tensors
 
     with torch.inference_mode():
         output = pipe(
-            **_prompts(loaded, params, len(seeds)),
+            **text.kwargs(0),
             num_inference_steps=params.steps,
             guidance_scale=params.cfg_scale,
             width=params.width,
@@ -115,45 +122,59 @@ def _run_batch(
             latents=noise.to(pipe.device, pipe.unet.dtype),
             generator=generators,
             callback_on_step_end=on_step_end,
+            callback_on_step_end_tensor_inputs=text.tensor_inputs(),
             output_type="pil",
         )
     return list(output.images)
 
 
-def _prompts(loaded: LoadedCheckpoint, params: Txt2Img, count: int) -> dict[str, Any]:
-    """The pipeline's prompt arguments: the texts, or with Clip skip on SD1 the embeddings.
+class PromptConditioning:
+    """The prompt and negative prompt encoded the A1111 way, per sampler step (prompt editing).
 
-    As A1111, Clip skip applies to SD1 only (SD2 and SDXL have fixed layers), and to the prompt and the
-    negative prompt alike. diffusers' own `clip_skip` skips in the prompt only (and fails with transformers 5).
+    As A1111, Clip skip applies to SD1 only: SD2 and SDXL were trained on fixed text-encoder layers.
     """
-    if loaded.architecture.family != "sd1" or params.clip_skip == 1:
-        return {"prompt": [params.prompt] * count, "negative_prompt": [params.negative_prompt] * count}
-    return {
-        "prompt_embeds": clip_skipped_embeddings(loaded.pipe, [params.prompt] * count, params.clip_skip),
-        "negative_prompt_embeds": clip_skipped_embeddings(
-            loaded.pipe, [params.negative_prompt] * count, params.clip_skip
-        ),
-    }
+
+    def __init__(self, loaded: LoadedCheckpoint, params: Txt2Img, count: int) -> None:
+        pipe = loaded.pipe
+        skip = params.clip_skip if loaded.architecture.family == "sd1" else 1
+        prompt, negative = _plain_text(params.prompt), _plain_text(params.negative_prompt)
+        self.conds = conditioning.encode_schedule(pipe, prompt, params.steps, skip)
+        self.unconds = conditioning.encode_schedule(pipe, negative, params.steps, skip, negative=True)
+        self.empty = conditioning.encode_prompt(pipe, "", skip)
+        self.count = count
+        self.sdxl = loaded.architecture.family == "sdxl"
+
+    @property
+    def changes_during_run(self) -> bool:
+        return len(self.conds) > 1 or len(self.unconds) > 1
+
+    def tensor_inputs(self) -> list[str]:
+        """What on_step_end must be allowed to replace in diffusers' denoising loop."""
+        return ["prompt_embeds", "add_text_embeds"] if self.sdxl else ["prompt_embeds"]
+
+    def kwargs(self, step: int) -> dict[str, torch.Tensor]:
+        pair = conditioning.pair_for_step(self.conds, self.unconds, step, self.empty)
+        return conditioning.pipeline_kwargs(*pair, self.count)
+
+    def replace(self, tensors: dict[str, Any], step: int, with_cfg: bool) -> None:
+        """Swap in the conditioning of `step` (diffusers keeps uncond first when it batches CFG)."""
+        kwargs = self.kwargs(step)
+        embeds, pooled = kwargs["prompt_embeds"], kwargs.get("pooled_prompt_embeds")
+        if with_cfg:
+            embeds = torch.cat([kwargs["negative_prompt_embeds"], embeds])
+            pooled = None if pooled is None else torch.cat([kwargs["negative_pooled_prompt_embeds"], pooled])
+        tensors["prompt_embeds"] = embeds.to(tensors["prompt_embeds"])
+        if pooled is not None:
+            tensors["add_text_embeds"] = pooled.to(tensors["add_text_embeds"])
 
 
-def clip_skipped_embeddings(pipe: Any, texts: list[str], clip_skip: int) -> torch.Tensor:
-    """CLIP's hidden states `clip_skip` layers from the end (1: the last), through its final layer norm."""
-    encoder = pipe.text_encoder
-    if clip_skip > encoder.config.num_hidden_layers:
-        raise InvalidParameter(
-            f"Clip skip {clip_skip} is more than the {encoder.config.num_hidden_layers} layers of this "
-            "model's text encoder"
-        )
-    tokens = pipe.tokenizer(
-        texts,
-        padding="max_length",
-        max_length=pipe.tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
-    with torch.inference_mode():
-        hidden = encoder(tokens.to(pipe.device), output_hidden_states=True).hidden_states[-clip_skip]
-        return encoder.final_layer_norm(hidden)
+def _plain_text(prompt: str) -> str:
+    """The prompt without extra-network tags, which this version cannot apply: refuse rather than ignore."""
+    text, tags = prompts.extract_network_tags(prompt)
+    if tags:
+        names = ", ".join(f"<{tag.kind}:{tag.name}>" for tag in tags)
+        raise InvalidParameter(f"Extra networks are not supported yet ({names}); remove the tag to generate")
+    return text
 
 
 def build_infotext(params: Txt2Img, seed: int, model: ModelInfo) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import diffusers
@@ -26,7 +26,7 @@ def accepted_config_keys(cls: type[SchedulerMixin]) -> frozenset[str]:
 
 
 def make_scheduler(
-    choice: SamplerChoice, base_config: Mapping[str, Any], seed: int | None = None
+    choice: SamplerChoice, base_config: Mapping[str, Any], seed: int | Sequence[int] | None = None
 ) -> SchedulerMixin:
     """A new scheduler of `choice.class_name` for the model whose scheduler config is `base_config`.
 
@@ -48,7 +48,10 @@ def make_scheduler(
             f"Sampler {choice.sampler_name!r} cannot run this zero-terminal-SNR model: diffusers' "
             f"{choice.class_name} has no rescale_betas_zero_snr"
         )
-    config = {key: value for key, value in base_config.items() if key not in OWNED_CONFIG_KEYS}
+    # noise_sampler_seed belongs to one run (the seed of the images), never to the next one.
+    config = {
+        key: value for key, value in base_config.items() if key not in OWNED_CONFIG_KEYS | {"noise_sampler_seed"}
+    }
     overrides = dict(choice.config_overrides)
     if seed is not None and "noise_sampler_seed" in accepted:
         overrides["noise_sampler_seed"] = seed

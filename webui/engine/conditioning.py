@@ -1,0 +1,250 @@
+"""Prompt text → text-encoder conditioning, built the way A1111 builds it, for diffusers pipelines.
+
+For StableDiffusionPipeline (one CLIP encoder, SD1/SD2) and StableDiffusionXLPipeline (CLIP-L and
+OpenCLIP-G: hidden states concatenated, pooled output from the second):
+
+- the prompt is split into emphasis fragments (webui.core.prompts), each tokenized on its own;
+- tokens go into chunks of 75: a chunk that fills up breaks after its last comma if that comma is within
+  the last 20 tokens (A1111's "comma padding backtrack"), and BREAK starts a new chunk;
+- each chunk is wrapped in BOS/EOS, padded to 77, encoded separately; chunks are concatenated, so a
+  100-token prompt gives 154 positions;
+- clip skip counts as A1111 does (1 = last layer); emphasis is A1111's "Original" mode.
+
+A prompt without special syntax and at most 75 tokens gives exactly diffusers' own `encode_prompt`.
+Callers remove extra-network tags first (webui.core.prompts.extract_network_tags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from webui.core.errors import InvalidParameter
+from webui.core.prompts import BREAK, BREAK_WEIGHT, entry_for_step, parse_prompt_attention, prompt_schedule
+
+CHUNK_LENGTH = 75  # tokens a chunk holds between its BOS and EOS
+COMMA_PADDING_BACKTRACK = 20  # A1111's default for "Prompt word wrap length limit"
+
+
+@dataclass(frozen=True, eq=False)
+class Conditioning:
+    """One prompt's conditioning, batch size 1."""
+
+    embeds: torch.Tensor  # (1, 77 × chunks, width): diffusers' prompt_embeds
+    pooled: torch.Tensor | None = None  # (1, projection width) for SDXL: pooled_prompt_embeds
+
+    @property
+    def chunks(self) -> int:
+        return self.embeds.shape[1] // (CHUNK_LENGTH + 2)
+
+
+@dataclass(frozen=True)
+class _Encoder:
+    tokenizer: Any
+    model: Any  # CLIPTextModel or CLIPTextModelWithProjection
+    sdxl: bool  # SDXL reads hidden_states[-(clip_skip + 1)] without the final layer norm
+
+
+def _encoders(pipe: Any) -> list[_Encoder]:
+    second = getattr(pipe, "text_encoder_2", None)
+    if second is None:
+        return [_Encoder(pipe.tokenizer, pipe.text_encoder, sdxl=False)]
+    pairs = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, second)]
+    return [_Encoder(tokenizer, model, sdxl=True) for tokenizer, model in pairs if model is not None]
+
+
+def split_chunks(
+    fragments: Sequence[tuple[Sequence[int], float] | None],
+    comma_token: int | None,
+    backtrack: int = COMMA_PADDING_BACKTRACK,
+) -> list[tuple[list[int], list[float]]]:
+    """Token ids and their weights, (tokens, weight) per fragment or None for a BREAK, in chunks of at
+    most CHUNK_LENGTH tokens, following A1111's rules. Always at least one (maybe empty) chunk."""
+    chunks: list[tuple[list[int], list[float]]] = []
+    tokens: list[int] = []
+    weights: list[float] = []
+    last_comma = -1
+
+    def close() -> None:
+        nonlocal tokens, weights, last_comma
+        chunks.append((tokens, weights))
+        tokens, weights, last_comma = [], [], -1
+
+    for fragment in fragments:
+        if fragment is None:
+            close()
+            continue
+        ids, weight = fragment
+        for token in ids:
+            full = len(tokens) == CHUNK_LENGTH
+            if token == comma_token:
+                last_comma = len(tokens)
+            elif full and backtrack and last_comma != -1 and CHUNK_LENGTH - last_comma <= backtrack:
+                # Move the words after the last comma to the next chunk rather than cut them in two.
+                cut = last_comma + 1
+                moved = tokens[cut:], weights[cut:]
+                tokens, weights = tokens[:cut], weights[:cut]
+                close()
+                tokens, weights = moved
+            if len(tokens) == CHUNK_LENGTH:
+                close()
+            tokens.append(token)
+            weights.append(weight)
+    if tokens or not chunks:
+        close()
+    return chunks
+
+
+def _chunk_ids(tokenizer: Any, tokens: list[int], weights: list[float]) -> tuple[list[int], list[float]]:
+    """BOS + tokens + EOS, padded to 77 with EOS; then everything after the first EOS becomes the pad
+    token where that differs (OpenCLIP's "!"), which is also how diffusers' tokenizer pads."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    fill = CHUNK_LENGTH + 1 - len(tokens)
+    ids = [tokenizer.bos_token_id, *tokens] + [eos] * fill
+    if pad is not None and pad != eos:
+        first_eos = ids.index(eos)
+        ids[first_eos + 1 :] = [pad] * (len(ids) - first_eos - 1)
+    return ids, [1.0, *weights] + [1.0] * fill
+
+
+def emphasize(z: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
+    """A1111's "Original" emphasis on chunks z (chunks, 77, width): scale each token's vector by its
+    weight, then rescale each chunk so that its mean is what it was before."""
+    if bool((multipliers == 1).all()):
+        return z
+    original = z.mean(dim=(1, 2), keepdim=True)
+    scaled = z * multipliers.to(z.dtype).unsqueeze(-1)
+    new = scaled.mean(dim=(1, 2), keepdim=True)
+    return scaled * torch.where(new == 0, torch.ones_like(new), original / new)
+
+
+def _hidden_layer(encoder: _Encoder, output: Any, clip_skip: int) -> torch.Tensor:
+    layers = encoder.model.config.num_hidden_layers
+    if not 1 <= clip_skip <= layers:
+        raise InvalidParameter(
+            f"Clip skip {clip_skip} is out of range: this text encoder has {layers} layers (1–{layers})"
+        )
+    if encoder.sdxl:
+        return output.hidden_states[-(clip_skip + 1)]
+    if clip_skip == 1:
+        return output.last_hidden_state
+    # transformers 5 dropped CLIPTextModel.text_model; older versions still have it.
+    final_norm = getattr(encoder.model, "text_model", encoder.model).final_layer_norm
+    return final_norm(output.hidden_states[-clip_skip])
+
+
+def _encode_text(
+    encoder: _Encoder, fragments: list[tuple[str, float]], clip_skip: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(1, 77 × chunks, width) hidden states and the pooled output of the first chunk (SDXL's encoder 2)."""
+    tokenizer = encoder.tokenizer
+    texts = [text for text, weight in fragments if not _is_break(text, weight)]
+    encoded = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
+    token_lists = iter(encoded["input_ids"])
+    marked = [None if _is_break(text, weight) else (next(token_lists), weight) for text, weight in fragments]
+    zs, pooled = [], None
+    # One forward pass a chunk, as A1111 does: a chunk's result then never depends on its neighbours.
+    for tokens, weights in split_chunks(marked, _comma_token(tokenizer)):
+        ids, multipliers = _chunk_ids(tokenizer, tokens, weights)
+        output = encoder.model(torch.tensor([ids], device=device), output_hidden_states=True)
+        hidden = _hidden_layer(encoder, output, clip_skip)
+        zs.append(emphasize(hidden, torch.tensor([multipliers], device=device)))
+        if pooled is None:
+            pooled = getattr(output, "text_embeds", None)
+    return torch.cat(zs, dim=1), pooled
+
+
+def _comma_token(tokenizer: Any) -> int | None:
+    comma = tokenizer.convert_tokens_to_ids(",</w>")  # get_vocab() would copy all 49,408 entries
+    return None if comma == tokenizer.unk_token_id else comma
+
+
+def _is_break(text: str, weight: float) -> bool:
+    return text == BREAK and weight == BREAK_WEIGHT
+
+
+@torch.no_grad()
+def encode_prompt(pipe: Any, prompt: str, clip_skip: int = 1, *, negative: bool = False) -> Conditioning:
+    """The conditioning of one prompt (no prompt editing: see encode_schedule).
+
+    negative=True marks a negative prompt: for SDXL, A1111 then encodes an empty one as zeros (embeddings
+    and pooled), which is also what diffusers does when no negative prompt is given.
+    """
+    encoders = _encoders(pipe)
+    fragments = parse_prompt_attention(prompt)
+    device = pipe._execution_device
+    parts = [_encode_text(encoder, fragments, clip_skip, device) for encoder in encoders]
+    embeds = torch.cat([z for z, _ in parts], dim=-1).to(encoders[-1].model.dtype)
+    pooled = next((p for _, p in reversed(parts) if p is not None), None)
+    if negative and prompt == "" and encoders[-1].sdxl:
+        embeds, pooled = torch.zeros_like(embeds), None if pooled is None else torch.zeros_like(pooled)
+    return Conditioning(embeds, pooled)
+
+
+def pad_pair(
+    cond: Conditioning, uncond: Conditioning, empty: Conditioning
+) -> tuple[Conditioning, Conditioning]:
+    """Make both the same length for CFG by appending the empty prompt's conditioning (one chunk) to the
+    shorter one, as A1111's "pad prompt/negative prompt" does."""
+
+    def padded(c: Conditioning, chunks: int) -> Conditioning:
+        extra = empty.embeds.repeat(1, chunks - c.chunks, 1)
+        return Conditioning(torch.cat([c.embeds, extra], dim=1), c.pooled)
+
+    longest = max(cond.chunks, uncond.chunks)
+    return padded(cond, longest), padded(uncond, longest)
+
+
+def encode_pair(
+    pipe: Any, prompt: str, negative: str, clip_skip: int = 1
+) -> tuple[Conditioning, Conditioning]:
+    """(cond, uncond) of the same length, ready for pipeline_kwargs."""
+    cond = encode_prompt(pipe, prompt, clip_skip)
+    uncond = encode_prompt(pipe, negative, clip_skip, negative=True)
+    if cond.chunks == uncond.chunks:
+        return cond, uncond
+    return pad_pair(cond, uncond, encode_prompt(pipe, "", clip_skip))
+
+
+def encode_schedule(
+    pipe: Any, prompt: str, steps: int, clip_skip: int = 1, *, negative: bool = False
+) -> list[tuple[int, Conditioning]]:
+    """[(end_step, conditioning)] for prompt editing and alternation (webui.core.prompts.prompt_schedule);
+    pick the entry for a 0-based sampler step with webui.core.prompts.entry_for_step. Texts that repeat
+    (alternations) are encoded once."""
+    encoded: dict[str, Conditioning] = {}
+    schedule = []
+    for end, text in prompt_schedule(prompt, steps):
+        if text not in encoded:
+            encoded[text] = encode_prompt(pipe, text, clip_skip, negative=negative)
+        schedule.append((end, encoded[text]))
+    return schedule
+
+
+def pair_for_step(
+    conds: Sequence[tuple[int, Conditioning]],
+    unconds: Sequence[tuple[int, Conditioning]],
+    step: int,
+    empty: Conditioning,
+) -> tuple[Conditioning, Conditioning]:
+    """The (cond, uncond) A1111 uses at 0-based sampler step `step`, of the same length. `empty` is
+    encode_prompt(pipe, "", clip_skip): what the shorter one is padded with."""
+    cond = conds[entry_for_step(conds, step)][1]
+    uncond = unconds[entry_for_step(unconds, step)][1]
+    return (cond, uncond) if cond.chunks == uncond.chunks else pad_pair(cond, uncond, empty)
+
+
+def pipeline_kwargs(cond: Conditioning, uncond: Conditioning, batch_size: int) -> dict[str, torch.Tensor]:
+    """diffusers call arguments for `batch_size` images: prompt_embeds, negative_prompt_embeds and, for
+    SDXL, pooled_prompt_embeds and negative_pooled_prompt_embeds."""
+    kwargs = {
+        "prompt_embeds": cond.embeds.repeat(batch_size, 1, 1),
+        "negative_prompt_embeds": uncond.embeds.repeat(batch_size, 1, 1),
+    }
+    if cond.pooled is not None and uncond.pooled is not None:
+        kwargs["pooled_prompt_embeds"] = cond.pooled.repeat(batch_size, 1)
+        kwargs["negative_pooled_prompt_embeds"] = uncond.pooled.repeat(batch_size, 1)
+    return kwargs
