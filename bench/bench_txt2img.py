@@ -32,6 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 from diffusers import StableDiffusionPipeline  # noqa: E402
+from diffusers.utils import logging as diffusers_logging  # noqa: E402
 
 from tools.tiny_models import build_tiny_checkpoint  # noqa: E402
 from webui.app import App  # noqa: E402
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    diffusers_logging.disable_progress_bar()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         ckpt_dir = data_dir / "models" / "Stable-diffusion"
@@ -142,8 +144,9 @@ def main() -> None:
         second = build_tiny_checkpoint(ckpt_dir / "second.safetensors", "sd1", seed=1)
         config_dir = data_dir / "first-config"
         first.pipe.save_config(config_dir)  # model_index.json + every component's config, no weights
-        for name in ("unet", "vae", "text_encoder"):
+        for name in ("unet", "vae"):
             getattr(first.pipe, name).save_config(config_dir / name)
+        first.pipe.text_encoder.config.save_pretrained(config_dir / "text_encoder")
         first.pipe.scheduler.save_config(config_dir / "scheduler")
         first.pipe.tokenizer.save_pretrained(config_dir / "tokenizer")
         del first, second
