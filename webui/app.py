@@ -17,14 +17,17 @@ from webui.api.routes import register_api
 from webui.core.cmd_args import Paths, paths_from_args, server_name, uses_cpu
 from webui.core.errors import ModelNotFound, UserError
 from webui.core.hashing import HashCache
-from webui.core.params import Request, Result, SwitchCheckpoint, Txt2Img
+from webui.core.params import Request, Result, SwitchCheckpoint, SwitchVae, Txt2Img
 from webui.engine import generate
 from webui.engine.devices import choose_device
+from webui.engine.embeddings import EmbeddingLibrary
+from webui.engine.lora import LoraLibrary
 from webui.engine.manager import ModelManager
 from webui.engine.registry import CheckpointRegistry
+from webui.engine.vae import VaeRegistry
 from webui.services.jobs import Job, JobQueue
 from webui.services.outputs import dated_dir, save_image
-from webui.services.settings import Settings
+from webui.services.settings import Settings, option
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,8 @@ class App:
         self.paths: Paths = paths_from_args(args)
         self.settings = Settings(self.paths.config_file)
         extra = (Path(args.ckpt).expanduser().resolve(),) if args.ckpt else ()
-        self.registry = CheckpointRegistry(self.paths.ckpt_dir, HashCache(self.paths.cache_file), extra)
+        hashes = HashCache(self.paths.cache_file)
+        self.registry = CheckpointRegistry(self.paths.ckpt_dir, hashes, extra)
         device = choose_device(uses_cpu(args, "sd"), args.no_half or args.precision == "full", args.device_id)
         log.info("Running on %s", device.describe())
         self.manager = ModelManager(
@@ -45,7 +49,14 @@ class App:
             device,
             device_slots=self.settings.get("sd_checkpoints_limit"),
             keep_in_cpu=self.settings.get("sd_checkpoints_keep_in_cpu"),
+            vaes=VaeRegistry(self.paths.vae_dir, hashes),
+            embeddings=EmbeddingLibrary(self.paths.embeddings_dir, hashes),
+            loras=LoraLibrary(self.paths.lora_dir, hashes),
         )
+        try:
+            self.manager.set_vae(self.settings.get("sd_vae"))
+        except ModelNotFound as error:  # as A1111: a VAE that is gone falls back to Automatic
+            log.warning("%s; using Automatic", error)
         self.jobs = JobQueue(self._run_job)
         self.jobs.start()
 
@@ -68,12 +79,25 @@ class App:
         self.settings.update({"sd_model_checkpoint": new_title})
         return new_title
 
+    def select_vae(self, choice: str) -> str:
+        """Use the "SD VAE" `choice` (Automatic, None or a file name) and remember it; the old VAE stays if
+        this fails. Queued like a checkpoint change."""
+        return self.jobs.submit(SwitchVae(choice), kind="vae").wait()
+
+    def _switch_vae(self, choice: str) -> str:
+        self.manager.set_vae(choice)
+        self.settings.update({"sd_vae": choice})
+        return choice
+
     def update_options(self, changes: dict[str, object]) -> None:
         """Apply options as A1111's POST /options does: all validated first, then saved and put to use."""
         changes = dict(changes)
         checkpoint = changes.pop("sd_model_checkpoint", None)
+        vae = changes.pop("sd_vae", None)
         if checkpoint:
             self.registry.find(str(checkpoint))  # an unknown name fails before anything changes
+        if vae is not None:
+            self.manager.vaes.check_choice(option("sd_vae").validate(vae))
         changed = self.settings.update(changes)
         if {"sd_checkpoints_limit", "sd_checkpoints_keep_in_cpu"} & set(changed):
             self.manager.configure(
@@ -81,6 +105,8 @@ class App:
             )
         if checkpoint:
             self.select_checkpoint(str(checkpoint))
+        if vae is not None:
+            self.select_vae(str(vae))
 
     def current_checkpoint_title(self) -> str:
         entry = self.manager.current_entry()
@@ -102,9 +128,11 @@ class App:
         self.registry.refresh()
         return self.registry.titles()
 
-    def _run_job(self, request: Request | SwitchCheckpoint, job: Job) -> Result | str:
+    def _run_job(self, request: Request | SwitchCheckpoint | SwitchVae, job: Job) -> Result | str:
         if isinstance(request, SwitchCheckpoint):
             return self._switch_checkpoint(request.title)
+        if isinstance(request, SwitchVae):
+            return self._switch_vae(request.choice)
         result = generate.run(request.params, self.manager, job)
         if not (request.save_images and self.settings.get("samples_save")):
             return result

@@ -178,3 +178,29 @@ def test_options_change_cache_size_and_persist(running_app, tmp_path):
         assert read_infotext(Image.open(info["images_saved"][0])) == info["infotexts"][0]  # EXIF UserComment
     finally:
         requests.post(f"{url}/sdapi/v1/options", json={"sd_checkpoints_limit": 1, "samples_format": "png"}, timeout=10)
+
+
+def test_vae_and_lora_lists_follow_their_folders(running_app):
+    app, url = running_app
+    assert requests.get(f"{url}/sdapi/v1/sd-vae", timeout=10).json() == []
+    assert requests.get(f"{url}/sdapi/v1/loras", timeout=10).json() == []
+    lora_dir = app.paths.lora_dir
+    lora_dir.mkdir(parents=True, exist_ok=True)
+    (lora_dir / "style.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
+    # A VAE beside the checkpoint belongs to it: it is not listed as a checkpoint.
+    sidecar = app.paths.ckpt_dir / "tiny-sd1.vae.safetensors"
+    sidecar.write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
+    try:
+        requests.post(f"{url}/sdapi/v1/refresh-loras", timeout=10).raise_for_status()
+        requests.post(f"{url}/sdapi/v1/refresh-checkpoints", timeout=10).raise_for_status()
+        loras = requests.get(f"{url}/sdapi/v1/loras", timeout=10).json()
+        assert [(item["name"], item["path"]) for item in loras] == [("style", str(lora_dir / "style.safetensors"))]
+        titles = [m["title"] for m in requests.get(f"{url}/sdapi/v1/sd-models", timeout=10).json()]
+        assert not any("vae" in title for title in titles)
+        missing = txt2img(url, prompt="a cat <lora:nope:1>")
+        assert missing.status_code == 422 and "nope" in missing.json()["detail"]
+    finally:
+        (lora_dir / "style.safetensors").unlink()
+        sidecar.unlink()
+        app.manager.loras.refresh()
+        app.refresh_checkpoints()

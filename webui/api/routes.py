@@ -64,6 +64,23 @@ def register_api(web: FastAPI, app: App) -> None:
     def refresh_checkpoints() -> None:
         app.refresh_checkpoints()
 
+    @web.get("/sdapi/v1/sd-vae")
+    def sd_vae() -> list[dict[str, str]]:
+        return app.manager.vaes.api_list()
+
+    @web.post("/sdapi/v1/refresh-vae")
+    def refresh_vae() -> None:
+        app.manager.vaes.refresh()
+
+    @web.get("/sdapi/v1/loras")
+    def loras() -> list[dict[str, Any]]:
+        library = app.manager.loras
+        return [{"name": e.name, "alias": e.name, "path": str(e.path), "metadata": {}} for e in library.entries]
+
+    @web.post("/sdapi/v1/refresh-loras")
+    def refresh_loras() -> None:
+        app.manager.loras.refresh()
+
     @web.get("/sdapi/v1/samplers")
     def sampler_list() -> list[dict[str, Any]]:
         return [sampler.api_item() for sampler in samplers.SAMPLERS]
@@ -139,5 +156,6 @@ def info_dict(result: Result, app: App) -> dict[str, Any]:
         "styles": [],
         "interrupted": result.interrupted,
         "images_saved": list(result.paths),
+        "warnings": list(result.warnings),
         "version": __version__,
     }

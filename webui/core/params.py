@@ -78,6 +78,7 @@ class Result:
     seeds: tuple[int, ...]
     paths: tuple[str, ...] = field(default=())  # saved files, empty when not saved
     interrupted: bool = False
+    warnings: tuple[str, ...] = ()  # things the user asked for that were skipped (e.g. an unfit LoRA)
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,10 @@ class SwitchCheckpoint:
     """A queued checkpoint change: it waits for the running generation instead of pulling its model away."""
 
     title: str
+
+
+@dataclass(frozen=True)
+class SwitchVae:
+    """A queued "SD VAE" change (Automatic, None or a file name), queued like a checkpoint change."""
+
+    choice: str

@@ -8,7 +8,9 @@ OpenCLIP-G: hidden states concatenated, pooled output from the second):
   the last 20 tokens (A1111's "comma padding backtrack"), and BREAK starts a new chunk;
 - each chunk is wrapped in BOS/EOS, padded to 77, encoded separately; chunks are concatenated, so a
   100-token prompt gives 154 positions;
-- clip skip counts as A1111 does (1 = last layer); emphasis is A1111's "Original" mode.
+- clip skip counts as A1111 does (1 = last layer); emphasis is A1111's "Original" mode;
+- a textual-inversion embedding's name is matched on its tokens and replaced by its vectors, one position
+  each, fed to the encoder in place of the token embeddings; its vectors stay together in one chunk.
 
 A prompt without special syntax and at most 75 tokens gives exactly diffusers' own `encode_prompt`.
 Callers remove extra-network tags first (webui.core.prompts.extract_network_tags).
@@ -16,7 +18,8 @@ Callers remove extra-network tags first (webui.core.prompts.extract_network_tags
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +30,10 @@ from webui.core.prompts import BREAK, BREAK_WEIGHT, entry_for_step, parse_prompt
 
 CHUNK_LENGTH = 75  # tokens a chunk holds between its BOS and EOS
 COMMA_PADDING_BACKTRACK = 20  # A1111's default for "Prompt word wrap length limit"
+EMBEDDING_PLACEHOLDER = 0  # the token id fed where an embedding vector goes (as A1111)
+
+# Textual-inversion embeddings usable with a pipeline: name -> one (count, width) tensor per text encoder.
+TextualInversions = Mapping[str, Sequence[torch.Tensor]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,6 +42,7 @@ class Conditioning:
 
     embeds: torch.Tensor  # (1, 77 × chunks, width): diffusers' prompt_embeds
     pooled: torch.Tensor | None = None  # (1, projection width) for SDXL: pooled_prompt_embeds
+    embeddings: tuple[str, ...] = ()  # the textual-inversion embeddings the prompt used, in order
 
     @property
     def chunks(self) -> int:
@@ -56,15 +64,27 @@ def _encoders(pipe: Any) -> list[_Encoder]:
     return [_Encoder(tokenizer, model, sdxl=True) for tokenizer, model in pairs if model is not None]
 
 
+@dataclass(frozen=True)
+class EmbeddingVector:
+    """A prompt position taken by vector `row` of the embedding `name` (of `count` vectors)."""
+
+    name: str
+    row: int
+    count: int
+
+
+Token = int | EmbeddingVector
+
+
 def split_chunks(
-    fragments: Sequence[tuple[Sequence[int], float] | None],
+    fragments: Sequence[tuple[Sequence[Token], float] | None],
     comma_token: int | None,
     backtrack: int = COMMA_PADDING_BACKTRACK,
-) -> list[tuple[list[int], list[float]]]:
+) -> list[tuple[list[Token], list[float]]]:
     """Token ids and their weights, (tokens, weight) per fragment or None for a BREAK, in chunks of at
     most CHUNK_LENGTH tokens, following A1111's rules. Always at least one (maybe empty) chunk."""
-    chunks: list[tuple[list[int], list[float]]] = []
-    tokens: list[int] = []
+    chunks: list[tuple[list[Token], list[float]]] = []
+    tokens: list[Token] = []
     weights: list[float] = []
     last_comma = -1
 
@@ -91,6 +111,9 @@ def split_chunks(
                 tokens, weights = moved
             if len(tokens) == CHUNK_LENGTH:
                 close()
+            starts_embedding = isinstance(token, EmbeddingVector) and token.row == 0
+            if starts_embedding and len(tokens) + token.count > CHUNK_LENGTH:
+                close()  # an embedding is never cut in two (A1111)
             tokens.append(token)
             weights.append(weight)
     if tokens or not chunks:
@@ -136,25 +159,90 @@ def _hidden_layer(encoder: _Encoder, output: Any, clip_skip: int) -> torch.Tenso
     return final_norm(output.hidden_states[-clip_skip])
 
 
+def _name_lookup(tokenizer: Any, names: Sequence[str]) -> dict[int, list[tuple[list[int], str]]]:
+    """First token -> (the name's tokens, name), longest first: matched on tokens, as A1111 does."""
+    lookup: dict[int, list[tuple[list[int], str]]] = {}
+    for name, ids in zip(names, tokenizer(list(names), add_special_tokens=False)["input_ids"]):
+        if ids:
+            lookup.setdefault(ids[0], []).append((ids, name))
+    for candidates in lookup.values():
+        candidates.sort(key=lambda candidate: -len(candidate[0]))
+    return lookup
+
+
+def _with_embeddings(
+    ids: Sequence[int], lookup: Mapping[int, list[tuple[list[int], str]]], counts: Mapping[str, int]
+) -> list[Token]:
+    """The fragment's tokens with each embedding name replaced by its vectors' positions."""
+    out: list[Token] = []
+    position = 0
+    while position < len(ids):
+        candidates = lookup.get(ids[position], ())
+        match = next((c for c in candidates if list(ids[position : position + len(c[0])]) == c[0]), None)
+        if match is None:
+            out.append(ids[position])
+            position += 1
+            continue
+        name_ids, name = match
+        out += [EmbeddingVector(name, row, counts[name]) for row in range(counts[name])]
+        position += len(name_ids)
+    return out
+
+
+@contextmanager
+def _vectors_in_place(model: Any, vectors: list[tuple[int, torch.Tensor]]) -> Iterator[None]:
+    """During the model's forward pass, its token embeddings at the given positions are `vectors`."""
+    if not vectors:
+        yield
+        return
+
+    def replace(module: Any, args: Any, output: torch.Tensor) -> torch.Tensor:
+        output = output.clone()
+        for position, vector in vectors:
+            output[:, position] = vector.to(output)
+        return output
+
+    handle = model.get_input_embeddings().register_forward_hook(replace)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _encode_text(
-    encoder: _Encoder, fragments: list[tuple[str, float]], clip_skip: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(1, 77 × chunks, width) hidden states and the pooled output of the first chunk (SDXL's encoder 2)."""
+    encoder: _Encoder,
+    fragments: list[tuple[str, float]],
+    clip_skip: int,
+    device: torch.device,
+    embeddings: Mapping[str, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+    """(1, 77 × chunks, width) hidden states, the pooled output of the first chunk (SDXL's encoder 2)
+    and the names of the embeddings used. `embeddings`: name -> (count, width) vectors for this encoder."""
     tokenizer = encoder.tokenizer
     texts = [text for text, weight in fragments if not _is_break(text, weight)]
     encoded = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
     token_lists = iter(encoded["input_ids"])
-    marked = [None if _is_break(text, weight) else (next(token_lists), weight) for text, weight in fragments]
-    zs, pooled = [], None
+    lookup = _name_lookup(tokenizer, list(embeddings)) if embeddings else {}
+    counts = {name: vectors.shape[0] for name, vectors in embeddings.items()}
+    marked = [
+        None if _is_break(text, weight) else (_with_embeddings(next(token_lists), lookup, counts), weight)
+        for text, weight in fragments
+    ]
+    zs, pooled, used = [], None, []
     # One forward pass a chunk, as A1111 does: a chunk's result then never depends on its neighbours.
     for tokens, weights in split_chunks(marked, _comma_token(tokenizer)):
-        ids, multipliers = _chunk_ids(tokenizer, tokens, weights)
-        output = encoder.model(torch.tensor([ids], device=device), output_hidden_states=True)
+        placed = [(1 + i, t) for i, t in enumerate(tokens) if isinstance(t, EmbeddingVector)]  # 1: after BOS
+        vectors = [(position, embeddings[t.name][t.row]) for position, t in placed]
+        used += [t.name for _, t in placed if t.row == 0 and t.name not in used]
+        plain = [EMBEDDING_PLACEHOLDER if isinstance(t, EmbeddingVector) else t for t in tokens]
+        ids, multipliers = _chunk_ids(tokenizer, plain, weights)
+        with _vectors_in_place(encoder.model, vectors):
+            output = encoder.model(torch.tensor([ids], device=device), output_hidden_states=True)
         hidden = _hidden_layer(encoder, output, clip_skip)
         zs.append(emphasize(hidden, torch.tensor([multipliers], device=device)))
         if pooled is None:
             pooled = getattr(output, "text_embeds", None)
-    return torch.cat(zs, dim=1), pooled
+    return torch.cat(zs, dim=1), pooled, used
 
 
 def _comma_token(tokenizer: Any) -> int | None:
@@ -167,21 +255,33 @@ def _is_break(text: str, weight: float) -> bool:
 
 
 @torch.no_grad()
-def encode_prompt(pipe: Any, prompt: str, clip_skip: int = 1, *, negative: bool = False) -> Conditioning:
+def encode_prompt(
+    pipe: Any,
+    prompt: str,
+    clip_skip: int = 1,
+    *,
+    negative: bool = False,
+    embeddings: TextualInversions | None = None,
+) -> Conditioning:
     """The conditioning of one prompt (no prompt editing: see encode_schedule).
 
     negative=True marks a negative prompt: for SDXL, A1111 then encodes an empty one as zeros (embeddings
-    and pooled), which is also what diffusers does when no negative prompt is given.
+    and pooled), which is also what diffusers does when no negative prompt is given. `embeddings`: the
+    textual inversions usable with this pipeline (webui.engine.embeddings.EmbeddingLibrary.for_pipe).
     """
     encoders = _encoders(pipe)
     fragments = parse_prompt_attention(prompt)
     device = pipe._execution_device
-    parts = [_encode_text(encoder, fragments, clip_skip, device) for encoder in encoders]
-    embeds = torch.cat([z for z, _ in parts], dim=-1).to(encoders[-1].model.dtype)
-    pooled = next((p for _, p in reversed(parts) if p is not None), None)
+    inversions = embeddings or {}
+    parts = [
+        _encode_text(encoder, fragments, clip_skip, device, {name: v[i] for name, v in inversions.items()})
+        for i, encoder in enumerate(encoders)
+    ]
+    embeds = torch.cat([z for z, _, _ in parts], dim=-1).to(encoders[-1].model.dtype)
+    pooled = next((p for _, p, _ in reversed(parts) if p is not None), None)
     if negative and prompt == "" and encoders[-1].sdxl:
         embeds, pooled = torch.zeros_like(embeds), None if pooled is None else torch.zeros_like(pooled)
-    return Conditioning(embeds, pooled)
+    return Conditioning(embeds, pooled, tuple(parts[0][2]))
 
 
 def pad_pair(
@@ -192,25 +292,31 @@ def pad_pair(
 
     def padded(c: Conditioning, chunks: int) -> Conditioning:
         extra = empty.embeds.repeat(1, chunks - c.chunks, 1)
-        return Conditioning(torch.cat([c.embeds, extra], dim=1), c.pooled)
+        return Conditioning(torch.cat([c.embeds, extra], dim=1), c.pooled, c.embeddings)
 
     longest = max(cond.chunks, uncond.chunks)
     return padded(cond, longest), padded(uncond, longest)
 
 
 def encode_pair(
-    pipe: Any, prompt: str, negative: str, clip_skip: int = 1
+    pipe: Any, prompt: str, negative: str, clip_skip: int = 1, embeddings: TextualInversions | None = None
 ) -> tuple[Conditioning, Conditioning]:
     """(cond, uncond) of the same length, ready for pipeline_kwargs."""
-    cond = encode_prompt(pipe, prompt, clip_skip)
-    uncond = encode_prompt(pipe, negative, clip_skip, negative=True)
+    cond = encode_prompt(pipe, prompt, clip_skip, embeddings=embeddings)
+    uncond = encode_prompt(pipe, negative, clip_skip, negative=True, embeddings=embeddings)
     if cond.chunks == uncond.chunks:
         return cond, uncond
     return pad_pair(cond, uncond, encode_prompt(pipe, "", clip_skip))
 
 
 def encode_schedule(
-    pipe: Any, prompt: str, steps: int, clip_skip: int = 1, *, negative: bool = False
+    pipe: Any,
+    prompt: str,
+    steps: int,
+    clip_skip: int = 1,
+    *,
+    negative: bool = False,
+    embeddings: TextualInversions | None = None,
 ) -> list[tuple[int, Conditioning]]:
     """[(end_step, conditioning)] for prompt editing and alternation (webui.core.prompts.prompt_schedule);
     pick the entry for a 0-based sampler step with webui.core.prompts.entry_for_step. Texts that repeat
@@ -219,7 +325,7 @@ def encode_schedule(
     schedule = []
     for end, text in prompt_schedule(prompt, steps):
         if text not in encoded:
-            encoded[text] = encode_prompt(pipe, text, clip_skip, negative=negative)
+            encoded[text] = encode_prompt(pipe, text, clip_skip, negative=negative, embeddings=embeddings)
         schedule.append((end, encoded[text]))
     return schedule
 

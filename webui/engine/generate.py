@@ -15,6 +15,7 @@ from webui.core.errors import InvalidParameter
 from webui.core.params import Result, Txt2Img
 from webui.engine import conditioning
 from webui.engine.loader import LoadedCheckpoint
+from webui.engine.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
 from webui.engine.manager import ModelManager
 from webui.engine.schedulers import make_scheduler
 
@@ -43,6 +44,8 @@ class ModelInfo:
 
     name: str
     short_hash: str
+    vae_name: str | None = None  # a VAE file in use instead of the checkpoint's own
+    vae_hash: str | None = None
 
 
 def resolve_seed(seed: int) -> int:
@@ -62,12 +65,25 @@ def initial_noise(seeds: list[int], shape: tuple[int, int, int]) -> tuple[torch.
 
 
 def run(params: Txt2Img, manager: ModelManager, job: StepReporter) -> Result:
-    """txt2img: n_iter batches of batch_size images, seeds seed, seed+1, …"""
+    """txt2img: n_iter batches of batch_size images, seeds seed, seed+1, …
+
+    The prompts' `<lora:…>` tags are looked up in the manager's LoRA library before anything loads."""
     params.validate()
+    loras = manager.loras
     choice = samplers.resolve(params.sampler_name, params.scheduler)
+    lora_requests = _lora_requests(params, loras)
     loaded = manager.get(params.sd_model_checkpoint)
+    applied = loras.apply(loaded.pipe, lora_requests) if loras else AppliedLoras()
     entry = manager.entry_for(loaded)
-    model = ModelInfo(name=entry.model_name, short_hash=manager.short_hash(loaded))
+    vae = manager.vae_in_use(loaded)
+    model = ModelInfo(
+        name=entry.model_name,
+        short_hash=manager.short_hash(loaded),
+        vae_name=vae.name if vae else None,
+        vae_hash=manager.vaes.short_hash(vae) if vae else None,
+    )
+    embeddings = manager.embeddings.for_pipe(loaded.pipe)
+    used: list[str] = []  # textual-inversion embeddings the prompts used
     params = params.replace(seed=resolve_seed(params.seed), sampler_name=choice.sampler_name, scheduler=choice.scheduler)
 
     images: list[Image.Image] = []
@@ -79,10 +95,21 @@ def run(params: Txt2Img, manager: ModelManager, job: StepReporter) -> Result:
         if job.interrupted:
             break
         batch_seeds = [params.seed + batch * params.batch_size + i for i in range(params.batch_size)]
-        images += _run_batch(params, loaded, choice, batch_seeds, job)
+        batch_images, batch_used = _run_batch(params, loaded, choice, batch_seeds, job, embeddings)
+        images += batch_images
+        used += [name for name in batch_used if name not in used]
         seeds += batch_seeds
-    texts = tuple(build_infotext(params, seed, model) for seed in seeds)
-    return Result(params=params, images=tuple(images), infotexts=texts, seeds=tuple(seeds), interrupted=job.interrupted)
+    ti_hashes = manager.embeddings.infotext_hashes(used)
+    lora_hashes = applied.infotext_hashes()
+    texts = tuple(build_infotext(params, seed, model, ti_hashes, lora_hashes) for seed in seeds)
+    return Result(
+        params=params,
+        images=tuple(images),
+        infotexts=texts,
+        seeds=tuple(seeds),
+        interrupted=job.interrupted,
+        warnings=tuple(applied.warnings),
+    )
 
 
 def _run_batch(
@@ -91,7 +118,9 @@ def _run_batch(
     choice: samplers.SamplerChoice,
     seeds: list[int],
     job: StepReporter,
-) -> list[Image.Image]:
+    embeddings: conditioning.TextualInversions,
+) -> tuple[list[Image.Image], tuple[str, ...]]:
+    """The batch's images and the textual-inversion embeddings its prompts used."""
     pipe = loaded.pipe
     # A fresh scheduler each batch: schedulers keep per-run state. DPM++ SDE takes its seeds here: one
     # Brownian tree per image (as A1111), so an image does not depend on the batch it was made in.
@@ -100,7 +129,7 @@ def _run_batch(
     shape = (pipe.vae.config.latent_channels, params.height // factor, params.width // factor)
     noise, generators = initial_noise(seeds, shape)
     with torch.inference_mode():
-        text = PromptConditioning(loaded, params, len(seeds))
+        text = PromptConditioning(loaded, params, len(seeds), embeddings)
 
     def on_step_end(pipeline: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         job.report(index + 1, pipeline.num_timesteps)
@@ -125,7 +154,7 @@ def _run_batch(
             callback_on_step_end_tensor_inputs=text.tensor_inputs(),
             output_type="pil",
         )
-    return list(output.images)
+    return list(output.images), text.embeddings_used
 
 
 class PromptConditioning:
@@ -134,15 +163,28 @@ class PromptConditioning:
     As A1111, Clip skip applies to SD1 only: SD2 and SDXL were trained on fixed text-encoder layers.
     """
 
-    def __init__(self, loaded: LoadedCheckpoint, params: Txt2Img, count: int) -> None:
+    def __init__(
+        self,
+        loaded: LoadedCheckpoint,
+        params: Txt2Img,
+        count: int,
+        embeddings: conditioning.TextualInversions | None = None,
+    ) -> None:
         pipe = loaded.pipe
         skip = params.clip_skip if loaded.architecture.family == "sd1" else 1
         prompt, negative = _plain_text(params.prompt), _plain_text(params.negative_prompt)
-        self.conds = conditioning.encode_schedule(pipe, prompt, params.steps, skip)
-        self.unconds = conditioning.encode_schedule(pipe, negative, params.steps, skip, negative=True)
+        self.conds = conditioning.encode_schedule(pipe, prompt, params.steps, skip, embeddings=embeddings)
+        self.unconds = conditioning.encode_schedule(
+            pipe, negative, params.steps, skip, negative=True, embeddings=embeddings
+        )
         self.empty = conditioning.encode_prompt(pipe, "", skip)
         self.count = count
         self.sdxl = loaded.architecture.family == "sdxl"
+
+    @property
+    def embeddings_used(self) -> tuple[str, ...]:
+        names = [name for _, cond in (*self.conds, *self.unconds) for name in cond.embeddings]
+        return tuple(dict.fromkeys(names))
 
     @property
     def changes_during_run(self) -> bool:
@@ -169,20 +211,31 @@ class PromptConditioning:
 
 
 def _plain_text(prompt: str) -> str:
-    """The prompt without extra-network tags, which this version cannot apply: refuse rather than ignore."""
-    text, tags = prompts.extract_network_tags(prompt)
-    if tags:
-        names = ", ".join(f"<{tag.kind}:{tag.name}>" for tag in tags)
+    """The prompt without its extra-network tags (applied separately, see _lora_requests)."""
+    return prompts.extract_network_tags(prompt)[0]
+
+
+def _lora_requests(params: Txt2Img, loras: LoraLibrary | None) -> list[LoraRequest]:
+    """The LoRAs both prompts' tags ask for; tags this version cannot apply are refused, never ignored."""
+    tags = [tag for text in (params.prompt, params.negative_prompt) for tag in prompts.extract_network_tags(text)[1]]
+    refused = [tag for tag in tags if loras is None or tag.kind not in TAG_KINDS]
+    if refused:
+        names = ", ".join(f"<{tag.kind}:{tag.name}>" for tag in refused)
         raise InvalidParameter(f"Extra networks are not supported yet ({names}); remove the tag to generate")
-    return text
+    return loras.resolve(tags) if loras else []
 
 
-def build_infotext(params: Txt2Img, seed: int, model: ModelInfo) -> str:
+def build_infotext(
+    params: Txt2Img, seed: int, model: ModelInfo, ti_hashes: str | None = None, lora_hashes: str | None = None
+) -> str:
     return infotext.build(
         params,
         seed=seed,
         model_name=model.name,
         model_hash=model.short_hash,
-        extra={"RNG": "CPU"},  # the noise comes from a CPU generator (see initial_noise)
+        vae_name=model.vae_name,
+        vae_hash=model.vae_hash,
+        # the noise comes from a CPU generator (see initial_noise)
+        extra={"RNG": "CPU", "Lora hashes": lora_hashes, "TI hashes": ti_hashes},
         version=f"v{__version__}",
     )

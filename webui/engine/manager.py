@@ -1,4 +1,5 @@
-"""The ModelManager: which checkpoint is loaded, the LRU cache of loaded ones, device and dtype."""
+"""The ModelManager: which checkpoint is loaded, the LRU cache of loaded ones, device and dtype, the VAE
+each one runs with and the textual-inversion embeddings."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import torch
 
 from webui.core.errors import ModelLoadError
 from webui.engine.devices import DeviceChoice
+from webui.engine.embeddings import EmbeddingLibrary
+from webui.engine.lora import LoraLibrary
 from webui.engine.loader import LoadedCheckpoint, load_checkpoint
 from webui.engine.registry import CheckpointEntry, CheckpointRegistry
+from webui.engine.vae import AUTOMATIC, VaeFile, VaeRegistry, VaeState, apply_vae
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,9 @@ class ModelManager:
     `device_slots` checkpoints stay on the compute device (A1111's "Maximum number of checkpoints loaded
     at the same time"); with `keep_in_cpu`, one more waits in RAM so switching back is a copy, not a load.
     A failed load leaves the current checkpoint untouched.
+
+    The "SD VAE" choice (`set_vae`) is put into every checkpoint as it becomes current; `vaes` and
+    `embeddings` default to empty folders.
     """
 
     def __init__(
@@ -32,8 +39,16 @@ class ModelManager:
         device: DeviceChoice,
         device_slots: int = 1,
         keep_in_cpu: bool = True,
+        vaes: VaeRegistry | None = None,
+        embeddings: EmbeddingLibrary | None = None,
+        loras: LoraLibrary | None = None,
     ) -> None:
         self.registry = registry
+        self.loras = loras  # None: no LoRA folder, a <lora:…> tag is refused
+        self.vaes = vaes or VaeRegistry(None, registry.hashes)
+        self.embeddings = embeddings or EmbeddingLibrary(None, registry.hashes)
+        self._vae_choice = AUTOMATIC
+        self._vae_states: dict[Path, VaeState] = {}  # by checkpoint path, for the cached checkpoints
         self.device = device
         self.device_slots = device_slots
         self.keep_in_cpu = keep_in_cpu
@@ -79,12 +94,38 @@ class ModelManager:
             if wanted:
                 entry = self.registry.find(wanted)
             elif self.current is not None:
-                return self.current
+                return self._with_vae(self.current)
             elif self.registry.entries:
                 entry = self.registry.entries[0]
             else:
                 raise ModelLoadError(f"No checkpoint found in {self.registry.root}: put a .safetensors file there")
-            return self._activate(entry)
+            return self._with_vae(self._activate(entry))
+
+    def set_vae(self, choice: str) -> None:
+        """Use the "SD VAE" setting `choice` ("Automatic", "None" or a VAE file name) from now on, and put
+        it into the current checkpoint now. On ModelNotFound / ModelLoadError the old VAE stays."""
+        with self._lock:
+            self.vaes.check_choice(choice)
+            previous, self._vae_choice = self._vae_choice, choice
+            try:
+                if self.current is not None:
+                    self._with_vae(self.current)
+            except BaseException:
+                self._vae_choice = previous
+                raise
+
+    def vae_in_use(self, loaded: LoadedCheckpoint) -> VaeFile | None:
+        """The VAE file `loaded` runs with; None for the checkpoint's own VAE."""
+        with self._lock:
+            state = self._vae_states.get(loaded.path)
+            return None if state is None else state.file
+
+    def _with_vae(self, loaded: LoadedCheckpoint) -> LoadedCheckpoint:
+        wanted = self.vaes.resolve(self._vae_choice, loaded.path)
+        state = self._vae_states.setdefault(loaded.path, VaeState())
+        if wanted != state.file:
+            apply_vae(loaded.pipe.vae, state, wanted)
+        return loaded
 
     def _activate(self, entry: CheckpointEntry) -> LoadedCheckpoint:
         cached = self._cache.pop(entry.path, None)
@@ -113,6 +154,7 @@ class ModelManager:
             log.info("Unloading checkpoint %s", path.name)
             del self._cache[path]
             self._short_hashes.pop(path, None)
+            self._vae_states.pop(path, None)
         self._place()
         if evicted:  # free the memory now; a full collection takes ~0.4 s, so not on every switch
             gc.collect()

@@ -35,7 +35,9 @@ class CheckpointRegistry:
         found = []
         if self.root.is_dir():
             for path in sorted(self.root.resolve().rglob("*")):
-                if path.suffix.lower() in CHECKPOINT_SUFFIXES and path.is_file():
+                # <checkpoint>.vae.safetensors beside a checkpoint is its VAE, not another checkpoint.
+                is_vae = path.stem.lower().endswith(".vae")
+                if path.suffix.lower() in CHECKPOINT_SUFFIXES and not is_vae and path.is_file():
                     name = path.relative_to(self.root.resolve()).as_posix()
                     found.append(CheckpointEntry(path=path, name=name, model_name=name.rsplit(".", 1)[0]))
         known = {entry.path for entry in found}

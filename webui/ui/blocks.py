@@ -41,6 +41,14 @@ def _checkpoint_row(app: App) -> gr.Dropdown:
             scale=4,
         )
         refresh = gr.Button("🔄", elem_id="refresh_sd_model_checkpoint", scale=0, min_width=40)
+        vae = gr.Dropdown(
+            label="SD VAE",
+            choices=app.manager.vaes.choices(),
+            value=app.settings.get("sd_vae"),
+            elem_id="setting_sd_vae",
+            interactive=True,
+            scale=2,
+        )
 
     def select(event: gr.SelectData) -> gr.Dropdown:
         title = str(event.value)
@@ -50,10 +58,19 @@ def _checkpoint_row(app: App) -> gr.Dropdown:
             gr.Warning(str(error))
         return _checkpoint_choices(app)  # on failure the dropdown goes back to the model still loaded
 
-    def refresh_list() -> gr.Dropdown:
+    def refresh_list() -> tuple[gr.Dropdown, gr.Dropdown]:
         app.refresh_checkpoints()
-        return _checkpoint_choices(app)
+        app.manager.vaes.refresh()
+        return _checkpoint_choices(app), gr.Dropdown(choices=app.manager.vaes.choices(), value=app.settings.get("sd_vae"))
+
+    def select_vae(event: gr.SelectData) -> gr.Dropdown:
+        try:
+            app.select_vae(str(event.value))
+        except UserError as error:
+            gr.Warning(str(error))
+        return gr.Dropdown(choices=app.manager.vaes.choices(), value=app.settings.get("sd_vae"))
 
     checkpoint.select(select, outputs=checkpoint)
-    refresh.click(refresh_list, outputs=checkpoint)
+    vae.select(select_vae, outputs=vae)
+    refresh.click(refresh_list, outputs=[checkpoint, vae])
     return checkpoint

@@ -85,6 +85,8 @@ def build_tab(app: App) -> None:
         except Exception as error:
             log.exception("txt2img failed")
             raise gr.Error(f"Generation failed: {type(error).__name__}: {error}") from error
+        for warning in result.warnings:
+            gr.Warning(warning)
         images = [(image, f"Seed {s}") for image, s in zip(result.images, result.seeds)]
         return images, result.infotexts[0] if result.infotexts else "", list(result.infotexts), result.params.seed
 
