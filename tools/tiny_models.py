@@ -158,3 +158,41 @@ def save_tiny_checkpoint(
 ) -> Path:
     """Like build_tiny_checkpoint, for callers that only need the file."""
     return build_tiny_checkpoint(path, variant, seed, metadata).path
+
+
+# UNet modules the test LoRAs train, in diffusers names and in the LDM names kohya writes for SD1
+UNET_TARGETS = {
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q": "input_blocks_1_1_transformer_blocks_0_attn1_to_q",
+    "down_blocks.0.attentions.1.proj_in": "input_blocks_2_1_proj_in",
+    "down_blocks.0.downsamplers.0.conv": "input_blocks_3_0_op",
+    "down_blocks.1.resnets.0.conv1": "input_blocks_4_0_in_layers_2",
+    "down_blocks.1.resnets.1.time_emb_proj": "input_blocks_5_0_emb_layers_1",
+    "mid_block.attentions.0.transformer_blocks.0.attn2.to_k": "middle_block_1_transformer_blocks_0_attn2_to_k",
+    "mid_block.resnets.1.conv2": "middle_block_2_out_layers_3",
+    "up_blocks.0.upsamplers.0.conv": "output_blocks_2_1_conv",
+    "up_blocks.1.resnets.0.conv_shortcut": "output_blocks_3_0_skip_connection",
+    "up_blocks.1.attentions.2.transformer_blocks.0.ff.net.2": "output_blocks_5_1_transformer_blocks_0_ff_net_2",
+}
+
+
+def kohya_lora(pipe: object, seed: int, ldm_names: bool = False, unet: bool = True, te: bool = True) -> dict:
+    """A rank-4 kohya LoRA (lora_down/lora_up/alpha) for the UNet targets and every text-encoder linear."""
+    generator = torch.Generator().manual_seed(seed)
+    modules: list[tuple[str, torch.nn.Module]] = []
+    if unet:
+        for name, module in pipe.unet.named_modules():
+            if name in UNET_TARGETS:
+                kohya = UNET_TARGETS[name] if ldm_names else name.replace(".", "_")
+                modules.append(("lora_unet_" + kohya, module))
+    if te:
+        for name, module in pipe.text_encoder.named_modules():
+            if isinstance(module, torch.nn.Linear):
+                modules.append(("lora_te_text_model_" + name.replace(".", "_"), module))
+    state = {}
+    for key, module in modules:
+        shape = module.weight.shape
+        up_shape = (shape[0], 4, 1, 1) if len(shape) == 4 else (shape[0], 4)
+        state[f"{key}.lora_down.weight"] = torch.randn((4, *shape[1:]), generator=generator) * 0.5
+        state[f"{key}.lora_up.weight"] = torch.randn(up_shape, generator=generator) * 0.5
+        state[f"{key}.alpha"] = torch.tensor(2.0)
+    return state

@@ -23,6 +23,7 @@ from webui.engine.devices import choose_device
 from webui.engine.embeddings import EmbeddingLibrary
 from webui.engine.lora import LoraLibrary
 from webui.engine.manager import ModelManager
+from webui.engine.memory import MemoryFlags, log_startup
 from webui.engine.registry import CheckpointRegistry
 from webui.engine.vae import VaeRegistry
 from webui.services.jobs import Job, JobQueue
@@ -44,6 +45,8 @@ class App:
         self.registry = CheckpointRegistry(self.paths.ckpt_dir, hashes, extra)
         device = choose_device(uses_cpu(args, "sd"), args.no_half or args.precision == "full", args.device_id)
         log.info("Running on %s", device.describe())
+        memory = MemoryFlags.from_args(args)
+        log_startup(memory, device)
         self.manager = ModelManager(
             self.registry,
             device,
@@ -52,6 +55,8 @@ class App:
             vaes=VaeRegistry(self.paths.vae_dir, hashes),
             embeddings=EmbeddingLibrary(self.paths.embeddings_dir, hashes),
             loras=LoraLibrary(self.paths.lora_dir, hashes),
+            memory=memory,
+            vae_tiling_threshold=self.settings.get("vae_tiling_threshold"),
         )
         try:
             self.manager.set_vae(self.settings.get("sd_vae"))
@@ -99,6 +104,8 @@ class App:
         if vae is not None:
             self.manager.vaes.check_choice(option("sd_vae").validate(vae))
         changed = self.settings.update(changes)
+        if "vae_tiling_threshold" in changed:
+            self.manager.vae_tiling_threshold = self.settings.get("vae_tiling_threshold")
         if {"sd_checkpoints_limit", "sd_checkpoints_keep_in_cpu"} & set(changed):
             self.manager.configure(
                 self.settings.get("sd_checkpoints_limit"), self.settings.get("sd_checkpoints_keep_in_cpu")

@@ -9,34 +9,9 @@ import re
 import pytest
 from PIL import Image
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by tools/run_tests.py")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+from tests.browser.helpers import open_ui, playwright, set_number
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def open_ui(page, base_url: str) -> None:
-    page.goto(base_url)
-    page.locator("#txt2img_generate").wait_for(timeout=60_000)
-
-
-def set_number(page, elem_id: str, value: int) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
 
 
 def test_type_prompt_generate_and_see_image_with_infotext(browser, running_app):

@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--lowvram", action="store_true",
                         help="enable stable diffusion model optimizations for sacrificing a lot of speed "
                         "for very low VRAM usage")
+    device.add_argument("--medvram-sdxl", action="store_true",
+                        help="enable --medvram optimization just for SDXL models")
+    device.add_argument("--upcast-sampling", action="store_true",
+                        help="upcast sampling. No effect with --no-half. Usually produces similar results to "
+                        "--no-half with better performance while using less memory.")
 
     setup = parser.add_argument_group("setup")
     setup.add_argument("--skip-install", action="store_true",

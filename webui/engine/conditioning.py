@@ -18,6 +18,7 @@ Callers remove extra-network tags first (webui.core.prompts.extract_network_tags
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -209,6 +210,43 @@ def _vectors_in_place(model: Any, vectors: list[tuple[int, torch.Tensor]]) -> It
         handle.remove()
 
 
+def _tokenize(
+    tokenizer: Any, fragments: list[tuple[str, float]], counts: Mapping[str, int]
+) -> list[tuple[list[Token], float] | None]:
+    """Each emphasis fragment's tokens with its weight (embedding names replaced by their vectors), None
+    for a BREAK: the input of split_chunks. `counts`: embedding name -> number of vectors."""
+    texts = [text for text, weight in fragments if not _is_break(text, weight)]
+    encoded = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
+    token_lists = iter(encoded["input_ids"])
+    lookup = _name_lookup(tokenizer, list(counts)) if counts else {}
+    return [
+        None if _is_break(text, weight) else (_with_embeddings(next(token_lists), lookup, counts), weight)
+        for text, weight in fragments
+    ]
+
+
+def count_tokens(
+    tokenizer: Any, prompt: str, embedding_counts: Mapping[str, int] | None = None
+) -> tuple[int, int]:
+    """A1111's token counter for one prompt text (extra-network tags removed, no prompt editing left):
+    (tokens, max_length), shown as "tokens/max_length", e.g. (100, 150) for 100 tokens in two chunks.
+
+    As in A1111, every chunk but the last counts as a full 75 (so a comma backtrack or a BREAK adds the
+    room it leaves empty), the last counts its tokens unless a BREAK closed it, and max_length is the
+    room of the chunks used. `embedding_counts`: textual-inversion name -> number of vectors."""
+    marked = _tokenize(tokenizer, parse_prompt_attention(prompt), embedding_counts or {})
+    chunks = split_chunks(marked, _comma_token(tokenizer))
+    after_break: int | None = None  # tokens after the last BREAK
+    for fragment in marked:
+        if fragment is None:
+            after_break = 0
+        elif after_break is not None:
+            after_break += len(fragment[0])
+    last = CHUNK_LENGTH if after_break == 0 else len(chunks[-1][0])
+    tokens = CHUNK_LENGTH * (len(chunks) - 1) + last
+    return tokens, CHUNK_LENGTH * max(1, math.ceil(tokens / CHUNK_LENGTH))
+
+
 def _encode_text(
     encoder: _Encoder,
     fragments: list[tuple[str, float]],
@@ -219,15 +257,7 @@ def _encode_text(
     """(1, 77 × chunks, width) hidden states, the pooled output of the first chunk (SDXL's encoder 2)
     and the names of the embeddings used. `embeddings`: name -> (count, width) vectors for this encoder."""
     tokenizer = encoder.tokenizer
-    texts = [text for text, weight in fragments if not _is_break(text, weight)]
-    encoded = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
-    token_lists = iter(encoded["input_ids"])
-    lookup = _name_lookup(tokenizer, list(embeddings)) if embeddings else {}
-    counts = {name: vectors.shape[0] for name, vectors in embeddings.items()}
-    marked = [
-        None if _is_break(text, weight) else (_with_embeddings(next(token_lists), lookup, counts), weight)
-        for text, weight in fragments
-    ]
+    marked = _tokenize(tokenizer, fragments, {name: vectors.shape[0] for name, vectors in embeddings.items()})
     zs, pooled, used = [], None, []
     # One forward pass a chunk, as A1111 does: a chunk's result then never depends on its neighbours.
     for tokens, weights in split_chunks(marked, _comma_token(tokenizer)):

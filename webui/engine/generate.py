@@ -13,7 +13,7 @@ from webui import __version__
 from webui.core import infotext, prompts, samplers
 from webui.core.errors import InvalidParameter
 from webui.core.params import Result, Txt2Img
-from webui.engine import conditioning
+from webui.engine import conditioning, memory
 from webui.engine.loader import LoadedCheckpoint
 from webui.engine.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
 from webui.engine.manager import ModelManager
@@ -95,7 +95,7 @@ def run(params: Txt2Img, manager: ModelManager, job: StepReporter) -> Result:
         if job.interrupted:
             break
         batch_seeds = [params.seed + batch * params.batch_size + i for i in range(params.batch_size)]
-        batch_images, batch_used = _run_batch(params, loaded, choice, batch_seeds, job, embeddings)
+        batch_images, batch_used = _run_batch(params, manager, loaded, choice, batch_seeds, job, embeddings)
         images += batch_images
         used += [name for name in batch_used if name not in used]
         seeds += batch_seeds
@@ -114,6 +114,7 @@ def run(params: Txt2Img, manager: ModelManager, job: StepReporter) -> Result:
 
 def _run_batch(
     params: Txt2Img,
+    manager: ModelManager,
     loaded: LoadedCheckpoint,
     choice: samplers.SamplerChoice,
     seeds: list[int],
@@ -141,20 +142,25 @@ def _run_batch(
             pipeline._interrupt = True  # diffusers' own early stop: skip the remaining steps, then decode
         return tensors
 
+    # --upcast-sampling: float32 latents, the half-precision UNet under autocast (a no-op otherwise)
+    latents_dtype = memory.sampling_dtype(manager.memory, manager.device, pipe.unet.dtype)
+    autocast = memory.sampling_autocast(manager.memory, manager.device, pipe.unet.dtype)
     with torch.inference_mode():
-        output = pipe(
-            **text.kwargs(0),
-            num_inference_steps=params.steps,
-            guidance_scale=params.cfg_scale,
-            width=params.width,
-            height=params.height,
-            latents=noise.to(pipe.device, pipe.unet.dtype),
-            generator=generators,
-            callback_on_step_end=on_step_end,
-            callback_on_step_end_tensor_inputs=text.tensor_inputs(),
-            output_type="pil",
-        )
-    return list(output.images), text.embeddings_used
+        with autocast:
+            output = pipe(
+                **text.kwargs(0),
+                num_inference_steps=params.steps,
+                guidance_scale=params.cfg_scale,
+                width=params.width,
+                height=params.height,
+                latents=noise.to(pipe.device, latents_dtype),
+                generator=generators,
+                callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=text.tensor_inputs(),
+                output_type="latent",  # decoded here: tiling, NaN retry (engine.memory)
+            )
+        images = memory.decode_latents(pipe, output.images, manager.vae_tiling_threshold)
+    return images, text.embeddings_used
 
 
 class PromptConditioning:

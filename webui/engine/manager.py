@@ -16,6 +16,7 @@ from webui.engine.devices import DeviceChoice
 from webui.engine.embeddings import EmbeddingLibrary
 from webui.engine.lora import LoraLibrary
 from webui.engine.loader import LoadedCheckpoint, load_checkpoint
+from webui.engine.memory import DEFAULT_TILING_THRESHOLD, MemoryFlags, Offload, prepare_pipe
 from webui.engine.registry import CheckpointEntry, CheckpointRegistry
 from webui.engine.vae import AUTOMATIC, VaeFile, VaeRegistry, VaeState, apply_vae
 
@@ -31,6 +32,10 @@ class ModelManager:
 
     The "SD VAE" choice (`set_vae`) is put into every checkpoint as it becomes current; `vaes` and
     `embeddings` default to empty folders.
+
+    `memory` (--medvram, --lowvram, …) is applied to each checkpoint as it loads, on CUDA only. An
+    offloaded pipeline places its components itself, so the cache never moves it; `vae_tiling_threshold`
+    is read by the decode (engine.memory.decode_latents).
     """
 
     def __init__(
@@ -42,6 +47,8 @@ class ModelManager:
         vaes: VaeRegistry | None = None,
         embeddings: EmbeddingLibrary | None = None,
         loras: LoraLibrary | None = None,
+        memory: MemoryFlags | None = None,
+        vae_tiling_threshold: int = DEFAULT_TILING_THRESHOLD,
     ) -> None:
         self.registry = registry
         self.loras = loras  # None: no LoRA folder, a <lora:…> tag is refused
@@ -52,6 +59,9 @@ class ModelManager:
         self.device = device
         self.device_slots = device_slots
         self.keep_in_cpu = keep_in_cpu
+        self.memory = memory or MemoryFlags()
+        self.vae_tiling_threshold = vae_tiling_threshold
+        self._offload: dict[Path, Offload] = {}  # by checkpoint path, for the cached checkpoints
         self._cache: OrderedDict[Path, LoadedCheckpoint] = OrderedDict()  # oldest first, current last
         # Short hash of each cached file as it was loaded: the file may be renamed or changed afterwards.
         self._short_hashes: dict[Path, str] = {}
@@ -134,8 +144,10 @@ class ModelManager:
             self._place(room=1)
             log.info("Loading checkpoint %s", entry.name)
             try:
-                cached = load_checkpoint(entry.path, self.device.device, self.device.dtype)
+                cached = load_checkpoint(entry.path, self._load_device(), self.device.dtype)
                 cached.pipe.set_progress_bar_config(disable=True)  # progress goes to the job, not stderr
+                family = cached.architecture.family
+                self._offload[entry.path] = prepare_pipe(cached.pipe, family, self.memory, self.device)
             except BaseException:
                 self._place()  # a failed load changes nothing: the loaded ones go back where they were
                 raise
@@ -155,6 +167,7 @@ class ModelManager:
             del self._cache[path]
             self._short_hashes.pop(path, None)
             self._vae_states.pop(path, None)
+            self._offload.pop(path, None)
         self._place()
         if evicted:  # free the memory now; a full collection takes ~0.4 s, so not on every switch
             gc.collect()
@@ -167,4 +180,10 @@ class ModelManager:
             return
         on_device = max(self.device_slots - room, 0)
         for index, loaded in enumerate(reversed(self._cache.values())):
-            loaded.pipe.to(self.device.device if index < on_device else "cpu")
+            if self._offload.get(loaded.path, "none") == "none":
+                loaded.pipe.to(self.device.device if index < on_device else "cpu")
+
+    def _load_device(self) -> torch.device:
+        """Where weights load: straight into RAM when they will be offloaded anyway (no VRAM peak)."""
+        offloads = self.memory.medvram or self.memory.lowvram
+        return torch.device("cpu") if offloads and self.device.device.type == "cuda" else self.device.device

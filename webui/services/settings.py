@@ -93,6 +93,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("sd_checkpoint_cache", 0, "Checkpoints to cache in RAM", _SD, minimum=0, maximum=10),
     Option("sd_vae", "Automatic", "SD VAE", _SD),
     Option("CLIP_stop_at_last_layers", 1, "Clip skip", _SD, minimum=1, maximum=12),
+    Option(
+        "vae_tiling_threshold",
+        1536,
+        "Decode with tiled VAE when the image is larger than this many pixels on a side (0 = never)",
+        _SD,
+        minimum=0,
+        maximum=16384,
+    ),
     Option("live_previews_enable", True, "Show live previews of the created image", _PREVIEWS),
     Option(
         "show_progress_every_n_steps",

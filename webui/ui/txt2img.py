@@ -10,7 +10,9 @@ import gradio as gr
 from webui.core import samplers
 from webui.core.errors import UserError
 from webui.core.params import Txt2Img
+from webui.ui import extra_networks
 from webui.ui.progress import wait_with_progress
+from webui.ui.token_counter import TokenCounter, add_counter
 
 if TYPE_CHECKING:
     from webui.app import App
@@ -23,12 +25,16 @@ def build_tab(app: App) -> None:
     with gr.Row():
         with gr.Column(scale=6):
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id="txt2img_prompt", placeholder="Prompt")
+            prompt_counter = gr.Column(min_width=0)  # the counters are filled in below, once `steps` exists
             negative = gr.Textbox(label="Negative prompt", lines=2, elem_id="txt2img_neg_prompt", placeholder="Negative prompt")
+            negative_counter = gr.Column(min_width=0)
         with gr.Column(scale=1, min_width=160):
             generate = gr.Button("Generate", variant="primary", elem_id="txt2img_generate")
             with gr.Row():
                 interrupt = gr.Button("Interrupt", elem_id="txt2img_interrupt", min_width=60)
                 skip = gr.Button("Skip", elem_id="txt2img_skip", min_width=60)
+            show_networks = gr.Button("🎴", elem_id="txt2img_extra_networks", min_width=40)
+    extra_networks.build_panel(app.manager.loras, prompt, show_networks, "txt2img")
     with gr.Row():
         with gr.Column():
             with gr.Row():
@@ -64,6 +70,11 @@ def build_tab(app: App) -> None:
             infotext = gr.Textbox(
                 label="Generation parameters", interactive=False, lines=4, elem_id="txt2img_infotext", buttons=["copy"]
             )
+    counter = TokenCounter(app.manager)
+    with prompt_counter:
+        add_counter(counter, prompt, steps, "txt2img_token_counter", positive=True)
+    with negative_counter:
+        add_counter(counter, negative, steps, "txt2img_negative_token_counter", positive=False)
     infotexts = gr.State([])  # one per gallery image
     last_seed = gr.State(-1)
 
