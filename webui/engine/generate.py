@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -13,7 +14,7 @@ from webui import __version__
 from webui.core import infotext, prompts, samplers
 from webui.core.errors import InvalidParameter
 from webui.core.params import Result, Txt2Img
-from webui.engine import conditioning, memory
+from webui.engine import composable, conditioning, memory
 from webui.engine.loader import LoadedCheckpoint
 from webui.engine.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
 from webui.engine.manager import ModelManager
@@ -146,7 +147,7 @@ def _run_batch(
     latents_dtype = memory.sampling_dtype(manager.memory, manager.device, pipe.unet.dtype)
     autocast = memory.sampling_autocast(manager.memory, manager.device, pipe.unet.dtype)
     with torch.inference_mode():
-        with autocast:
+        with autocast, text.guiding(pipe.unet):
             output = pipe(
                 **text.kwargs(0),
                 num_inference_steps=params.steps,
@@ -167,6 +168,8 @@ class PromptConditioning:
     """The prompt and negative prompt encoded the A1111 way, per sampler step (prompt editing).
 
     As A1111, Clip skip applies to SD1 only: SD2 and SDXL were trained on fixed text-encoder layers.
+    A prompt with AND (composable diffusion) encodes each part with its own schedule and guides through
+    engine.composable; without AND the pipeline gets the conditioning directly, as before.
     """
 
     def __init__(
@@ -179,22 +182,36 @@ class PromptConditioning:
         pipe = loaded.pipe
         skip = params.clip_skip if loaded.architecture.family == "sd1" else 1
         prompt, negative = _plain_text(params.prompt), _plain_text(params.negative_prompt)
-        self.conds = conditioning.encode_schedule(pipe, prompt, params.steps, skip, embeddings=embeddings)
+        parts = composable.prompt_parts(prompt)
+        self.schedules = [
+            conditioning.encode_schedule(pipe, text, params.steps, skip, embeddings=embeddings)
+            for text, _ in parts
+        ]
+        self.conds = self.schedules[0]
         self.unconds = conditioning.encode_schedule(
             pipe, negative, params.steps, skip, negative=True, embeddings=embeddings
         )
         self.empty = conditioning.encode_prompt(pipe, "", skip)
         self.count = count
         self.sdxl = loaded.architecture.family == "sdxl"
+        plain = composable.is_plain(parts)
+        self.guidance = None if plain else composable.ComposableGuidance([w for _, w in parts], count)
+        if self.guidance:
+            self._set_guidance(0)
 
     @property
     def embeddings_used(self) -> tuple[str, ...]:
-        names = [name for _, cond in (*self.conds, *self.unconds) for name in cond.embeddings]
+        entries = [*(entry for schedule in self.schedules for entry in schedule), *self.unconds]
+        names = [name for _, cond in entries for name in cond.embeddings]
         return tuple(dict.fromkeys(names))
 
     @property
     def changes_during_run(self) -> bool:
-        return len(self.conds) > 1 or len(self.unconds) > 1
+        return any(len(schedule) > 1 for schedule in self.schedules) or len(self.unconds) > 1
+
+    def guiding(self, unet: torch.nn.Module) -> AbstractContextManager[None]:
+        """Where the UNet must run for this conditioning: hooked for composable diffusion."""
+        return self.guidance.installed(unet) if self.guidance else nullcontext()
 
     def tensor_inputs(self) -> list[str]:
         """What on_step_end must be allowed to replace in diffusers' denoising loop."""
@@ -206,6 +223,9 @@ class PromptConditioning:
 
     def replace(self, tensors: dict[str, Any], step: int, with_cfg: bool) -> None:
         """Swap in the conditioning of `step` (diffusers keeps uncond first when it batches CFG)."""
+        if self.guidance:
+            self._set_guidance(step)  # the hooks feed the UNet; diffusers' own tensors go unused
+            return
         kwargs = self.kwargs(step)
         embeds, pooled = kwargs["prompt_embeds"], kwargs.get("pooled_prompt_embeds")
         if with_cfg:
@@ -214,6 +234,12 @@ class PromptConditioning:
         tensors["prompt_embeds"] = embeds.to(tensors["prompt_embeds"])
         if pooled is not None:
             tensors["add_text_embeds"] = pooled.to(tensors["add_text_embeds"])
+
+    def _set_guidance(self, step: int) -> None:
+        assert self.guidance is not None
+        conds = [schedule[prompts.entry_for_step(schedule, step)][1] for schedule in self.schedules]
+        uncond = self.unconds[prompts.entry_for_step(self.unconds, step)][1]
+        self.guidance.set(conds, uncond, self.empty)
 
 
 def _plain_text(prompt: str) -> str:
