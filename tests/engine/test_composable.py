@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,8 @@ from webui.engine.manager import ModelManager
 from webui.engine.registry import CheckpointRegistry
 from webui.services.jobs import Job
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 BASE = Txt2Img(
     prompt="a red circle",
@@ -37,13 +38,6 @@ BASE = Txt2Img(
     height=64,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/engine/test_generate.py: two threads fight on a shared machine
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_manager(folder: Path, checkpoint: TinyCheckpoint) -> ModelManager:

@@ -11,7 +11,6 @@ import copy
 import logging
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,16 +31,11 @@ from webui.engine.manager import ModelManager
 from webui.engine.registry import CheckpointRegistry
 from webui.services.jobs import Job
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 WIDTH = 32  # tools.tiny_models.TEXT_WIDTH
 STAND_INS = ("cat", "dog", "bird")  # words whose token rows stand in for the vectors in the reference
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine's cores are shared: see tests/engine/test_generate.py
-    yield
-    torch.set_num_threads(threads)
 
 
 def vectors(count: int, seed: int, width: int = WIDTH) -> torch.Tensor:

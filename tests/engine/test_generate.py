@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +39,10 @@ BASE = Txt2Img(
     height=64,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore:Should have ta>=t0")  # torchsde, float rounding of sigma_min
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors gain little from a second thread (0.44 s an image with two, 0.72 s with one), but on
-    a shared machine the two threads wait on each other: measured 4 minutes for these files, not 45 s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.filterwarnings("ignore:Should have ta>=t0"),  # torchsde, float rounding of sigma_min
+]
 
 
 class RecordingJob(Job):

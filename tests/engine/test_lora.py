@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,10 @@ from webui.engine.manager import ModelManager
 from webui.engine.registry import CheckpointRegistry
 from webui.services.jobs import Job
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 BASE = Txt2Img(prompt="a red cube", negative_prompt="blurry", steps=2, cfg_scale=5.0, seed=77, width=64, height=64)
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: tiny tensors gain nothing from a second thread
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def lora_dir(tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinyCheckpoint) -> Path:

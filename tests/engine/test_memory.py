@@ -11,7 +11,6 @@ import logging
 import shutil
 import time
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,8 @@ from webui.engine.memory import MemoryFlags
 from webui.engine.registry import CheckpointRegistry
 from webui.services.jobs import Job
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 CUDA = DeviceChoice(torch.device("cuda"), torch.float16)  # only named: stand-in pipes never touch it
 ALL_FLAGS = ["--medvram", "--lowvram", "--medvram-sdxl", "--no-half-vae", "--upcast-sampling"]
@@ -43,13 +44,6 @@ PARAMS = Txt2Img(
     prompt="a red cube", negative_prompt="blurry", steps=2, cfg_scale=5.0, seed=5, width=64, height=64
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: tiny tensors gain nothing from a second thread
-    yield
-    torch.set_num_threads(threads)
 
 
 def fresh_pipe(checkpoint: TinyCheckpoint) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,16 +28,11 @@ from webui.engine.registry import CheckpointRegistry
 from webui.engine.vae import VaeRegistry
 from webui.services.jobs import Job
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 LATENT = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine's cores are shared: see tests/engine/test_generate.py
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
