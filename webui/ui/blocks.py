@@ -30,6 +30,10 @@ def _checkpoint_choices(app: App) -> gr.Dropdown:
     return gr.Dropdown(choices=app.registry.titles(), value=app.current_checkpoint_title())
 
 
+def _vae_choices(app: App) -> gr.Dropdown:
+    return gr.Dropdown(choices=app.manager.vaes.choices(), value=app.settings.get("sd_vae"))
+
+
 def _checkpoint_row(app: App) -> gr.Dropdown:
     with gr.Row(equal_height=True):
         checkpoint = gr.Dropdown(
@@ -61,14 +65,14 @@ def _checkpoint_row(app: App) -> gr.Dropdown:
     def refresh_list() -> tuple[gr.Dropdown, gr.Dropdown]:
         app.refresh_checkpoints()
         app.manager.vaes.refresh()
-        return _checkpoint_choices(app), gr.Dropdown(choices=app.manager.vaes.choices(), value=app.settings.get("sd_vae"))
+        return _checkpoint_choices(app), _vae_choices(app)
 
     def select_vae(event: gr.SelectData) -> gr.Dropdown:
         try:
             app.select_vae(str(event.value))
         except UserError as error:
             gr.Warning(str(error))
-        return gr.Dropdown(choices=app.manager.vaes.choices(), value=app.settings.get("sd_vae"))
+        return _vae_choices(app)  # on failure the dropdown goes back to the VAE still in use
 
     checkpoint.select(select, outputs=checkpoint)
     vae.select(select_vae, outputs=vae)
