@@ -75,7 +75,7 @@ def bench_generation(app: App, size: int, steps: int, repeats: int) -> None:
                  width=size, height=size, latents=noise, generator=generators, output_type="pil")
 
     def ours() -> None:
-        app.txt2img(params, save_images=False)
+        app.generate(params, save_images=False)
 
     ours(), raw()  # warm up both paths
     # Interleave the two so that a busy machine slows both alike.

@@ -17,7 +17,7 @@ from webui.api.routes import register_api
 from webui.core.cmd_args import Paths, paths_from_args, server_name, uses_cpu
 from webui.core.errors import ModelNotFound, UserError
 from webui.core.hashing import HashCache
-from webui.core.params import Request, Result, SwitchCheckpoint, SwitchVae, Txt2Img
+from webui.core.params import Img2Img, Request, Result, SwitchCheckpoint, SwitchVae, Txt2Img
 from webui.engine import generate
 from webui.engine.devices import choose_device
 from webui.engine.embeddings import EmbeddingLibrary
@@ -65,12 +65,14 @@ class App:
         self.jobs = JobQueue(self._run_job)
         self.jobs.start()
 
-    def submit_txt2img(self, params: Txt2Img, save_images: bool = True) -> Job:
+    def submit(self, params: Txt2Img | Img2Img, save_images: bool = True) -> Job:
+        """Queue a txt2img or img2img/inpaint generation (the params' type says which)."""
         params.validate()  # bad input fails now, before it takes a place in the queue
-        return self.jobs.submit(Request(params=params, save_images=save_images), kind="txt2img")
+        request = Request(params=params, save_images=save_images)
+        return self.jobs.submit(request, kind=request.kind)
 
-    def txt2img(self, params: Txt2Img, save_images: bool = True) -> Result:
-        return self.submit_txt2img(params, save_images).wait()
+    def generate(self, params: Txt2Img | Img2Img, save_images: bool = True) -> Result:
+        return self.submit(params, save_images).wait()
 
     def select_checkpoint(self, title: str) -> str:
         """Load the checkpoint and remember it; returns its title. The old one stays if this fails.
@@ -143,7 +145,7 @@ class App:
         result = generate.run(request.params, self.manager, job)
         if not (request.save_images and self.settings.get("samples_save")):
             return result
-        directory = dated_dir(self._output_dir("txt2img"))
+        directory = dated_dir(self._output_dir(request.kind))
         options = {
             "fmt": self.settings.get("samples_format"),
             "save_txt": self.settings.get("save_txt"),

@@ -37,7 +37,7 @@ def register_api(web: FastAPI, app: App) -> None:
     @web.post("/sdapi/v1/txt2img")
     async def txt2img(body: Txt2ImgRequest) -> dict[str, Any]:
         params = body.to_params(default_clip_skip=app.settings.get("CLIP_stop_at_last_layers"))
-        job = app.submit_txt2img(params, save_images=body.save_images)
+        job = app.submit(params, save_images=body.save_images)
         result: Result = await run_in_threadpool(job.wait)
         images = [base64_image(image, text) for image, text in zip(result.images, result.infotexts)]
         return {

@@ -57,6 +57,47 @@ class Txt2Img:
         return self.batch_size * self.n_iter
 
 
+# A1111's choices, in the order of their API integers (resize_mode, inpainting_fill, inpaint_full_res,
+# inpainting_mask_invert).
+RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
+MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")
+INPAINT_AREAS = ("Whole picture", "Only masked")
+MASK_MODES = ("Inpaint masked", "Inpaint not masked")
+
+
+@dataclass(frozen=True)
+class Img2Img(Txt2Img):
+    """img2img, sketch and inpaint: txt2img's fields plus the input image(s) and, for inpaint, the mask.
+
+    `width`/`height` are the output size; the input is resized to it with `resize_mode`. A mask is white
+    where the image is repainted (before `inpainting_mask_invert`)."""
+
+    init_images: tuple[Image.Image, ...] = ()
+    mask: Image.Image | None = None
+    denoising_strength: float = 0.75
+    resize_mode: int = 0
+    mask_blur: int = 4
+    inpainting_fill: int = 1
+    inpaint_full_res: bool = False
+    inpaint_full_res_padding: int = 32
+    inpainting_mask_invert: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.init_images:
+            raise InvalidParameter("img2img needs an input image (init_images is empty)")
+        _check_range("denoising_strength", self.denoising_strength, 0.0, 1.0)
+        _check_range("resize_mode", self.resize_mode, 0, len(RESIZE_MODES) - 1)
+        _check_range("mask_blur", self.mask_blur, 0, 64)
+        _check_range("inpainting_fill", self.inpainting_fill, 0, len(MASKED_CONTENT) - 1)
+        _check_range("inpaint_full_res_padding", self.inpaint_full_res_padding, 0, 256)
+        _check_range("inpainting_mask_invert", self.inpainting_mask_invert, 0, 1)
+
+    @property
+    def is_inpaint(self) -> bool:
+        return self.mask is not None
+
+
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidParameter(f"{name} must be a number, got {value!r}")
@@ -72,7 +113,7 @@ def field_names(cls: type) -> list[str]:
 class Result:
     """What one finished job hands back: images in order, each with its infotext and seed."""
 
-    params: Txt2Img  # with the seed resolved (never -1)
+    params: Txt2Img  # (or Img2Img) with the seed resolved (never -1)
     images: tuple[Image.Image, ...]
     infotexts: tuple[str, ...]
     seeds: tuple[int, ...]
@@ -85,8 +126,13 @@ class Result:
 class Request:
     """A queued job: what to generate plus what to do with it. Plain data, so a queue could ship it."""
 
-    params: Txt2Img
+    params: Txt2Img  # or Img2Img
     save_images: bool = True
+
+    @property
+    def kind(self) -> str:
+        """The outputs folder kind and the progress label: "txt2img" or "img2img"."""
+        return "img2img" if isinstance(self.params, Img2Img) else "txt2img"
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def build_tab(app: App) -> None:
                 width=int(width), height=int(height), n_iter=int(n_iter), batch_size=int(batch_size),
                 clip_skip=int(clip_skip),
             )
-            result = wait_with_progress(app.submit_txt2img(params), progress)
+            result = wait_with_progress(app.submit(params), progress)
         except UserError as error:
             raise gr.Error(str(error)) from error
         except Exception as error:
