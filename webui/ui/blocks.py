@@ -9,6 +9,7 @@ import gradio as gr
 
 from webui.core.errors import UserError
 from webui.ui import txt2img
+from webui.ui.generation import SectionFactory
 
 if TYPE_CHECKING:
     from webui.app import App
@@ -17,11 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def build_ui(app: App) -> gr.Blocks:
+    # Sections added to both generation tabs (ControlNet units, scripts), in page order.
+    sections: list[SectionFactory] = []
     with gr.Blocks(title="Stable Diffusion") as demo:
         checkpoint = _checkpoint_row(app)
-        with gr.Tabs():
+        with gr.Tabs(elem_id="tabs"):
             with gr.Tab("txt2img", id="txt2img"):
-                txt2img.build_tab(app)
+                txt2img.build_tab(app, sections)
         demo.load(lambda: _checkpoint_choices(app), outputs=checkpoint)
     return demo
 
