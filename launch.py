@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import NoReturn, Protocol
 
 from webui.core.cmd_args import parse_args, paths_from_args
+from webui.plugins.preload import add_extension_flags
 
 ROOT = Path(__file__).resolve().parent
 VENV_DIR = ROOT / ".venv"
 REQUIREMENTS = ROOT / "requirements.txt"
+# Packages whose declared dependencies would replace torch (controlnet-aux wants torchvision and timm, and
+# pip then swaps the installed torch for another build): installed with --no-deps after requirements.txt.
+NODEPS_REQUIREMENTS = "requirements-nodeps.txt"
 PLACEHOLDER_SCRIPT = ROOT / "tools" / "make_placeholder_model.py"
 DEFAULT_TORCH_COMMAND = "pip install torch==2.13.0"
 # Lives inside the venv, so deleting .venv also forgets what was installed.
@@ -68,15 +72,21 @@ def torch_command_from_env(environ: Mapping[str, str]) -> str:
 
 
 def base_steps(torch_command: str, requirements: Path) -> tuple[InstallStep, ...]:
-    """Torch first, from TORCH_COMMAND (A1111 runs it as `python -m <TORCH_COMMAND>`), then the rest."""
+    """Torch first, from TORCH_COMMAND (A1111 runs it as `python -m <TORCH_COMMAND>`), then the rest, then
+    the requirements-nodeps.txt beside requirements.txt (when there is one) without their dependencies."""
     torch_args = tuple(shlex.split(torch_command))
     if not torch_args:
         raise SetupError("TORCH_COMMAND is empty; expected something like 'pip install torch'")
-    return (
+    steps = (
         InstallStep("Installing torch", torch_args),
         InstallStep(f"Installing {requirements.name}", ("pip", "install", "-r", str(requirements)),
                     (requirements,)),
     )
+    nodeps = requirements.with_name(NODEPS_REQUIREMENTS)
+    if nodeps.is_file():
+        steps += (InstallStep(f"Installing {nodeps.name} without dependencies",
+                              ("pip", "install", "--no-deps", "-r", str(nodeps)), (nodeps,)),)
+    return steps
 
 
 def fingerprint(steps: Sequence[InstallStep]) -> str:
@@ -162,7 +172,7 @@ def restart(python: Path, argv: Sequence[str]) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+    args = parse_args(argv, extend=lambda parser: add_extension_flags(parser, argv))  # extensions' preload.py
     try:
         if not args.skip_install:
             prepare_environment()

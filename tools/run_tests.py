@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The test command: `python tools/run_tests.py [pytest arguments]`.
 
-Prepares .venv exactly as launch.py does (torch + requirements.txt), adds requirements-test.txt and
-Debian's chromium for the browser tests, then runs pytest from the repository root with the venv's
-Python and exits with pytest's exit code (5, "no tests collected", included).
+Prepares .venv exactly as launch.py does (torch, requirements.txt, requirements-nodeps.txt with --no-deps),
+adds requirements-test.txt and Debian's chromium for the browser tests, then runs pytest from the
+repository root with the venv's Python and exits with pytest's exit code (5, "no tests collected",
+included).
 """
 
 from __future__ import annotations

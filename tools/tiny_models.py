@@ -18,17 +18,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    DiffusionPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
 from diffusers import schedulers as diffusers_schedulers
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from webui.engine.ldm_layout import save_ldm_checkpoint
 from webui.engine.loader import CONFIGS, TOKENIZER_DIR
 
-Variant = Literal["sd1", "sd2", "sd2-v", "sdxl"]
+# "-inpaint": the inpainting architecture (a 9-channel UNet: latents, mask, masked-image latents)
+Variant = Literal["sd1", "sd2", "sd2-v", "sdxl", "sd1-inpaint", "sdxl-inpaint"]
 TEXT_WIDTH = 32
 VAE_SCALE = 2  # two VAE levels
-DEFAULT_SIZE = {"sd1": 512, "sd2": 512, "sd2-v": 768, "sdxl": 1024}
+DEFAULT_SIZE = {"sd1": 512, "sd2": 512, "sd2-v": 768, "sdxl": 1024, "sd1-inpaint": 512, "sdxl-inpaint": 1024}
 
 
 def _config(variant: str, component: str, file: str = "config.json") -> dict[str, Any]:
@@ -38,7 +47,7 @@ def _config(variant: str, component: str, file: str = "config.json") -> dict[str
 def _unet(variant: Variant, full_resolution_attention: bool = True) -> UNet2DConditionModel:
     config = _config(variant, "unet")
     config.update(block_out_channels=[32, 64], sample_size=DEFAULT_SIZE[variant] // VAE_SCALE)
-    if variant == "sdxl":
+    if variant.startswith("sdxl"):
         config.update(
             down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
             up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
@@ -103,8 +112,9 @@ def _scheduler(variant: Variant) -> Any:
 
 def tiny_pipeline(
     variant: Variant = "sd1", seed: int = 0, vae_levels: int = 2, full_resolution_attention: bool = True
-) -> StableDiffusionPipeline | StableDiffusionXLPipeline:
-    """A freshly initialised tiny pipeline of the variant ("sd1", "sd2", "sd2-v" or "sdxl").
+) -> DiffusionPipeline:
+    """A freshly initialised tiny pipeline of the variant ("sd1", "sd2", "sd2-v", "sdxl", "sd1-inpaint" or
+    "sdxl-inpaint"; the inpainting ones come as diffusers' inpaint pipelines).
 
     `vae_levels` 2 gives 2x latents (cheap tests at 64x64); 4 gives SD's 8x (cheap at 512x512).
 
@@ -114,8 +124,9 @@ def tiny_pipeline(
     if variant == "sd2-v":
         with torch.no_grad():
             unet.conv_out.bias.fill_(-3.0)
-    if variant == "sdxl":
-        return StableDiffusionXLPipeline(
+    inpainting = variant.endswith("-inpaint")
+    if variant.startswith("sdxl"):
+        return (StableDiffusionXLInpaintPipeline if inpainting else StableDiffusionXLPipeline)(
             vae=vae,
             text_encoder=_text_encoder(variant),
             text_encoder_2=_text_encoder(variant, "text_encoder_2"),
@@ -125,7 +136,7 @@ def tiny_pipeline(
             scheduler=_scheduler(variant),
             add_watermarker=False,
         )
-    return StableDiffusionPipeline(
+    return (StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline)(
         vae=vae,
         text_encoder=_text_encoder(variant),
         tokenizer=_tokenizer(variant),
@@ -140,16 +151,23 @@ def tiny_pipeline(
 @dataclass(frozen=True)
 class TinyCheckpoint:
     path: Path  # the single-file checkpoint
-    pipe: StableDiffusionPipeline | StableDiffusionXLPipeline  # the pipeline it was written from
+    pipe: DiffusionPipeline  # the pipeline it was written from
 
 
 def build_tiny_checkpoint(
-    path: str | Path, variant: Variant = "sd1", seed: int = 0, metadata: dict[str, str] | None = None
+    path: str | Path,
+    variant: Variant = "sd1",
+    seed: int = 0,
+    metadata: dict[str, str] | None = None,
+    full_resolution_attention: bool = True,
 ) -> TinyCheckpoint:
-    """Build the tiny pipeline and write it as one .safetensors file (creating the folder)."""
+    """Build the tiny pipeline and write it as one .safetensors file (creating the folder).
+
+    `full_resolution_attention=False` (SD1/SD2 shapes): attention at the lower UNet level only, several
+    times faster where only the images' identity matters."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pipe = tiny_pipeline(variant, seed)
+    pipe = tiny_pipeline(variant, seed, full_resolution_attention=full_resolution_attention)
     return TinyCheckpoint(save_ldm_checkpoint(pipe, path, metadata), pipe)
 
 

@@ -4,33 +4,62 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import os
 import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
 
 from webui import __version__
+from webui.api.access import add_access_control, exposure_warning, open_share_link
 from webui.api.routes import register_api
-from webui.core.cmd_args import Paths, paths_from_args, server_name, uses_cpu
+from webui.core.cmd_args import (
+    Paths,
+    api_credentials,
+    gradio_credentials,
+    paths_from_args,
+    server_name,
+    uses_cpu,
+)
 from webui.core.errors import ModelNotFound, UserError
 from webui.core.hashing import HashCache
 from webui.core.params import Img2Img, Request, Result, SwitchCheckpoint, SwitchVae, Txt2Img
 from webui.engine import generate
+from webui.engine.controlnet import ControlNetLibrary
 from webui.engine.devices import choose_device
 from webui.engine.embeddings import EmbeddingLibrary
 from webui.engine.lora import LoraLibrary
 from webui.engine.manager import ModelManager
 from webui.engine.memory import MemoryFlags, log_startup
+from webui.engine.preprocessors import annotator_dirs
+from webui.engine.previews import PreviewReporter
 from webui.engine.registry import CheckpointRegistry
 from webui.engine.vae import VaeRegistry
+from webui.plugins.flow import ProcessingContext
+from webui.plugins.registry import Plugins
 from webui.services.jobs import Job, JobQueue
 from webui.services.outputs import dated_dir, save_image
 from webui.services.settings import Settings, option
+from webui.services.styles import StyleDatabase
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=Txt2Img)
+
+
+@dataclasses.dataclass(frozen=True)
+class OverriddenRequest:
+    """A generation queued with A1111's override_settings: the options hold for its job alone, or stay
+    set afterwards when `restore` is False (override_settings_restore_afterwards)."""
+
+    request: Request
+    options: tuple[tuple[str, Any], ...]
+    restore: bool = True
 
 
 class App:
@@ -40,6 +69,8 @@ class App:
         self.args = args
         self.paths: Paths = paths_from_args(args)
         self.settings = Settings(self.paths.config_file)
+        self.styles = StyleDatabase(self.paths.styles_file)
+        self.plugins = Plugins(self.settings, args, self.paths.data_dir)  # extensions; may add options
         extra = (Path(args.ckpt).expanduser().resolve(),) if args.ckpt else ()
         hashes = HashCache(self.paths.cache_file)
         self.registry = CheckpointRegistry(self.paths.ckpt_dir, hashes, extra)
@@ -55,6 +86,7 @@ class App:
             vaes=VaeRegistry(self.paths.vae_dir, hashes),
             embeddings=EmbeddingLibrary(self.paths.embeddings_dir, hashes),
             loras=LoraLibrary(self.paths.lora_dir, hashes),
+            controlnets=ControlNetLibrary(self.paths.controlnet_dir, annotator_dirs(self.paths)),
             memory=memory,
             vae_tiling_threshold=self.settings.get("vae_tiling_threshold"),
         )
@@ -65,11 +97,33 @@ class App:
         self.jobs = JobQueue(self._run_job)
         self.jobs.start()
 
-    def submit(self, params: Txt2Img | Img2Img, save_images: bool = True) -> Job:
-        """Queue a txt2img or img2img/inpaint generation (the params' type says which)."""
+    def submit(
+        self,
+        params: Txt2Img | Img2Img,
+        save_images: bool = True,
+        override_settings: Mapping[str, Any] | None = None,
+        restore_settings: bool = True,
+    ) -> Job:
+        """Queue a txt2img or img2img/inpaint generation (the params' type says which).
+
+        `override_settings` (options by name) hold while this job runs, then go back unless
+        `restore_settings` is False (A1111's override_settings_restore_afterwards)."""
         params.validate()  # bad input fails now, before it takes a place in the queue
         request = Request(params=params, save_images=save_images)
-        return self.jobs.submit(request, kind=request.kind)
+        self.plugins.check(params, request.kind)  # an unknown script name, too
+        if not override_settings:
+            return self.jobs.submit(request, kind=request.kind)
+        self._check_options(override_settings)
+        queued = OverriddenRequest(request, tuple(override_settings.items()), restore_settings)
+        return self.jobs.submit(queued, kind=request.kind)
+
+    def apply_styles(self, params: P, names: Sequence[str]) -> P:
+        """`params` with the named prompt styles applied to both prompts. As in A1111 this happens before
+        generation, so the infotext holds the styled prompt."""
+        if not names:
+            return params
+        prompt, negative = self.styles.apply(params.prompt, params.negative_prompt, names)
+        return dataclasses.replace(params, prompt=prompt, negative_prompt=negative)
 
     def generate(self, params: Txt2Img | Img2Img, save_images: bool = True) -> Result:
         return self.submit(params, save_images).wait()
@@ -82,6 +136,7 @@ class App:
 
     def _switch_checkpoint(self, title: str) -> str:
         loaded = self.manager.get(title)
+        self.plugins.notice_model(loaded)
         new_title = self.registry.title(self.manager.entry_for(loaded))
         self.settings.update({"sd_model_checkpoint": new_title})
         return new_title
@@ -137,26 +192,82 @@ class App:
         self.registry.refresh()
         return self.registry.titles()
 
-    def _run_job(self, request: Request | SwitchCheckpoint | SwitchVae, job: Job) -> Result | str:
+    def _check_options(self, options: Mapping[str, Any]) -> None:
+        """InvalidParameter / ModelNotFound now for options that could not be applied later."""
+        for name, value in options.items():
+            option(name).validate(value)
+        if options.get("sd_model_checkpoint"):
+            self.registry.find(str(options["sd_model_checkpoint"]))
+        if "sd_vae" in options:
+            self.manager.vaes.check_choice(str(options["sd_vae"]))
+
+    @contextmanager
+    def _overridden(self, options: Mapping[str, Any], restore: bool) -> Iterator[None]:
+        """Runs on the worker, around one job: set the options, then put them (and the model) back."""
+        settings = {name: value for name, value in options.items() if name != "sd_model_checkpoint"}
+        checkpoint = options.get("sd_model_checkpoint")  # the job's params already name it
+        if not restore:
+            self.settings.update(settings)
+            self._sync_manager()
+            yield
+            if checkpoint:
+                self._switch_checkpoint(str(checkpoint))  # loaded by the job: this only records it
+            return
+        before = self.manager.current_entry()
+        try:
+            with self.settings.overridden(settings):
+                self._sync_manager()
+                yield
+        finally:
+            self._sync_manager()
+            if checkpoint and before is not None and self.manager.current_entry() != before:
+                self.manager.get(str(before.path))
+
+    def _sync_manager(self) -> None:
+        """Give the model manager the options it reads, after they were overridden or put back."""
+        self.manager.vae_tiling_threshold = self.settings.get("vae_tiling_threshold")
+        self.manager.set_vae(self.settings.get("sd_vae"))
+
+    def _preview_period(self) -> int:
+        """Steps between live previews (A1111's setting; -1: at the end of each batch, 0: none)."""
+        return self.settings.get("show_progress_every_n_steps") if self.settings.get("live_previews_enable") else 0
+
+    def _run_job(
+        self, request: Request | OverriddenRequest | SwitchCheckpoint | SwitchVae, job: Job
+    ) -> Result | str:
         if isinstance(request, SwitchCheckpoint):
             return self._switch_checkpoint(request.title)
         if isinstance(request, SwitchVae):
             return self._switch_vae(request.choice)
-        result = generate.run(request.params, self.manager, job)
-        if not (request.save_images and self.settings.get("samples_save")):
-            return result
-        directory = dated_dir(self._output_dir(request.kind))
-        options = {
-            "fmt": self.settings.get("samples_format"),
-            "save_txt": self.settings.get("save_txt"),
-            "quality": self.settings.get("jpeg_quality"),
-            "lossless": self.settings.get("webp_lossless"),
-        }
-        paths = [
-            str(save_image(image, text, directory, seed=seed, **options))
-            for image, text, seed in zip(result.images, result.infotexts, result.seeds)
-        ]
-        return dataclasses.replace(result, paths=tuple(paths))
+        if isinstance(request, OverriddenRequest):
+            with self._overridden(dict(request.options), request.restore):
+                return self._run_job(request.request, job)
+        reporter = PreviewReporter(job, self._preview_period())
+        saving = request.save_images and self.settings.get("samples_save")
+        grids = request.save_images and self.settings.get("grid_save")
+        # The scripts (webui.plugins) run around and inside generate.run and call the image callbacks
+        # around each save.
+        context = ProcessingContext(
+            generate=lambda params, hooks: generate.run(params, self.manager, reporter, hooks),
+            save_image=functools.partial(self._save, request.kind) if saving else None,
+            save_grid=functools.partial(self._save, f"{request.kind}-grids") if grids else None,
+            current_model=lambda: self.manager.current,
+        )
+        return self.plugins.process(request.params, request.kind, context)
+
+    def _save(self, kind: str, image: Any, infotext: str, seed: int) -> Path:
+        """One image (or grid: kind "txt2img-grids", …) under its dated output folder, as the options say."""
+        return save_image(
+            image,
+            infotext,
+            dated_dir(self._output_dir(kind)),
+            seed=seed,
+            fmt=self.settings.get("samples_format"),
+            save_txt=self.settings.get("save_txt"),
+            quality=self.settings.get("jpeg_quality"),
+            lossless=self.settings.get("webp_lossless"),
+            pattern=self.settings.get("samples_filename_pattern"),
+        )
 
     def _output_dir(self, kind: str) -> Path:
         path = Path(self.settings.output_dir(kind)).expanduser()
@@ -164,18 +275,74 @@ class App:
 
 
 def create_server(app: App, host: str, port: int) -> uvicorn.Server:
-    """The ASGI app: API routes first, then the gradio UI mounted at /."""
+    """The ASGI app: API routes first, then the gradio UI mounted at /; --api-auth and CORS around both,
+    --gradio-auth on the UI, TLS when both --tls-* files are given."""
     web = FastAPI(title="webui", version=__version__)
+    add_access_control(web, app.args, api_credentials(app.args))
     if app.args.api or app.args.nowebui:
         register_api(web, app)
-    if not app.args.nowebui:
+    if app.args.nowebui:
+        app.plugins.app_started(None, web)
+    else:
         import gradio as gr
 
         from webui.ui.blocks import build_ui
 
-        web = gr.mount_gradio_app(web, build_ui(app), path="/")
-    config = uvicorn.Config(web, host=host, port=port, log_level="warning")
+        # gradio serves its own static files, its upload/cache folder and these output folders, never
+        # the models, settings or styles (blocked even if an output folder is set to contain them).
+        outputs = [app.paths.outputs_dir, *(app._output_dir(kind) for kind in ("txt2img", "img2img"))]
+        private = [app.paths.models_dir, app.paths.ckpt_dir, app.paths.lora_dir, app.paths.vae_dir,
+                   app.paths.embeddings_dir, app.paths.controlnet_dir, app.paths.config_file,
+                   app.paths.cache_file, app.paths.styles_file]
+        demo = build_ui(app)
+        # before the mount: routes extensions add here must come before gradio's catch-all "/"
+        app.plugins.app_started(demo, web)
+        head, css = app.plugins.page_assets()  # the loaded extensions' javascript/*.js and style.css
+        web = gr.mount_gradio_app(
+            web,
+            demo,
+            path="/",
+            auth=list(gradio_credentials(app.args)) or None,
+            allowed_paths=[str(path.resolve()) for path in outputs],
+            blocked_paths=[str(path.resolve()) for path in private],
+            head=head or None,
+            css=css or None,
+        )
+    config = uvicorn.Config(
+        web,
+        host=host,
+        port=port,
+        log_level="warning",
+        ssl_keyfile=app.args.tls_keyfile,
+        ssl_certfile=app.args.tls_certfile,
+    )
     return uvicorn.Server(config)
+
+
+def share_when_started(server: uvicorn.Server, host: str) -> threading.Thread:
+    """--share: once `server` listens, open a gradio share link to it on a background thread. Offline
+    this fails with a logged reason and the local server goes on serving."""
+
+    def run() -> None:
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.1)
+        if server.should_exit:
+            return
+        url = open_share_link(host, server.servers[0].sockets[0].getsockname()[1])
+        if url:
+            print(f"Running on public URL: {url}", flush=True)
+
+    thread = threading.Thread(target=run, name="share-link", daemon=True)
+    thread.start()
+    return thread
+
+
+def warn_if_exposed(args: argparse.Namespace) -> None:
+    """Say loudly when other machines can reach the server without a password."""
+    warning = exposure_warning(args, bool(gradio_credentials(args)), bool(api_credentials(args)))
+    if warning:
+        log.warning(warning)
+        print(warning, flush=True)
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -188,7 +355,11 @@ def serve(args: argparse.Namespace) -> None:
         log.error("Could not load a checkpoint: %s", error)
     host = server_name(args)
     server = create_server(app, host, args.port)
-    print(f"Running on local URL:  http://{'127.0.0.1' if host == '0.0.0.0' else host}:{args.port}", flush=True)
+    scheme = "https" if args.tls_certfile else "http"
+    print(f"Running on local URL:  {scheme}://{'127.0.0.1' if host == '0.0.0.0' else host}:{args.port}", flush=True)
+    warn_if_exposed(args)
+    if args.share:
+        share_when_started(server, host)
     try:
         server.run()
     finally:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image
 
 from webui.core import infotext, samplers
 from webui.core.errors import InvalidParameter
-from webui.core.params import Txt2Img
+from webui.core.params import Img2Img, Txt2Img
 
 PARAMS = Txt2Img(prompt="a photo of a cat", negative_prompt="blurry", seed=1, cfg_scale=7.0)
 
@@ -258,3 +259,82 @@ def test_params_survive_build_parse_to_params(params: Txt2Img) -> None:
     back = infotext.to_params(infotext.parse(infotext.build(params)))
     expected_schedule = samplers.split_sampler_name(params.sampler_name, params.scheduler)[1]
     assert back == params.replace(scheduler=expected_schedule)
+
+
+# --- img2img / inpaint ----------------------------------------------------------------------------
+
+IMAGE = Image.new("RGB", (8, 8))
+INPAINT = Img2Img(prompt="a cat", seed=3, init_images=(IMAGE,), mask=IMAGE, denoising_strength=0.6)
+# An A1111 v1.10 inpaint infotext's parameters line, with the keys in the order A1111 writes them.
+A1111_INPAINT = (
+    "a cat\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 3, Size: 512x512, "
+    "Denoising strength: 0.6, Mask blur: 4, Mask mode: Inpaint not masked, Inpaint area: Only masked, "
+    "Masked area padding: 32, Masked content: latent noise, Version: v1"
+)
+
+
+def test_inpaint_infotext_is_a1111s() -> None:
+    params = INPAINT.replace(inpainting_mask_invert=1, inpaint_full_res=True, inpainting_fill=2)
+    assert infotext.build(params, version="v1") == A1111_INPAINT
+
+
+def test_inpaint_defaults_are_left_out_and_img2img_has_no_mask_keys() -> None:
+    fields = infotext.parse(infotext.build(INPAINT))
+    assert fields["Mask blur"] == "4" and fields["Denoising strength"] == "0.6"
+    assert not {"Mask mode", "Inpaint area", "Masked area padding", "Masked content"} & set(fields)
+    assert infotext.parse(infotext.build(INPAINT.replace(mask_blur=0)))["Mask blur"] == "0"  # as A1111's tab
+    assert infotext.parse(infotext.build(INPAINT.replace(inpainting_fill=0)))["Masked content"] == "fill"
+    plain = infotext.parse(infotext.build(INPAINT.replace(mask=None)))
+    assert plain["Denoising strength"] == "0.6" and "Mask blur" not in plain
+
+
+def test_img2img_fields_come_back_from_an_infotext() -> None:
+    assert infotext.to_img2img_fields(infotext.parse(A1111_INPAINT)) == {
+        "denoising_strength": 0.6,
+        "mask_blur": 4,
+        "inpainting_mask_invert": 1,
+        "inpaint_full_res": True,
+        "inpainting_fill": 2,
+        "inpaint_full_res_padding": 32,
+    }
+    # an inpaint infotext without the keys A1111 leaves out for their defaults means the defaults
+    assert infotext.to_img2img_fields(infotext.parse(infotext.build(INPAINT))) == {
+        "denoising_strength": 0.6,
+        "mask_blur": 4,
+        "inpainting_mask_invert": 0,
+        "inpaint_full_res": False,
+        "inpainting_fill": 1,
+    }
+    assert infotext.to_img2img_fields(infotext.parse(V170)) == {"denoising_strength": 0.35}
+    assert infotext.to_img2img_fields(infotext.parse(A1111_DOCSTRING)) == {}
+
+
+def test_bad_img2img_values_are_named() -> None:
+    with pytest.raises(InvalidParameter, match="'Masked content' must be one of fill, original"):
+        infotext.to_img2img_fields({"Mask blur": "4", "Masked content": "zeros"})
+    with pytest.raises(InvalidParameter, match="'Denoising strength' must be a number"):
+        infotext.to_img2img_fields({"Denoising strength": "strong"})
+
+
+@given(
+    invert=st.integers(0, 1),
+    full=st.booleans(),
+    fill=st.integers(0, 3),
+    blur=st.integers(0, 64),
+    padding=st.integers(0, 256),
+    strength=st.floats(0, 1),
+)
+def test_inpaint_settings_survive_build_parse(
+    invert: int, full: bool, fill: int, blur: int, padding: int, strength: float
+) -> None:
+    params = INPAINT.replace(
+        inpainting_mask_invert=invert,
+        inpaint_full_res=full,
+        inpainting_fill=fill,
+        mask_blur=blur,
+        inpaint_full_res_padding=padding,
+        denoising_strength=strength,
+    )
+    back = infotext.to_img2img_fields(infotext.parse(infotext.build(params)))
+    assert params.replace(**back) == params  # padding is written (and read) for Only masked only
+    assert ("inpaint_full_res_padding" in back) == full

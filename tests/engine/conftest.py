@@ -1,4 +1,5 @@
-"""Session fixtures: tiny SD1, SD2 (epsilon and v) and SDXL checkpoints written as real single files.
+"""Session fixtures: tiny SD1, SD2 (epsilon and v) and SDXL checkpoints written as real single files,
+and the SD1 / SDXL inpainting architectures.
 
 Each `tiny_*` fixture is a TinyCheckpoint (`.path`: the .safetensors file, `.pipe`: the diffusers
 pipeline it was written from, for comparisons). Treat the pipes as read-only: they are shared.
@@ -44,6 +45,26 @@ def tiny_sd2_v(tiny_checkpoint_dir: Path) -> TinyCheckpoint:
 @pytest.fixture(scope="session")
 def tiny_sdxl(tiny_checkpoint_dir: Path) -> TinyCheckpoint:
     return build_tiny_checkpoint(tiny_checkpoint_dir / "tiny-sdxl.safetensors", "sdxl")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd1_fast(tiny_checkpoint_dir: Path) -> TinyCheckpoint:
+    """SD1 with attention at the lower UNet level only: ~3x faster at 64x64 where only identity matters."""
+    path = tiny_checkpoint_dir / "tiny-sd1-fast.safetensors"
+    return build_tiny_checkpoint(path, "sd1", full_resolution_attention=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd1_inpaint(tiny_checkpoint_dir: Path) -> TinyCheckpoint:
+    """The SD1 inpainting architecture: a 9-channel UNet (latents, mask, masked-image latents); attention
+    at the lower level only, as tiny_sd1_fast."""
+    path = tiny_checkpoint_dir / "tiny-sd1-inpaint.safetensors"
+    return build_tiny_checkpoint(path, "sd1-inpaint", full_resolution_attention=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_inpaint(tiny_checkpoint_dir: Path) -> TinyCheckpoint:
+    return build_tiny_checkpoint(tiny_checkpoint_dir / "tiny-sdxl-inpaint.safetensors", "sdxl-inpaint")
 
 
 @pytest.fixture(scope="session")

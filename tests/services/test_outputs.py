@@ -133,3 +133,56 @@ def test_concurrent_saves_get_distinct_numbers(tmp_path: Path) -> None:
     assert sorted(p.name for p in paths) == [f"{n:05}-1.png" for n in range(8)]
     assert len(list(tmp_path.glob("*.txt"))) == 8
     assert not list(tmp_path.glob(".*"))
+
+
+PATTERN_INFOTEXT = (
+    "a Red/cube: shiny, (gold:1.2)\nNegative prompt: blurry\n"
+    "Steps: 7, Sampler: Euler a, Schedule type: Karras, CFG scale: 6.5, Seed: 99, Size: 64x48, "
+    "Model hash: abcdef1234, Model: tiny-sd1"
+)
+
+
+def test_filename_pattern_fills_a1111_tokens_from_the_infotext(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    pattern = "[seed]-[steps]-[CFG]-[width]x[height]-[sampler]-[model_name]-[model_hash]-[date]-[datetime]"
+    name = outputs.filename_part(pattern, PATTERN_INFOTEXT, 1234, now=datetime(2024, 5, 31, 13, 4, 5))
+    # The seed argument wins over the infotext's (a batch gives each image its own seed).
+    assert name == "1234-7-6.5-64x48-Euler a-tiny-sd1-abcdef1234-2024-05-31-20240531130405"
+    path = save_image(
+        _image(), PATTERN_INFOTEXT, tmp_path, seed=1234, pattern="[steps]-[prompt_words]", save_txt=True
+    )
+    assert path.name == "00000-7-a Red cube shiny gold 1 2.png"
+    assert path.with_suffix(".txt").is_file()
+    # The counter still sees the NNNNN- prefix of patterned names.
+    assert save_image(_image(), PATTERN_INFOTEXT, tmp_path, seed=1).name == "00001-1.png"
+
+
+def test_filename_pattern_never_leaves_the_folder(tmp_path: Path) -> None:
+    text = "../../etc/passwd\\x: y*?\nSteps: 1, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x48"
+    path = save_image(_image(), text, tmp_path, seed=5, pattern="../[prompt]/..")
+    assert path.parent == tmp_path and "/" not in path.name and "\\" not in path.name
+    assert path.name.startswith("00000-") and path.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("", "42"),  # empty pattern: A1111's default [seed]
+        ("   ", "42"),
+        ("[prompt] .", "42"),  # only a trailing dot/space remains of an empty prompt: fall back to the seed
+        ("[nonsense]-[seed]", "[nonsense]-42"),  # unknown tokens stay as written, as in A1111
+        ("[model_hash]", "[model_hash]"),  # no value in this infotext: kept as written
+        ("[prompt_words]", "empty"),
+    ],
+)
+def test_filename_pattern_edge_cases(pattern: str, expected: str) -> None:
+    text = "Steps: 1, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x48"
+    assert outputs.filename_part(pattern, text, 42) == expected
+
+
+def test_long_prompt_names_stay_within_file_name_limits(tmp_path: Path) -> None:
+    text = "ü" * 400 + "\nSteps: 1, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x48"
+    path = save_image(_image(), text, tmp_path, seed=5, pattern="[prompt]")
+    assert len(path.name.encode("utf-8")) <= 255 and path.is_file()

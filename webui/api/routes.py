@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -12,10 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from webui import __version__
-from webui.api.models import Txt2ImgRequest
+from webui.api.controlnet_routes import register_controlnet_routes
+from webui.api.info_routes import register_info_routes
+from webui.api.models import Img2ImgRequest, Txt2ImgRequest
+from webui.api.script_routes import register_script_routes
 from webui.core import samplers
 from webui.core.errors import UserError
-from webui.core.params import Result
+from webui.core.params import Img2Img, Result, Txt2Img
 from webui.services.outputs import embed_infotext
 
 if TYPE_CHECKING:
@@ -34,17 +38,28 @@ def register_api(web: FastAPI, app: App) -> None:
         reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         return JSONResponse(status_code=422, content={"error": "InvalidParameter", "detail": reasons})
 
-    @web.post("/sdapi/v1/txt2img")
-    async def txt2img(body: Txt2ImgRequest) -> dict[str, Any]:
-        params = body.to_params(default_clip_skip=app.settings.get("CLIP_stop_at_last_layers"))
-        job = app.submit(params, save_images=body.save_images)
+    async def generate(body: Txt2ImgRequest, params: Txt2Img, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Queue `params` as `body` asks, wait, and answer as A1111 does (`parameters` echo the request)."""
+        params = app.apply_styles(params, body.styles)
+        job = app.submit(params, body.save_images, body.override_settings, body.override_settings_restore_afterwards)
         result: Result = await run_in_threadpool(job.wait)
         images = [base64_image(image, text) for image, text in zip(result.images, result.infotexts)]
         return {
             "images": images if body.send_images else [],
-            "parameters": body.model_dump(),
-            "info": json.dumps(info_dict(result, app)),
+            "parameters": parameters,
+            "info": json.dumps(info_dict(result, app, body.styles)),
         }
+
+    @web.post("/sdapi/v1/txt2img")
+    async def txt2img(body: Txt2ImgRequest) -> dict[str, Any]:
+        params = body.to_params(default_clip_skip=app.settings.get("CLIP_stop_at_last_layers"))
+        return await generate(body, params, body.model_dump())
+
+    @web.post("/sdapi/v1/img2img")
+    async def img2img(body: Img2ImgRequest) -> dict[str, Any]:
+        # decoding the images takes a while for big ones: off the event loop
+        params = await run_in_threadpool(body.to_params, app.settings.get("CLIP_stop_at_last_layers"))
+        return await generate(body, params, body.echo())
 
     @web.get("/sdapi/v1/sd-models")
     def sd_models() -> list[dict[str, Any]]:
@@ -119,13 +134,17 @@ def register_api(web: FastAPI, app: App) -> None:
     def skip() -> None:
         app.jobs.skip()
 
+    register_info_routes(web, app)
+    register_script_routes(web, app)
+    register_controlnet_routes(web, app)
+
 
 def base64_image(image: Any, infotext: str) -> str:
     """PNG with the infotext embedded, as A1111's API returns images."""
     return base64.b64encode(embed_infotext(image, infotext, "png")).decode("ascii")
 
 
-def info_dict(result: Result, app: App) -> dict[str, Any]:
+def info_dict(result: Result, app: App, styles: Sequence[str] = ()) -> dict[str, Any]:
     """The `info` JSON of A1111's txt2img response (the fields its clients read)."""
     p = result.params
     loaded = app.manager.current
@@ -144,6 +163,7 @@ def info_dict(result: Result, app: App) -> dict[str, Any]:
         "sampler_name": p.sampler_name,
         "scheduler": p.scheduler,
         "cfg_scale": p.cfg_scale,
+        "denoising_strength": p.denoising_strength if isinstance(p, Img2Img) else None,
         "steps": p.steps,
         "batch_size": p.batch_size,
         "n_iter": p.n_iter,
@@ -153,7 +173,7 @@ def info_dict(result: Result, app: App) -> dict[str, Any]:
         "clip_skip": p.clip_skip,
         "index_of_first_image": 0,
         "infotexts": list(result.infotexts),
-        "styles": [],
+        "styles": list(styles),
         "interrupted": result.interrupted,
         "images_saved": list(result.paths),
         "warnings": list(result.warnings),

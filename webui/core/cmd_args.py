@@ -7,7 +7,7 @@ Pure argparse: launch.py parses these before any heavy package is installed or i
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class Paths:
     outputs_dir: Path
     config_file: Path
     cache_file: Path
+    styles_file: Path
 
 
 def parse_gradio_auth(text: str) -> tuple[tuple[str, str], ...]:
@@ -41,11 +42,31 @@ def parse_gradio_auth(text: str) -> tuple[tuple[str, str], ...]:
             continue
         user, sep, password = entry.partition(":")
         if not sep or not user:
-            raise ValueError(f'--gradio-auth entry {entry!r} is not of the form "username:password"')
+            raise ValueError(f'auth entry {entry!r} is not of the form "username:password"')
         pairs.append((user, password))
     if not pairs:
-        raise ValueError('--gradio-auth needs at least one "username:password"')
+        raise ValueError('authentication needs at least one "username:password"')
     return tuple(pairs)
+
+
+def read_auth_file(path: str | Path) -> tuple[tuple[str, str], ...]:
+    """The "username:password" entries of an auth file: one or more a line, comma-separated (A1111's format)."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read --gradio-auth-path file {path}: {error}") from None
+    return parse_gradio_auth(",".join(text.splitlines()))
+
+
+def gradio_credentials(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """Logins for the UI from --gradio-auth and --gradio-auth-path together; empty when neither is set."""
+    pairs = parse_gradio_auth(args.gradio_auth) if args.gradio_auth else ()
+    return pairs + (read_auth_file(args.gradio_auth_path) if args.gradio_auth_path else ())
+
+
+def api_credentials(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """Logins for the /sdapi routes (--api-auth); empty when the API is open."""
+    return parse_gradio_auth(args.api_auth) if args.api_auth else ()
 
 
 def _auth_text(text: str) -> str:
@@ -88,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--gradio-auth", type=_auth_text, default=None,
                         help='set gradio authentication like "username:password"; or comma-delimit multiple '
                         'like "u1:p1,u2:p2,u3:p3"')
+    server.add_argument("--gradio-auth-path", type=str, default=None,
+                        help='set gradio authentication file path ex. "/path/to/auth/file" same auth format as '
+                        "--gradio-auth")
+    server.add_argument("--api-auth", type=_auth_text, default=None,
+                        help='Set authentication for API like "username:password"; or comma-delimit multiple like '
+                        '"u1:p1,u2:p2,u3:p3"')
+    server.add_argument("--cors-allow-origins", type=str, default=None,
+                        help="Allowed CORS origin(s) in the form of a comma-separated list (no spaces)")
+    server.add_argument("--cors-allow-origins-regex", type=str, default=None,
+                        help="Allowed CORS origin(s) in the form of a single regular expression")
+    server.add_argument("--tls-keyfile", type=str, default=None,
+                        help="Partially enables TLS, requires --tls-certfile to fully function")
+    server.add_argument("--tls-certfile", type=str, default=None,
+                        help="Partially enables TLS, requires --tls-keyfile to fully function")
     server.add_argument("--api", action="store_true",
                         help="use api=True to launch the API together with the webui (use --nowebui instead "
                         "for only the API)")
@@ -98,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     paths.add_argument("--data-dir", type=str, default=None,
                        help="base path where all user data is stored (models/, outputs/, config.json); "
                        "defaults to the repository folder")
+    paths.add_argument("--styles-file", type=str, default=None,
+                       help="filename to use for styles (default: styles.csv in the data dir)")
     paths.add_argument("--ckpt", type=str, default=None,
                        help="path to checkpoint of stable diffusion model; if specified, this checkpoint "
                        "will be added to the list of checkpoints and loaded")
@@ -133,14 +170,37 @@ def build_parser() -> argparse.ArgumentParser:
                         help="upcast sampling. No effect with --no-half. Usually produces similar results to "
                         "--no-half with better performance while using less memory.")
 
+    extensions = parser.add_argument_group("extensions")
+    extensions.add_argument("--enable-insecure-extension-access", action="store_true",
+                            help="enable extensions tab regardless of other options")
+    extensions.add_argument("--disable-all-extensions", action="store_true",
+                            help="prevent all extensions from running regardless of any other settings")
+    extensions.add_argument("--disable-extra-extensions", action="store_true",
+                            help="prevent all extensions except built-in from running regardless of any "
+                            "other settings")
+
     setup = parser.add_argument_group("setup")
     setup.add_argument("--skip-install", action="store_true",
                        help="launch.py argument: skip installation of packages")
     return parser
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+def parse_args(
+    argv: Sequence[str] | None = None, extend: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
+    """The flags of `argv`; `extend` may add flags first (extensions' preload.py, see webui.plugins.preload)."""
+    parser = build_parser()
+    if extend is not None:
+        extend(parser)
+    args = parser.parse_args(argv)
+    if bool(args.tls_keyfile) != bool(args.tls_certfile):
+        parser.error("TLS needs both --tls-keyfile and --tls-certfile")
+    if args.gradio_auth_path:
+        try:
+            read_auth_file(args.gradio_auth_path)
+        except ValueError as error:
+            parser.error(str(error))
+    return args
 
 
 def server_name(args: argparse.Namespace) -> str:
@@ -148,6 +208,19 @@ def server_name(args: argparse.Namespace) -> str:
     if args.server_name:
         return args.server_name
     return LISTEN_ADDRESS if args.listen else LOCAL_ADDRESS
+
+
+def reachable_from_network(args: argparse.Namespace) -> bool:
+    """True when other machines can reach the UI (--listen, --share, or a --server-name that is not
+    loopback): then installing extensions and similar powers are refused unless
+    --enable-insecure-extension-access (A1111's rule)."""
+    loopback = args.server_name in (None, "", "localhost", "::1") or str(args.server_name).startswith("127.")
+    return bool(args.listen or args.share or not loopback)
+
+
+def insecure_access_allowed(args: argparse.Namespace) -> bool:
+    """Whether installing/updating extensions (code from elsewhere) is allowed for this server."""
+    return bool(args.enable_insecure_extension_access) or not reachable_from_network(args)
 
 
 def uses_cpu(args: argparse.Namespace, module: str) -> bool:
@@ -173,4 +246,5 @@ def paths_from_args(args: argparse.Namespace) -> Paths:
         outputs_dir=data_dir / "outputs",
         config_file=data_dir / "config.json",
         cache_file=data_dir / "cache.json",
+        styles_file=_folder(args.styles_file, data_dir / "styles.csv"),
     )

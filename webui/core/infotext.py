@@ -19,9 +19,9 @@ import json
 import re
 from collections.abc import Mapping
 
-from webui.core import samplers
+from webui.core import controlnet_infotext, samplers
 from webui.core.errors import InvalidParameter
-from webui.core.params import Txt2Img
+from webui.core.params import INPAINT_AREAS, MASK_MODES, MASKED_CONTENT, Img2Img, Txt2Img
 
 NEGATIVE_PREFIX = "Negative prompt:"
 
@@ -127,6 +127,9 @@ def build(
             "Clip skip": params.clip_skip if params.clip_skip > 1 else None,
         }
     )
+    fields.update(_inpaint_fields(params))
+    # What extensions added (p.extra_generation_params), then the engine's own extras, which win.
+    fields.update(getattr(params, "extra_generation_params", ()))
     fields.update(extra or {})
     last = version if version is not None else fields.get("Version")
     fields.pop("Version", None)
@@ -134,6 +137,36 @@ def build(
     line = ", ".join(_pair(key, value) for key, value in fields.items() if value is not None)
     negative = f"\n{NEGATIVE_PREFIX} {params.negative_prompt}" if params.negative_prompt else ""
     return f"{params.prompt}{negative}\n{line}".strip()
+
+
+def _inpaint_fields(params: Txt2Img) -> dict[str, Value | None]:
+    """What A1111 writes for an inpaint (img2img with a mask), in its order: "Mask blur" always (its
+    img2img tab does), the rest only when not the default: "Mask mode" for "Inpaint not masked",
+    "Inpaint area" + "Masked area padding" for "Only masked", "Masked content" unless "original"."""
+    if not isinstance(params, Img2Img) or not params.is_inpaint:
+        return {}
+    only_masked = bool(params.inpaint_full_res)
+    content = MASKED_CONTENT[params.inpainting_fill]
+    return {
+        "Mask blur": params.mask_blur,
+        "Mask mode": MASK_MODES[params.inpainting_mask_invert] if params.inpainting_mask_invert else None,
+        "Inpaint area": INPAINT_AREAS[1] if only_masked else None,
+        "Masked area padding": params.inpaint_full_res_padding if only_masked else None,
+        "Masked content": content if content != "original" else None,
+    }
+
+
+def with_extra(text: str, extra: Mapping[str, Value | None]) -> str:
+    """`text` with `extra` written into its parameters line (replacing same-named keys, Version kept
+    last): e.g. a grid's "X Type"/"X Values" added to the infotext of its first image."""
+    fields = parse(text)
+    prompt, negative = fields.pop("Prompt"), fields.pop("Negative prompt")
+    merged: dict[str, Value | None] = {**fields, **extra}
+    if "Version" in merged:
+        merged["Version"] = merged.pop("Version")
+    line = ", ".join(_pair(key, value) for key, value in merged.items() if value is not None)
+    negative_line = f"\n{NEGATIVE_PREFIX} {negative}" if negative else ""
+    return f"{prompt}{negative_line}\n{line}".strip()
 
 
 def _unquote(value: str) -> str:
@@ -215,5 +248,36 @@ def to_params(fields: Mapping[str, str]) -> Txt2Img:
         width=width,
         height=height,
         sd_model_checkpoint=fields.get("Model") or fields.get("Model hash") or None,
+        control_units=controlnet_infotext.units_from_fields(fields),  # "ControlNet N" entries, no images
         **numbers,
     )
+
+
+def to_img2img_fields(fields: Mapping[str, str]) -> dict[str, int | float | bool]:
+    """The Img2Img-only keyword arguments an infotext gives (for "Send to img2img/inpaint"): the
+    denoising strength, and for an inpaint infotext (one with "Mask blur") the mask settings, where a key
+    A1111 leaves out for its default (Mask mode, Inpaint area, Masked content) means that default."""
+    result: dict[str, int | float | bool] = {}
+    strength = _number(fields, "Denoising strength", float)
+    if strength is not None:
+        result["denoising_strength"] = strength
+    blur = _number(fields, "Mask blur", int)
+    if blur is None:
+        return result
+    result["mask_blur"] = blur
+    result["inpainting_mask_invert"] = _choice_index(fields, "Mask mode", MASK_MODES)
+    result["inpaint_full_res"] = bool(_choice_index(fields, "Inpaint area", INPAINT_AREAS))
+    result["inpainting_fill"] = _choice_index(fields, "Masked content", MASKED_CONTENT, default="original")
+    padding = _number(fields, "Masked area padding", int)
+    if padding is not None:
+        result["inpaint_full_res_padding"] = padding
+    return result
+
+
+def _choice_index(
+    fields: Mapping[str, str], key: str, choices: tuple[str, ...], default: str | None = None
+) -> int:
+    value = fields.get(key, default or choices[0]).strip()
+    if value not in choices:
+        raise InvalidParameter(f"Infotext {key!r} must be one of {', '.join(choices)}, got {value!r}")
+    return choices.index(value)

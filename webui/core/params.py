@@ -18,6 +18,89 @@ MAX_SIDE = 2048
 MIN_SIDE = 64
 
 
+# sd-webui-controlnet's choices, in the order of their API integers.
+CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
+CONTROL_RESIZE_MODES = ("Just Resize", "Crop and Resize", "Resize and Fill")
+_CONTROL_RESIZE_ALIASES = {  # older sd-webui-controlnet labels its API still accepts
+    "Inner Fit (Scale to Fit)": "Crop and Resize",
+    "Scale to Fit (Inner Fit)": "Crop and Resize",
+    "Outer Fit (Shrink to Fit)": "Resize and Fill",
+    "Envelope (Outer Fit)": "Resize and Fill",
+}
+
+
+def _choice(name: str, value: str | int, choices: tuple[str, ...], aliases: dict[str, str] | None = None) -> str:
+    """A label from a label, an alias or the label's API integer."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(choices):
+        return choices[value]
+    if isinstance(value, str):
+        label = (aliases or {}).get(value, value)
+        if label in choices:
+            return label
+    raise InvalidParameter(f"{name} must be one of {', '.join(choices)} (or 0-{len(choices) - 1}), got {value!r}")
+
+
+def control_mode_name(value: str | int) -> str:
+    return _choice("control_mode", value, CONTROL_MODES)
+
+
+def control_resize_mode_name(value: str | int) -> str:
+    # 3 is img2img's "Just resize (latent upscale)", which sd-webui-controlnet treats as Just Resize
+    return _choice("resize_mode", 0 if value == 3 else value, CONTROL_RESIZE_MODES, _CONTROL_RESIZE_ALIASES)
+
+
+@dataclass(frozen=True)
+class ControlUnit:
+    """One ControlNet unit, with sd-webui-controlnet's API field names.
+
+    `processor_res`, `threshold_a` and `threshold_b` are -1 for "the preprocessor's default" (its
+    slider); what they mean depends on `module` (canny: low/high threshold). `image` is the control
+    image (a ready map with module "none"); with `use_img2img_input` the img2img input is used instead."""
+
+    enabled: bool = True
+    module: str = "none"
+    model: str = "None"
+    weight: float = 1.0
+    image: Image.Image | None = None
+    use_img2img_input: bool = False
+    resize_mode: str = "Crop and Resize"
+    processor_res: int = -1
+    threshold_a: float = -1
+    threshold_b: float = -1
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+    pixel_perfect: bool = False
+    control_mode: str = "Balanced"
+
+    def validate(self, index: int, has_img2img_input: bool) -> None:
+        """Raise InvalidParameter naming the unit and the field that is wrong (enabled units only)."""
+        if not self.enabled:
+            return
+        where = f"ControlNet unit {index}"
+        if not self.model or self.model == "None":
+            raise InvalidParameter(f"{where}: choose a ControlNet model (model is {self.model!r})")
+        if self.image is None and not (self.use_img2img_input and has_img2img_input):
+            fallback = " (it would use the img2img input, but there is none)" if self.use_img2img_input else ""
+            raise InvalidParameter(f"{where} needs an image{fallback}")
+        try:
+            _check_range("weight", self.weight, 0.0, 2.0)
+            _check_range("guidance_start", self.guidance_start, 0.0, 1.0)
+            _check_range("guidance_end", self.guidance_end, 0.0, 1.0)
+            if self.processor_res != -1:
+                _check_range("processor_res", self.processor_res, MIN_SIDE, MAX_SIDE)
+            control_mode_name(self.control_mode)
+            control_resize_mode_name(self.resize_mode)
+        except InvalidParameter as error:
+            raise InvalidParameter(f"{where}: {error}") from None
+        if self.guidance_start >= self.guidance_end:
+            raise InvalidParameter(
+                f"{where}: guidance_start ({self.guidance_start}) must be below guidance_end ({self.guidance_end})"
+            )
+
+    def replace(self, **changes: Any) -> "ControlUnit":
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
 class Txt2Img:
     prompt: str = ""
@@ -34,6 +117,14 @@ class Txt2Img:
     clip_skip: int = 1
     # Checkpoint title or name for this request only; None means the currently loaded one.
     sd_model_checkpoint: str | None = None
+    # Scripts (webui.plugins), as plain data so a queued job carries them: the script chosen in the
+    # "Script" dropdown and its ui() values, the always-visible scripts' values by title, and the
+    # infotext entries extensions added (p.extra_generation_params).
+    script_name: str | None = None
+    script_args: tuple[Any, ...] = ()
+    alwayson_scripts: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    extra_generation_params: tuple[tuple[str, Any], ...] = ()
+    control_units: tuple[ControlUnit, ...] = ()  # ControlNet units, disabled ones included
 
     def validate(self) -> None:
         """Raise InvalidParameter naming the first field that is out of range."""
@@ -48,6 +139,9 @@ class Txt2Img:
         _check_range("n_iter", self.n_iter, 1, 100)
         _check_range("clip_skip", self.clip_skip, 1, 12)
         _check_range("seed", self.seed, -1, 2**32 - 1)
+        has_input = bool(getattr(self, "init_images", ()))  # Img2Img
+        for index, unit in enumerate(self.control_units):
+            unit.validate(index, has_input)
 
     def replace(self, **changes: Any) -> "Txt2Img":
         return dataclasses.replace(self, **changes)

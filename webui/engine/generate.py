@@ -1,10 +1,16 @@
-"""One generation run: params in, images and their infotexts out. Knows models, not users."""
+"""One generation run: params in, images and their infotexts out. Knows models, not users.
+
+txt2img, img2img and inpaint share everything here (LoRA, embeddings, prompt editing, AND, seeds, step
+reports, interrupt, decoding); what differs is a Task: the pipeline, what it is given beyond the shared
+arguments, and how its decoded images are finished (engine.img2img for img2img and inpaint).
+"""
 
 from __future__ import annotations
 
 import random
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -13,8 +19,8 @@ from PIL import Image
 from webui import __version__
 from webui.core import infotext, prompts, samplers
 from webui.core.errors import InvalidParameter
-from webui.core.params import Result, Txt2Img
-from webui.engine import composable, conditioning, memory
+from webui.core.params import Img2Img, Result, Txt2Img
+from webui.engine import composable, conditioning, controlnet, img2img, memory, previews
 from webui.engine.loader import LoadedCheckpoint
 from webui.engine.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
 from webui.engine.manager import ModelManager
@@ -37,6 +43,35 @@ class StepReporter(Protocol):
     def set_batches(self, count: int) -> None: ...
 
     def next_batch(self) -> None: ...
+
+
+class RunHooks(Protocol):
+    """Extension points inside a run; webui.plugins implements them (the engine knows nothing of plugins)."""
+
+    def before_batch(self, params: Txt2Img, batch: int, seeds: Sequence[int]) -> Txt2Img:
+        """The params this batch runs with (a script may have changed them)."""
+        ...
+
+    def denoising(self, pipe: Any, params: Txt2Img, count: int) -> AbstractContextManager[None]:
+        """Active while a batch of `count` images denoises (per-step hooks on the UNet)."""
+        ...
+
+    def after_image(self, params: Txt2Img, image: Image.Image, seed: int) -> tuple[Image.Image, Txt2Img]:
+        """Each decoded image: the image to keep and the params its infotext is built from."""
+        ...
+
+
+class NoHooks:
+    """A run without extensions."""
+
+    def before_batch(self, params: Txt2Img, batch: int, seeds: Sequence[int]) -> Txt2Img:
+        return params
+
+    def denoising(self, pipe: Any, params: Txt2Img, count: int) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def after_image(self, params: Txt2Img, image: Image.Image, seed: int) -> tuple[Image.Image, Txt2Img]:
+        return image, params
 
 
 @dataclass(frozen=True)
@@ -65,15 +100,72 @@ def initial_noise(seeds: list[int], shape: tuple[int, int, int]) -> tuple[torch.
     return noise, generators
 
 
-def run(params: Txt2Img, manager: ModelManager, job: StepReporter) -> Result:
-    """txt2img: n_iter batches of batch_size images, seeds seed, seed+1, …
+class Task(Protocol):
+    """What one run's kind (txt2img, img2img, inpaint) decides; the rest of the run is shared."""
 
-    The prompts' `<lora:…>` tags are looked up in the manager's LoRA library before anything loads."""
+    params: Txt2Img  # the params as they are carried out (img2img: batch size = number of inputs, …)
+    pipe: Any  # the pipeline that denoises (built on the checkpoint's components)
+    steps_run: int  # the sampler steps that actually run (img2img: steps × denoising strength)
+    warnings: tuple[str, ...]  # what the user should know (e.g. an empty mask)
+    infotext_fields: Mapping[str, infotext.Value]  # beyond what params give (e.g. Conditional mask weight)
+
+    def inputs(
+        self, noise: torch.Tensor, generators: list[torch.Generator], seeds: list[int]
+    ) -> dict[str, Any]:
+        """The pipeline's arguments for one batch beyond the shared ones; `noise` is each image's seed
+        noise on the pipeline's device, `generators` the CPU generators it was drawn from."""
+        ...
+
+    def finish(self, images: list[Image.Image]) -> list[Image.Image]:
+        """The batch's decoded images as the user gets them (inpaint: pasted back into the input)."""
+        ...
+
+
+@dataclass
+class Txt2ImgTask:
+    """txt2img: the checkpoint's own pipeline, starting from the seed noise."""
+
+    params: Txt2Img
+    pipe: Any
+    warnings: tuple[str, ...] = ()
+    infotext_fields: Mapping[str, infotext.Value] = field(default_factory=dict)
+
+    @property
+    def steps_run(self) -> int:
+        return self.params.steps
+
+    def inputs(
+        self, noise: torch.Tensor, generators: list[torch.Generator], seeds: list[int]
+    ) -> dict[str, Any]:
+        size = {"width": self.params.width, "height": self.params.height}
+        return {**size, "latents": noise, "generator": generators}
+
+    def finish(self, images: list[Image.Image]) -> list[Image.Image]:
+        return images
+
+
+def make_task(params: Txt2Img, loaded: LoadedCheckpoint) -> Task:
+    """img2img and inpaint, and every run of an inpainting checkpoint, go through engine.img2img."""
+    if isinstance(params, Img2Img) or loaded.architecture.inpainting:
+        with torch.inference_mode():
+            return img2img.Img2ImgTask(params, loaded)
+    return Txt2ImgTask(params, loaded.pipe)
+
+
+def run(params: Txt2Img, manager: ModelManager, job: StepReporter, hooks: RunHooks | None = None) -> Result:
+    """txt2img, or img2img / inpaint for Img2Img params: n_iter batches of batch_size images, seeds seed,
+    seed+1, …
+
+    The prompts' `<lora:…>` tags are looked up in the manager's LoRA library before anything loads.
+    `hooks` let extensions act before each batch, on each model pass and on each image."""
     params.validate()
+    hooks = hooks or NoHooks()
     loras = manager.loras
     choice = samplers.resolve(params.sampler_name, params.scheduler)
     lora_requests = _lora_requests(params, loras)
     loaded = manager.get(params.sd_model_checkpoint)
+    task = make_task(params, loaded)  # input images are checked and encoded before LoRAs are applied
+    control = _control_plan(params, manager, loaded, task)  # ControlNet models and maps; None without units
     applied = loras.apply(loaded.pipe, lora_requests) if loras else AppliedLoras()
     entry = manager.entry_for(loaded)
     vae = manager.vae_in_use(loaded)
@@ -85,10 +177,13 @@ def run(params: Txt2Img, manager: ModelManager, job: StepReporter) -> Result:
     )
     embeddings = manager.embeddings.for_pipe(loaded.pipe)
     used: list[str] = []  # textual-inversion embeddings the prompts used
-    params = params.replace(seed=resolve_seed(params.seed), sampler_name=choice.sampler_name, scheduler=choice.scheduler)
+    params = task.params.replace(
+        seed=resolve_seed(params.seed), sampler_name=choice.sampler_name, scheduler=choice.scheduler
+    )
 
     images: list[Image.Image] = []
     seeds: list[int] = []
+    image_params: list[Txt2Img] = []  # each image's params for its infotext (extensions may add to them)
     job.set_batches(params.n_iter)
     for batch in range(params.n_iter):
         if batch:
@@ -96,34 +191,60 @@ def run(params: Txt2Img, manager: ModelManager, job: StepReporter) -> Result:
         if job.interrupted:
             break
         batch_seeds = [params.seed + batch * params.batch_size + i for i in range(params.batch_size)]
-        batch_images, batch_used = _run_batch(params, manager, loaded, choice, batch_seeds, job, embeddings)
-        images += batch_images
+        batch_params = hooks.before_batch(params, batch, batch_seeds)
+        batch_images, batch_used = _run_batch(
+            batch_params, manager, loaded, task, choice, batch_seeds, job, embeddings, hooks, control
+        )
+        for image, seed in zip(batch_images, batch_seeds):
+            image, for_infotext = hooks.after_image(batch_params, image, seed)
+            images.append(image)
+            image_params.append(for_infotext)
         used += [name for name in batch_used if name not in used]
         seeds += batch_seeds
     ti_hashes = manager.embeddings.infotext_hashes(used)
     lora_hashes = applied.infotext_hashes()
-    texts = tuple(build_infotext(params, seed, model, ti_hashes, lora_hashes) for seed in seeds)
+    extra = {**task.infotext_fields, **(control.infotext_entries() if control else {})}
+    texts = tuple(
+        build_infotext(used_params, seed, model, ti_hashes, lora_hashes, extra)
+        for used_params, seed in zip(image_params, seeds)
+    )
     return Result(
         params=params,
         images=tuple(images),
         infotexts=texts,
         seeds=tuple(seeds),
         interrupted=job.interrupted,
-        warnings=tuple(applied.warnings),
+        warnings=(*applied.warnings, *task.warnings),
     )
+
+
+def _control_plan(
+    params: Txt2Img, manager: ModelManager, loaded: LoadedCheckpoint, task: Task
+) -> controlnet.ControlPlan | None:
+    """The enabled ControlNet units' models and maps at the output size; img2img's first input image
+    serves the units without an image of their own, and "Only masked" cuts them to its region."""
+    first_input = next(iter(params.init_images), None) if isinstance(params, Img2Img) else None
+    prepared = task.prepared if isinstance(task, img2img.Img2ImgTask) else None
+    region = prepared.region if prepared is not None and prepared.only_masked else None
+    device, size = manager.device, (params.width, params.height)
+    units, library = params.control_units, manager.controlnets
+    return controlnet.prepare(units, library, loaded, device.device, device.dtype, size, first_input, region)
 
 
 def _run_batch(
     params: Txt2Img,
     manager: ModelManager,
     loaded: LoadedCheckpoint,
+    task: Task,
     choice: samplers.SamplerChoice,
     seeds: list[int],
     job: StepReporter,
     embeddings: conditioning.TextualInversions,
+    hooks: RunHooks,
+    control: controlnet.ControlPlan | None = None,
 ) -> tuple[list[Image.Image], tuple[str, ...]]:
     """The batch's images and the textual-inversion embeddings its prompts used."""
-    pipe = loaded.pipe
+    pipe = task.pipe
     # A fresh scheduler each batch: schedulers keep per-run state. DPM++ SDE takes its seeds here: one
     # Brownian tree per image (as A1111), so an image does not depend on the batch it was made in.
     pipe.scheduler = make_scheduler(choice, pipe.scheduler.config, seed=seeds)
@@ -134,10 +255,13 @@ def _run_batch(
         text = PromptConditioning(loaded, params, len(seeds), embeddings)
 
     def on_step_end(pipeline: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        job.report(index + 1, pipeline.num_timesteps)
+        # a lazy preview: the job decides (by the live-preview setting) whether to make the image
+        preview = previews.LatentPreview(tensors["latents"], loaded.architecture.family)
+        job.report(index + 1, pipeline.num_timesteps, preview)
         if text.changes_during_run:
             # Second-order samplers run more model passes than steps: map the pass to its sampler step.
-            next_step = (index + 1) * params.steps // pipeline.num_timesteps
+            # img2img counts the steps that run from 0 against the whole schedule, as A1111 does.
+            next_step = (index + 1) * task.steps_run // pipeline.num_timesteps
             text.replace(tensors, next_step, pipeline.do_classifier_free_guidance)
         if job.interrupted or job.skipped:
             pipeline._interrupt = True  # diffusers' own early stop: skip the remaining steps, then decode
@@ -147,21 +271,22 @@ def _run_batch(
     latents_dtype = memory.sampling_dtype(manager.memory, manager.device, pipe.unet.dtype)
     autocast = memory.sampling_autocast(manager.memory, manager.device, pipe.unet.dtype)
     with torch.inference_mode():
-        with autocast, text.guiding(pipe.unet):
+        inputs = task.inputs(noise.to(pipe.device, latents_dtype), generators, seeds)
+        # ControlNet's UNet hook first: it must see diffusers' own batch (composable AND expands it)
+        controlled = control.installed(pipe, len(seeds)) if control else nullcontext()
+        with autocast, controlled, hooks.denoising(pipe, params, len(seeds)), text.guiding(pipe.unet):
             output = pipe(
                 **text.kwargs(0),
+                **inputs,
                 num_inference_steps=params.steps,
                 guidance_scale=params.cfg_scale,
-                width=params.width,
-                height=params.height,
-                latents=noise.to(pipe.device, latents_dtype),
-                generator=generators,
                 callback_on_step_end=on_step_end,
-                callback_on_step_end_tensor_inputs=text.tensor_inputs(),
+                callback_on_step_end_tensor_inputs=[*text.tensor_inputs(), "latents"],
                 output_type="latent",  # decoded here: tiling, NaN retry (engine.memory)
             )
-        images = memory.decode_latents(pipe, output.images, manager.vae_tiling_threshold)
-    return images, text.embeddings_used
+        # the checkpoint's own pipeline decodes: with --medvram its offload hooks put the VAE back
+        images = memory.decode_latents(loaded.pipe, output.images, manager.vae_tiling_threshold)
+    return task.finish(images), text.embeddings_used
 
 
 class PromptConditioning:
@@ -258,7 +383,12 @@ def _lora_requests(params: Txt2Img, loras: LoraLibrary | None) -> list[LoraReque
 
 
 def build_infotext(
-    params: Txt2Img, seed: int, model: ModelInfo, ti_hashes: str | None = None, lora_hashes: str | None = None
+    params: Txt2Img,
+    seed: int,
+    model: ModelInfo,
+    ti_hashes: str | None = None,
+    lora_hashes: str | None = None,
+    extra: Mapping[str, infotext.Value] | None = None,
 ) -> str:
     return infotext.build(
         params,
@@ -268,6 +398,6 @@ def build_infotext(
         vae_name=model.vae_name,
         vae_hash=model.vae_hash,
         # the noise comes from a CPU generator (see initial_noise)
-        extra={"RNG": "CPU", "Lora hashes": lora_hashes, "TI hashes": ti_hashes},
+        extra={**(extra or {}), "RNG": "CPU", "Lora hashes": lora_hashes, "TI hashes": ti_hashes},
         version=f"v{__version__}",
     )

@@ -4,28 +4,27 @@ The family (SD1, SD2, SDXL) comes from the tensors' names and shapes, never from
 component configs are the bundled ones (configs/) with their shape-derived fields fitted to the file, so
 real full-size checkpoints and tiny test checkpoints load through the same code. Every weight of every
 component must come from the file (strict): a missing, surplus or misshapen tensor is a ModelLoadError,
-never a silently random weight.
+never a silently random weight. Inpainting checkpoints (a 9-channel UNet) load with their family's
+"-inpaint" config into diffusers' inpaint pipeline; other tasks' pipelines share the loaded components
+(LoadedCheckpoint.pipeline).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import diffusers
 import numpy
 import torch
 import yaml
 from accelerate import init_empty_weights
-from diffusers import (
-    AutoencoderKL,
-    StableDiffusionPipeline,
-    StableDiffusionXLPipeline,
-    UNet2DConditionModel,
-)
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 from diffusers import schedulers as diffusers_schedulers
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
@@ -74,14 +73,41 @@ class Architecture:
     @property
     def config_name(self) -> str:
         """The bundled config folder (configs/<name>) this architecture uses."""
-        return "sd2-v" if self.family == "sd2" and self.prediction_type == "v_prediction" else self.family
+        return _config_name(self.family, self.prediction_type, self.inpainting)
+
+
+def _config_name(family: Family, prediction_type: PredictionType, inpainting: bool) -> str:
+    if inpainting:
+        return f"{family}-inpaint"  # the family's config with a 9-channel UNet and the inpaint pipeline
+    return "sd2-v" if family == "sd2" and prediction_type == "v_prediction" else family
 
 
 @dataclass
 class LoadedCheckpoint:
+    """One checkpoint's components in `pipe` (the class its bundled model_index.json names: txt2img, or
+    the inpaint pipeline for inpainting checkpoints), plus the other pipelines built on them (`pipeline`)."""
+
     path: Path
     architecture: Architecture
-    pipe: StableDiffusionPipeline | StableDiffusionXLPipeline
+    pipe: DiffusionPipeline
+    _pipelines: dict[type, DiffusionPipeline] = field(default_factory=dict, repr=False)
+
+    def pipeline(self, cls: type[DiffusionPipeline]) -> DiffusionPipeline:
+        """`cls` (e.g. StableDiffusionImg2ImgPipeline) over this checkpoint's own module objects: no copy
+        of the weights, so LoRA, VAE choice, placement and offload hooks apply to it as well. Cached.
+
+        What diffusers' `from_pipe` does minus its final `.to(dtype)`, which casts every shared module to
+        one dtype (float32 unless told otherwise): it would turn a half-precision UNet into float32, or the
+        float32 VAE of --no-half-vae into float16, under the base pipeline's feet."""
+        if isinstance(self.pipe, cls):
+            return self.pipe
+        if cls not in self._pipelines:
+            accepted = inspect.signature(cls.__init__).parameters
+            given = {**self.pipe.config, **self.pipe.components}  # components replace their config entries
+            derived = cls(**{name: given[name] for name in accepted if name in given and name != "self"})
+            derived.set_progress_bar_config(disable=True)  # progress goes to the job (see engine.generate)
+            self._pipelines[cls] = derived
+        return self._pipelines[cls]
 
 
 # --- reading files --------------------------------------------------------------------------------
@@ -212,6 +238,11 @@ def _family(sd: Mapping[str, torch.Tensor]) -> Family:
     return family
 
 
+def _is_inpainting(sd: Mapping[str, torch.Tensor]) -> bool:
+    """An inpainting UNet's input conv takes 9 channels: latents, mask, masked-image latents."""
+    return sd[_UNET_PROBE].shape[1] == 9
+
+
 def _parse_prediction(value: str) -> PredictionType | None:
     value = value.strip().lower()
     if value in ("v", "v_prediction", "v-prediction"):
@@ -283,7 +314,7 @@ def detect_architecture(
     return Architecture(
         family=family,
         prediction_type=prediction or "epsilon",
-        inpainting=state_dict[_UNET_PROBE].shape[1] == 9,
+        inpainting=_is_inpainting(state_dict),
         default_size=_default_size(family, prediction or "epsilon"),
     )
 
@@ -461,7 +492,7 @@ def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) 
     try:
         family = _family(sd)
         hint = _prediction_hint(sd, metadata, sidecar)
-        config_name = "sd2-v" if family == "sd2" and hint == "v_prediction" else family
+        config_name = _config_name(family, hint or "epsilon", _is_inpainting(sd))
         parts, used = _assemble(sd, family, config_name, device, dtype)
         surplus = _unused(sd, used, family)
         if surplus:
@@ -475,20 +506,11 @@ def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) 
     except ModelLoadError as exc:
         raise ModelLoadError(f"{path.name}: {exc}") from None
     scheduler = _scheduler(architecture.config_name, architecture.prediction_type)
+    index = _read_json(CONFIGS / architecture.config_name / "model_index.json")
     if family == "sdxl":
-        index = _read_json(CONFIGS / "sdxl" / "model_index.json")
-        pipe = StableDiffusionXLPipeline(
-            **parts,
-            scheduler=scheduler,
-            force_zeros_for_empty_prompt=index["force_zeros_for_empty_prompt"],
-            add_watermarker=False,
-        )
+        flags = ("force_zeros_for_empty_prompt", "requires_aesthetics_score")
+        options = {key: index[key] for key in flags if key in index} | {"add_watermarker": False}
     else:
-        pipe = StableDiffusionPipeline(
-            **parts,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
+        options = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    pipe = getattr(diffusers, index["_class_name"])(**parts, scheduler=scheduler, **options)
     return LoadedCheckpoint(path=path, architecture=architecture, pipe=pipe)

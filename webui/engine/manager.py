@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from webui.core.errors import ModelLoadError
+from webui.engine.controlnet import ControlNetLibrary
 from webui.engine.devices import DeviceChoice
 from webui.engine.embeddings import EmbeddingLibrary
 from webui.engine.lora import LoraLibrary
@@ -47,6 +48,7 @@ class ModelManager:
         vaes: VaeRegistry | None = None,
         embeddings: EmbeddingLibrary | None = None,
         loras: LoraLibrary | None = None,
+        controlnets: ControlNetLibrary | None = None,
         memory: MemoryFlags | None = None,
         vae_tiling_threshold: int = DEFAULT_TILING_THRESHOLD,
     ) -> None:
@@ -54,6 +56,7 @@ class ModelManager:
         self.loras = loras  # None: no LoRA folder, a <lora:…> tag is refused
         self.vaes = vaes or VaeRegistry(None, registry.hashes)
         self.embeddings = embeddings or EmbeddingLibrary(None, registry.hashes)
+        self.controlnets = controlnets or ControlNetLibrary(None)  # ControlNet models and annotators
         self._vae_choice = AUTOMATIC
         self._vae_states: dict[Path, VaeState] = {}  # by checkpoint path, for the cached checkpoints
         self.device = device

@@ -10,7 +10,8 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -22,7 +23,7 @@ from webui.services.outputs import IMAGE_FORMATS
 
 @dataclass(frozen=True)
 class Option:
-    """One option; its type is the type of its default (bool, int, float or str)."""
+    """One option; its type is the type of its default (bool, int, float, str, or tuple: a list of str)."""
 
     name: str
     default: Any
@@ -49,10 +50,13 @@ class Option:
             )
         elif kind is float:
             ok = not isinstance(value, bool) and isinstance(value, (int, float))
+        elif kind is tuple:  # JSON has lists; kept as a tuple so values stay immutable
+            ok = isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
         else:
             ok = isinstance(value, kind)
         if not ok:
-            raise InvalidParameter(f"option {self.name} must be {kind.__name__}, got {value!r}")
+            expected = "a list of strings" if kind is tuple else kind.__name__
+            raise InvalidParameter(f"option {self.name} must be {expected}, got {value!r}")
         value = kind(value)
         if self.choices is not None and value not in self.choices:
             valid = ", ".join(map(str, self.choices))
@@ -70,16 +74,30 @@ _SAVING = "Saving images/grids"
 _PATHS = "Paths for saving"
 _SD = "Stable Diffusion"
 _PREVIEWS = "Live previews"
+_INFOTEXT = "Infotext"
+_UI = "User interface"
 
 OPTIONS: tuple[Option, ...] = (
     Option("samples_save", True, "Always save all generated images", _SAVING),
     Option("samples_format", "png", "File format for images", _SAVING, choices=IMAGE_FORMATS),
+    Option(
+        "samples_filename_pattern",
+        "",
+        "Images filename pattern, e.g. [seed]-[prompt_words]; tokens: [seed] [steps] [cfg] [width] [height] "
+        "[sampler] [scheduler] [model_name] [model_hash] [clip_skip] [denoising] [prompt] [prompt_words] "
+        "[date] [datetime]; empty: [seed]",
+        _SAVING,
+    ),
     Option("save_txt", False, "Create a text file with infotext next to every image", _SAVING),
+    Option("grid_save", True, "Always save all generated image grids", _SAVING),
     Option("jpeg_quality", 80, "Quality for saved jpeg and webp images", _SAVING, minimum=1, maximum=100),
     Option("webp_lossless", False, "Use lossless compression for webp images", _SAVING),
     Option("outdir_samples", "", "Output directory for images; if empty, defaults to the two below", _PATHS),
     Option("outdir_txt2img_samples", "outputs/txt2img-images", "Output directory for txt2img images", _PATHS),
     Option("outdir_img2img_samples", "outputs/img2img-images", "Output directory for img2img images", _PATHS),
+    Option("outdir_grids", "", "Output directory for grids; if empty, defaults to the two below", _PATHS),
+    Option("outdir_txt2img_grids", "outputs/txt2img-grids", "Output directory for txt2img grids", _PATHS),
+    Option("outdir_img2img_grids", "outputs/img2img-grids", "Output directory for img2img grids", _PATHS),
     Option("sd_model_checkpoint", "", "Stable Diffusion checkpoint", _SD),
     Option(
         "sd_checkpoints_limit",
@@ -110,10 +128,33 @@ OPTIONS: tuple[Option, ...] = (
         minimum=-1,
         maximum=32,
     ),
+    Option(
+        "disable_weights_auto_swap",
+        True,
+        "When reading generation parameters from text into UI (from PNG info or pasted text), do not change "
+        "the selected model/checkpoint",
+        _INFOTEXT,
+    ),
+    # Names of other options; unknown ones (say, from an A1111 config.json) are skipped when shown.
+    Option(
+        "quicksettings_list",
+        ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers"),
+        "Quicksettings list: settings shown at the top of the page (takes effect on restart)",
+        _UI,
+    ),
+    # Folder names under extensions/ and extensions-builtin/; set from the Extensions tab.
+    Option("disabled_extensions", (), "Disabled extensions (takes effect on restart)", "Extensions"),
 )
 
 OPTIONS_BY_NAME: Mapping[str, Option] = MappingProxyType({option.name: option for option in OPTIONS})
-_OUTDIR_KEYS = MappingProxyType({"txt2img": "outdir_txt2img_samples", "img2img": "outdir_img2img_samples"})
+_OUTDIR_KEYS = MappingProxyType(
+    {
+        "txt2img": "outdir_txt2img_samples",
+        "img2img": "outdir_img2img_samples",
+        "txt2img-grids": "outdir_txt2img_grids",
+        "img2img-grids": "outdir_img2img_grids",
+    }
+)
 
 
 def option(name: str) -> Option:
@@ -135,6 +176,8 @@ class Settings:
         self._lock = threading.RLock()
         self._unknown: dict[str, Any] = {}
         self._values = {o.name: o.default for o in OPTIONS}
+        self._overrides: dict[str, Any] = {}  # for one generation (see `overridden`); never saved
+        self._extension_options: dict[str, Option] = {}  # added by extensions (on_ui_settings)
         if self.path.exists():
             self._load()
 
@@ -154,21 +197,62 @@ class Settings:
             except InvalidParameter as exc:
                 raise UserError(f"settings file {self.path}: {exc}") from exc
 
-    def get(self, name: str) -> Any:
-        option(name)
+    def option(self, name: str) -> Option:
+        """The option `name`: one of OPTIONS or one an extension added."""
         with self._lock:
-            return self._values[name]
+            added = self._extension_options.get(name)
+        return added if added is not None else option(name)
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        """Every option, OPTIONS first, then those extensions added (for the Settings tab)."""
+        with self._lock:
+            return (*OPTIONS, *self._extension_options.values())
+
+    def add_option(self, new: Option) -> None:
+        """An extension's option (A1111's opts.add_option): its value comes from the file when the file
+        has a valid one, else the default."""
+        with self._lock:
+            if new.name in OPTIONS_BY_NAME or new.name in self._extension_options:
+                raise InvalidParameter(f"option {new.name!r} already exists")
+            value = new.default
+            if new.name in self._unknown:
+                try:
+                    value = new.validate(self._unknown[new.name])
+                    del self._unknown[new.name]
+                except InvalidParameter:
+                    pass  # keep the file's value untouched until the user sets a valid one
+            self._extension_options[new.name] = new
+            self._values[new.name] = value
+
+    def get(self, name: str) -> Any:
+        self.option(name)
+        with self._lock:
+            return self._overrides[name] if name in self._overrides else self._values[name]
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
-            return dict(self._values)
+            return {**self._values, **self._overrides}
+
+    @contextmanager
+    def overridden(self, changes: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Options set in memory for the `with` block only, then put back (A1111's override_settings with
+        override_settings_restore_afterwards); validated first, never written to the file."""
+        validated = {name: self.option(name).validate(value) for name, value in changes.items()}
+        with self._lock:
+            before, self._overrides = self._overrides, {**self._overrides, **validated}
+        try:
+            yield validated
+        finally:
+            with self._lock:
+                self._overrides = before
 
     def update(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Validate all of `changes`, then apply and save them together; return those that changed value.
 
         Nothing is applied when any change is invalid or the file cannot be written.
         """
-        validated = {name: option(name).validate(value) for name, value in changes.items()}
+        validated = {name: self.option(name).validate(value) for name, value in changes.items()}
         with self._lock:
             changed = {name: value for name, value in validated.items() if self._values[name] != value}
             if changed:
@@ -178,11 +262,13 @@ class Settings:
             return changed
 
     def output_dir(self, kind: str) -> str:
-        """Folder for `kind` images: outdir_samples when set (A1111's rule), else the kind's own folder."""
+        """Folder for `kind` images ("txt2img", "img2img", "txt2img-grids", "img2img-grids"):
+        outdir_samples (outdir_grids for grids) when set (A1111's rule), else the kind's own folder."""
         if kind not in _OUTDIR_KEYS:
             raise InvalidParameter(f"no output folder for {kind!r}; kinds: {', '.join(_OUTDIR_KEYS)}")
-        with self._lock:
-            return self._values["outdir_samples"] or self._values[_OUTDIR_KEYS[kind]]
+        values = self.as_dict()
+        general = "outdir_grids" if kind.endswith("-grids") else "outdir_samples"
+        return values[general] or values[_OUTDIR_KEYS[kind]]
 
     def _save(self, data: dict[str, Any]) -> None:
         """Write via a temporary file in the same folder, so config.json is always whole."""

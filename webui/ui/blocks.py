@@ -1,83 +1,73 @@
-"""The whole page: quick settings row at the top, then one tab per module."""
+"""The whole page: the quicksettings row at the top, then one tab per module (A1111's order), then the
+wiring between tabs (paste, styles, PNG Info's "Send to")."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from webui.core.errors import UserError
-from webui.ui import txt2img
+from webui.ui import (
+    controlnet_ui,
+    extensions_tab,
+    img2img,
+    paste,
+    png_info,
+    scripts_ui,
+    send_to,
+    settings_tab,
+    styles_ui,
+    txt2img,
+)
 from webui.ui.generation import SectionFactory
 
 if TYPE_CHECKING:
     from webui.app import App
 
-log = logging.getLogger(__name__)
-
 
 def build_ui(app: App) -> gr.Blocks:
     # Sections added to both generation tabs (ControlNet units, scripts), in page order.
     sections: list[SectionFactory] = []
+    sections.append(controlnet_ui.section_factory(app))
+    sections.append(scripts_ui.section_factory(app))  # the Script dropdown last, as in A1111
+    # Extension tabs (on_ui_tabs) are built outside the page, then rendered into it below.
+    extension_tabs = app.plugins.ui_tabs()
     with gr.Blocks(title="Stable Diffusion") as demo:
-        checkpoint = _checkpoint_row(app)
-        with gr.Tabs(elem_id="tabs"):
+        quicksettings = settings_tab.build_quicksettings(app)
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img"):
-                txt2img.build_tab(app, sections)
-        demo.load(lambda: _checkpoint_choices(app), outputs=checkpoint)
+                txt2img_tab = txt2img.build_tab(app, sections)
+            with gr.Tab("img2img", id="img2img"):
+                img2img_tab = img2img.build_tab(app, sections)
+            with gr.Tab("PNG Info", id="pnginfo"):
+                pnginfo = png_info.build_tab()
+            with gr.Tab("ControlNet", id="controlnet"):
+                controlnet_ui.build_tab(app)
+            for extension_tab in extension_tabs:
+                with gr.Tab(extension_tab.title, id=extension_tab.elem_id, elem_id=f"tab_{extension_tab.elem_id}"):
+                    app.plugins.render_tab(extension_tab)
+            with gr.Tab("Settings", id="settings"):
+                settings = settings_tab.build_settings_tab(app, skip=quicksettings)
+            with gr.Tab("Extensions", id="extensions"):
+                extensions_tab.build_tab(app)
+        generation_tabs = [txt2img_tab, img2img_tab]
+        checkpoint = quicksettings.get(settings_tab.CHECKPOINT)
+        targets = send_to.page_targets(tabs, txt2img_tab, img2img_tab)
+        for tab in generation_tabs:
+            send_to.gallery_buttons(app, tab, (targets.img2img, targets.inpaint), checkpoint)
+        for tab in generation_tabs:
+            paste.add_paste_button(app, tab, checkpoint)
+        style_lists = styles_ui.build_styles(app, generation_tabs)
+        png_info.connect_send_to(app, pnginfo, (targets.txt2img, targets.img2img, targets.inpaint), checkpoint)
+        options = {**quicksettings, **settings}
+        # The tabs' Clip skip sliders start from, and follow, the "Clip skip" setting.
+        clip_skip = options.get("CLIP_stop_at_last_layers")
+        if clip_skip is not None:
+            sliders = [tab.controls["clip_skip"] for tab in generation_tabs]
+            clip_skip.change(lambda value: [value] * len(sliders), inputs=clip_skip, outputs=sliders)
+        # Another browser (or the API) may have changed settings and styles since the page was built.
+        demo.load(
+            lambda: [*settings_tab.load_updates(app, options), *styles_ui.load_updates(app, style_lists)],
+            outputs=[*options.values(), *style_lists],
+        )
     return demo
-
-
-def _checkpoint_choices(app: App) -> gr.Dropdown:
-    return gr.Dropdown(choices=app.registry.titles(), value=app.current_checkpoint_title())
-
-
-def _vae_choices(app: App) -> gr.Dropdown:
-    return gr.Dropdown(choices=app.manager.vaes.choices(), value=app.settings.get("sd_vae"))
-
-
-def _checkpoint_row(app: App) -> gr.Dropdown:
-    with gr.Row(equal_height=True):
-        checkpoint = gr.Dropdown(
-            label="Stable Diffusion checkpoint",
-            choices=app.registry.titles(),
-            value=app.current_checkpoint_title() or None,
-            elem_id="setting_sd_model_checkpoint",
-            interactive=True,
-            scale=4,
-        )
-        refresh = gr.Button("🔄", elem_id="refresh_sd_model_checkpoint", scale=0, min_width=40)
-        vae = gr.Dropdown(
-            label="SD VAE",
-            choices=app.manager.vaes.choices(),
-            value=app.settings.get("sd_vae"),
-            elem_id="setting_sd_vae",
-            interactive=True,
-            scale=2,
-        )
-
-    def select(event: gr.SelectData) -> gr.Dropdown:
-        title = str(event.value)
-        try:
-            app.select_checkpoint(title)
-        except UserError as error:
-            gr.Warning(str(error))
-        return _checkpoint_choices(app)  # on failure the dropdown goes back to the model still loaded
-
-    def refresh_list() -> tuple[gr.Dropdown, gr.Dropdown]:
-        app.refresh_checkpoints()
-        app.manager.vaes.refresh()
-        return _checkpoint_choices(app), _vae_choices(app)
-
-    def select_vae(event: gr.SelectData) -> gr.Dropdown:
-        try:
-            app.select_vae(str(event.value))
-        except UserError as error:
-            gr.Warning(str(error))
-        return _vae_choices(app)  # on failure the dropdown goes back to the VAE still in use
-
-    checkpoint.select(select, outputs=checkpoint)
-    vae.select(select_vae, outputs=vae)
-    refresh.click(refresh_list, outputs=[checkpoint, vae])
-    return checkpoint

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import gradio as gr
 
 from webui.core import samplers
 from webui.core.errors import UserError
-from webui.core.params import Txt2Img
+from webui.core.params import Result, Txt2Img
 from webui.ui import extra_networks
 from webui.ui.progress import wait_with_progress
 from webui.ui.token_counter import TokenCounter, add_counter
@@ -48,6 +48,17 @@ class Section(Protocol):
 
 # Builds a section for one tab ("txt2img" or "img2img"); blocks.py passes these to both tabs.
 SectionFactory = Callable[[str], Section]
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """A section that can run the generation itself instead of the tab's one queued job (img2img's Batch
+    queues one job per input file)."""
+
+    def generate_instead(self, params: Txt2Img, values: Sequence[Any], progress: gr.Progress) -> Result | None:
+        """The result for `params` (every section applied) run this section's way, or None to let the
+        tab queue `params` as usual. `values` are this section's inputs, as for apply()."""
+        ...
 
 
 @dataclass
@@ -128,7 +139,10 @@ def build_generation_tab(
                 built_sections.append(section)
                 section_inputs.append(section.build())
         with gr.Column():
-            gallery = gr.Gallery(label="Output", elem_id=f"{name}_gallery", columns=4, height="auto", preview=True)
+            # PNG: the browser (and "Send to") gets the exact pixels, not a lossy WebP copy
+            gallery = gr.Gallery(
+                label="Output", elem_id=f"{name}_gallery", columns=4, height="auto", preview=True, format="png"
+            )
             with gr.Row(elem_id=f"{name}_output_buttons") as output_buttons:
                 pass
             infotext = gr.Textbox(
@@ -157,10 +171,16 @@ def build_generation_tab(
         try:
             params = _base_params(dict(zip(base_names, values)))
             rest = list(values[len(base_names) :])
+            runners: list[tuple[Runner, list[Any]]] = []
             for section, group in zip(built_sections, section_inputs):
-                params = section.apply(params, rest[: len(group)])
-                rest = rest[len(group) :]
-            result = wait_with_progress(app.submit(params), progress)
+                own, rest = rest[: len(group)], rest[len(group) :]
+                params = section.apply(params, own)
+                if isinstance(section, Runner):
+                    runners.append((section, own))
+            result = next(
+                (r for runner, own in runners if (r := runner.generate_instead(params, own, progress)) is not None),
+                None,
+            ) or wait_with_progress(app.submit(params), progress)
         except UserError as error:
             raise gr.Error(str(error)) from error
         except Exception as error:

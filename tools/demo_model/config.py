@@ -1,0 +1,48 @@
+"""Everything a training run depends on, in one frozen object (the work dir holds its progress)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tools.demo_model.models import FULL, Sizes
+
+PredictionType = Literal["epsilon", "v_prediction"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    work_dir: Path
+    sizes: Sizes = FULL
+    seed: int = 0
+    device: str = "cpu"
+    minutes: float | None = None  # wall-time cap per stage and run; the next run resumes
+    batch_size: int = 32  # UNet, ControlNet and LoRA stages (16x16 latents)
+    vae_batch_size: int = 32  # 32x32 crops: a quarter of the cost of whole images
+    # steps per stage: ~2 h in total on 2 CPU cores with FULL sizes (see README.md)
+    vae_steps: int = 1200
+    unet_steps: int = 5000
+    controlnet_steps: int = 1200
+    lora_steps: int = 500
+    # images rendered for each stage (jittered scenes of the training combos)
+    vae_images: int = 4096
+    corpus_images: int = 16384
+    lora_images: int = 2048
+    # SD1's scaled-linear schedule with v-prediction and offset noise: at 16x16 latents the plain
+    # schedule leaves the clean image's mean colour readable in the starting noise (the model then
+    # takes its colours from the seed, not the prompt); offset noise hides it, v-prediction makes the
+    # high-noise steps, where colour and layout are decided, count in the loss.
+    prediction_type: PredictionType = "v_prediction"
+    offset_noise: float = 0.1
+    caption_dropout: float = 0.1  # empty captions: the unconditional branch of CFG and negative prompts
+    control_caption_dropout: float = 0.5  # ControlNet paper: half the prompts empty, so the hint must work
+    kl_weight: float = 1e-6
+    lora_rank: int = 8
+    vae_lr: float = 1e-3
+    unet_lr: float = 5e-4
+    controlnet_lr: float = 3e-4
+    lora_lr: float = 1e-3
+    warmup: int = 100  # steps of linear learning-rate warm-up at the start of every stage
+    save_every: int = 200
+    log_every: int = 50

@@ -1,0 +1,270 @@
+"""The informational and utility routes of A1111's /sdapi/v1: png-info, embeddings, prompt-styles,
+cmd-flags, memory, upscalers and extra-single-image (plain resizing). Shapes follow A1111 1.10."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+from pydantic import BaseModel
+
+from webui.api.models import decode_image
+from webui.core import infotext
+from webui.core.errors import InvalidParameter
+from webui.services.outputs import read_infotext
+from webui.services.styles import PromptStyle
+from webui.services.upscalers import UPSCALERS, ExtrasResize, run_extras
+
+if TYPE_CHECKING:
+    from webui.app import App
+
+# Image.info keys A1111's PNG Info leaves out of `items` (format details, not user metadata).
+_IGNORED_INFO_KEYS = frozenset(
+    {
+        "parameters",
+        "jfif",
+        "jfif_version",
+        "jfif_unit",
+        "jfif_density",
+        "dpi",
+        "exif",
+        "loop",
+        "background",
+        "timestamp",
+        "duration",
+        "progressive",
+        "progression",
+        "icc_profile",
+        "chromaticity",
+        "photoshop",
+    }
+)
+# What A1111's infotext reader fills in when a key is absent (so clients see the values it would use).
+_A1111_DEFAULTS = MappingProxyType(
+    {
+        "Clip skip": "1",
+        "Hires resize-1": 0,
+        "Hires resize-2": 0,
+        "Hires sampler": "Use same sampler",
+        "Hires checkpoint": "Use same checkpoint",
+        "Hires prompt": "",
+        "Hires negative prompt": "",
+        "Mask mode": "Inpaint masked",
+        "Masked content": "original",
+        "Inpaint area": "Whole picture",
+        "Masked area padding": 32,
+        "RNG": "GPU",
+        "Schedule type": "Automatic",
+        "Schedule max sigma": 0,
+        "Schedule min sigma": 0,
+        "Schedule rho": 0,
+        "VAE Encoder": "Full",
+        "VAE Decoder": "Full",
+        "FP8 weight": "Disable",
+    }
+)
+_SECRET_FLAGS = ("gradio_auth", "api_auth")
+
+
+class ImageRequest(BaseModel):
+    image: str = ""
+
+
+class StyleRequest(BaseModel):
+    name: str
+    prompt: str = ""
+    negative_prompt: str = ""
+
+
+class ExtrasSingleImageRequest(BaseModel):
+    """A1111's ExtrasSingleImageRequest; face restoration fields must stay 0 (not supported)."""
+
+    image: str = ""
+    resize_mode: int = 0
+    show_extras_results: bool = True
+    gfpgan_visibility: float = 0
+    codeformer_visibility: float = 0
+    codeformer_weight: float = 0
+    upscaling_resize: float = 2
+    upscaling_resize_w: int = 512
+    upscaling_resize_h: int = 512
+    upscaling_crop: bool = True
+    upscaler_1: str = "None"
+    upscaler_2: str = "None"
+    extras_upscaler_2_visibility: float = 0
+    upscale_first: bool = False
+
+
+def png_info_parameters(text: str) -> dict[str, Any]:
+    """The `parameters` of A1111's png-info: the infotext's fields as written (strings), WxH values split
+    into key-1/key-2, and A1111's defaults for absent keys."""
+    fields: dict[str, Any] = {}
+    for key, value in infotext.parse(text).items():
+        width, sep, height = value.partition("x")
+        if key not in ("Prompt", "Negative prompt") and sep and width.isdigit() and height.isdigit():
+            fields[f"{key}-1"], fields[f"{key}-2"] = width, height
+        else:
+            fields[key] = value
+    for key, value in _A1111_DEFAULTS.items():
+        fields.setdefault(key, value)
+    return fields
+
+
+def _info_items(image: Image.Image) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in image.info.items()
+        if isinstance(key, str) and key not in _IGNORED_INFO_KEYS and isinstance(value, (str, int, float))
+    }
+
+
+def memory_report() -> dict[str, Any]:
+    """A1111's /memory: this process's RAM (used = its RSS) and, when there is one, the CUDA device."""
+    try:
+        import psutil
+
+        process = psutil.Process(os.getpid())
+        rss = process.memory_info().rss
+        total = psutil.virtual_memory().total
+        ram: dict[str, Any] = {"free": total - rss, "used": rss, "total": total}
+    except Exception as error:  # the route reports what it could not measure instead of failing
+        ram = {"error": str(error)}
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return {"ram": ram, "cuda": {"error": "unavailable"}}
+        free, total = torch.cuda.mem_get_info()
+        stats = torch.cuda.memory_stats()
+
+        def pair(name: str) -> dict[str, int]:
+            return {"current": stats.get(f"{name}.all.current", 0), "peak": stats.get(f"{name}.all.peak", 0)}
+
+        cuda = {
+            "system": {"free": free, "used": total - free, "total": total},
+            "active": pair("active_bytes"),
+            "allocated": pair("allocated_bytes"),
+            "reserved": pair("reserved_bytes"),
+            "inactive": pair("inactive_split_bytes"),
+            "events": {"retries": stats.get("num_alloc_retries", 0), "oom": stats.get("num_ooms", 0)},
+        }
+    except Exception as error:
+        cuda = {"error": str(error)}
+    return {"ram": ram, "cuda": cuda}
+
+
+def _png_with_info(image: Image.Image, info: dict[str, str]) -> str:
+    """PNG as base64 keeping the text chunks of `info` (the input's infotext plus "postprocessing")."""
+    pnginfo = PngInfo()
+    for key, value in info.items():
+        pnginfo.add_text(key, value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=pnginfo)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def register_info_routes(web: FastAPI, app: App) -> None:
+    @web.post("/sdapi/v1/png-info")
+    def png_info(body: ImageRequest) -> dict[str, Any]:
+        if not body.image.strip():
+            return {"info": "", "items": {}, "parameters": {}}
+        image = decode_image(body.image, "image")
+        text = read_infotext(image) or ""
+        return {
+            "info": text,
+            "items": _info_items(image),
+            "parameters": png_info_parameters(text) if text else {},
+        }
+
+    @web.get("/sdapi/v1/embeddings")
+    def embeddings() -> dict[str, dict[str, Any]]:
+        library = app.manager.embeddings
+        everything = library.refresh()
+        loaded = app.manager.current
+        usable = library.for_pipe(loaded.pipe) if loaded is not None else {}
+
+        def item(name: str) -> dict[str, Any]:
+            vectors = next(iter(everything[name].vectors.values()))
+            return {
+                "step": None,
+                "sd_checkpoint": None,
+                "sd_checkpoint_name": None,
+                "shape": int(vectors.shape[1]),
+                "vectors": int(vectors.shape[0]),
+            }
+
+        return {
+            "loaded": {name: item(name) for name in everything if name in usable},
+            "skipped": {name: item(name) for name in everything if name not in usable},
+        }
+
+    @web.get("/sdapi/v1/prompt-styles")
+    def prompt_styles() -> list[dict[str, str]]:
+        return [style.as_dict() for style in app.styles.styles()]
+
+    @web.post("/sdapi/v1/prompt-styles")
+    def save_style(body: StyleRequest) -> dict[str, str]:
+        """Our extension: add or replace a style (A1111 only lists them)."""
+        app.styles.save(PromptStyle(body.name, body.prompt, body.negative_prompt))
+        return app.styles.get(body.name.strip()).as_dict()
+
+    @web.delete("/sdapi/v1/prompt-styles/{name}")
+    def delete_style(name: str) -> None:
+        """Our extension: remove a style."""
+        app.styles.delete(name)
+
+    @web.get("/sdapi/v1/cmd-flags")
+    def cmd_flags() -> dict[str, Any]:
+        flags = dict(vars(app.args))
+        for key in _SECRET_FLAGS:  # A1111 lists passwords here; we do not
+            if flags.get(key):
+                flags[key] = "<hidden>"
+        return flags
+
+    @web.get("/sdapi/v1/memory")
+    def memory() -> dict[str, Any]:
+        return memory_report()
+
+    @web.get("/sdapi/v1/upscalers")
+    def upscalers() -> list[dict[str, Any]]:
+        return [
+            {"name": name, "model_name": None, "model_path": None, "model_url": None, "scale": 4}
+            for name in UPSCALERS
+        ]
+
+    @web.post("/sdapi/v1/extra-single-image")
+    def extra_single_image(body: ExtrasSingleImageRequest) -> dict[str, str]:
+        if body.gfpgan_visibility or body.codeformer_visibility:
+            raise InvalidParameter(
+                "Not supported yet: face restoration (gfpgan_visibility, codeformer_visibility)"
+            )
+        image = decode_image(body.image, "image")
+        request = ExtrasResize(
+            resize_mode=body.resize_mode,
+            scale=body.upscaling_resize,
+            width=body.upscaling_resize_w,
+            height=body.upscaling_resize_h,
+            crop=body.upscaling_crop,
+            upscaler_1=body.upscaler_1,
+            upscaler_2=body.upscaler_2,
+            upscaler_2_visibility=body.extras_upscaler_2_visibility,
+        )
+        # The input's text chunks and infotext go on with the result, as A1111 keeps them.
+        chunks = {key: value for key, value in _info_items(image).items() if isinstance(value, str)}
+        original = read_infotext(image)
+        if original:
+            chunks["parameters"] = original
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+        result, info = run_extras(image, request)
+        text = ", ".join(f"{key}: {value}" for key, value in info.items())
+        if text:
+            chunks["postprocessing"] = text
+        return {"html_info": f"<p>{html.escape(text)}</p>", "image": _png_with_info(result, chunks)}

@@ -1,0 +1,136 @@
+"""One queued generation with its scripts: the chosen script's run() or the normal generation, the
+always-visible scripts' hooks around and inside it, and saving with the image callbacks.
+
+The order, as A1111's: process → per batch: process_batch, cfg_denoiser (each model pass),
+postprocess_image (each image) → before_image_saved / image_saved (each image) → postprocess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from webui.core.params import Result, Txt2Img
+from webui.plugins import denoiser
+from webui.plugins.callbacks import CFGDenoiserParams, ImageSaveParams
+from webui.plugins.isolation import ScriptFailed
+from webui.plugins.processing import Processed, Processing
+from webui.plugins.script import PostprocessImageArgs
+
+if TYPE_CHECKING:
+    from webui.plugins.registry import Plugins
+    from webui.plugins.runner import ScriptRunner
+
+# (image, infotext, seed) → the saved file
+Saver = Callable[[Image.Image, str, int], Path]
+
+
+@dataclass(frozen=True)
+class ProcessingContext:
+    """What the App lends one job: the engine call (generate.run bound to its manager and job) and where
+    images go (None: this job does not save)."""
+
+    generate: Callable[[Txt2Img, Any], Result]  # (params, hooks) → Result
+    save_image: Saver | None = None
+    save_grid: Saver | None = None
+    current_model: Callable[[], Any] = lambda: None
+
+
+class JobRun:
+    def __init__(self, plugins: Plugins, runner: ScriptRunner, context: ProcessingContext) -> None:
+        self.plugins = plugins
+        self.runner = runner
+        self.context = context
+
+    def execute(self, params: Txt2Img) -> Result:
+        """The job's result; the extension errors recorded meanwhile become its warnings."""
+        first_error = self.plugins.errors.count
+        p = Processing(params, self)
+        chosen = self.runner.selected(params)
+        processed = None
+        if chosen is not None:
+            loaded, args = chosen
+            where = f"{type(loaded.script).__name__}.run"
+            processed = self.plugins.call_or_fail(loaded.active, where, loaded.script.run, p, *args)
+            if processed is not None and not isinstance(processed, Processed):
+                error = TypeError(f"run() must return api.Processed or None, not {type(processed).__name__}")
+                entry = self.plugins.errors.record(loaded.active.owner.name, where, error)
+                raise ScriptFailed(entry.summary())
+        if processed is None:
+            processed = self.process_images(p)
+        processed.warnings += [error.summary() for error in self.plugins.errors.entries(after=first_error)]
+        return processed.to_result(processed.params if processed.params is not None else p.params)
+
+    def process_images(self, p: Processing) -> Processed:
+        """One generation of p's params with every always-visible script's hooks; images saved."""
+        self.runner.process(p)
+        result = self.context.generate(p.params, PluginHooks(self, p))
+        self.plugins.notice_model(self.context.current_model())
+        processed = Processed.from_result(p, result)
+        processed.paths = [
+            path
+            for image, text, seed in zip(result.images, result.infotexts, result.seeds)
+            if (path := self.save(p, image, text, seed)) is not None
+        ]
+        self.runner.postprocess(p, processed)
+        return processed
+
+    def save(
+        self, p: Processing, image: Image.Image, infotext: str, seed: int, *, grid: bool = False
+    ) -> str | None:
+        """Save through the image callbacks; None when this job does not save (images or grids)."""
+        saver = self.context.save_grid if grid else self.context.save_image
+        if saver is None:
+            return None
+        state = ImageSaveParams(image, p, None, {"parameters": infotext})
+        self.plugins.run_callbacks("before_image_saved", state)
+        path = saver(state.image, state.pnginfo.get("parameters", ""), seed)
+        state.filename = str(path)
+        self.plugins.run_callbacks("image_saved", state)
+        return str(path)
+
+    def current_model(self) -> Any:
+        return self.context.current_model()
+
+
+class PluginHooks:
+    """What generate.run calls inside a run (its RunHooks protocol), for one process_images(p)."""
+
+    def __init__(self, run: JobRun, p: Processing) -> None:
+        self._run = run
+        self._p = p
+
+    def before_batch(self, params: Txt2Img, batch: int, seeds: Sequence[int]) -> Txt2Img:
+        """process_batch; params a script changed on p apply from this batch on."""
+        before = self._p.params
+        self._run.runner.process_batch(self._p, batch, [params.prompt] * len(seeds), list(seeds))
+        after = self._p.params
+        changes = {
+            field.name: getattr(after, field.name)
+            for field in dataclasses.fields(after)
+            if getattr(after, field.name) != getattr(before, field.name)
+        }
+        return params.replace(**changes) if changes else params
+
+    def denoising(self, pipe: Any, params: Txt2Img, count: int) -> AbstractContextManager[None]:
+        """The on_cfg_denoiser hook on the UNet while a batch of `count` denoises (none without callbacks)."""
+        if not self._run.plugins.callbacks.entries("cfg_denoiser"):
+            return nullcontext()
+
+        def each_pass(state: CFGDenoiserParams) -> None:
+            self._run.plugins.run_callbacks("cfg_denoiser", state)
+
+        return denoiser.installed(pipe, params, count, each_pass)
+
+    def after_image(self, params: Txt2Img, image: Image.Image, seed: int) -> tuple[Image.Image, Txt2Img]:
+        """postprocess_image; returns the image to keep and the params its infotext is built from."""
+        pp = PostprocessImageArgs(image)
+        self._run.runner.postprocess_image(self._p, pp)
+        extras = self._p.params.extra_generation_params
+        return pp.image, params.replace(extra_generation_params=extras)

@@ -1,0 +1,159 @@
+"""What scripts see of a generation: `p` (Processing, a mutable view of the frozen params) and the
+Processed result, shaped like A1111's objects so its extension idioms carry over."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from webui.core.params import Img2Img, Result, Txt2Img
+
+if TYPE_CHECKING:
+    from webui.plugins.flow import JobRun
+
+InfotextValue = str | int | float | bool
+
+
+class Processing:
+    """A1111's `p`: every params field reads and writes as an attribute (p.prompt = "…" replaces the
+    frozen params), plus `extra_generation_params` (a dict written into the infotext), `is_img2img`,
+    `sd_model` (the loaded checkpoint) and `params` (the frozen params, extras included).
+
+    Other attributes a script sets are kept on this object only (handy to pass state between hooks)."""
+
+    def __init__(self, params: Txt2Img, run: JobRun | None = None) -> None:
+        self.__dict__["_params"] = params
+        self.__dict__["_run"] = run
+        self.__dict__["extra_generation_params"] = dict(params.extra_generation_params)
+
+    def __getattr__(self, name: str) -> Any:  # only called when normal lookup fails: the params fields
+        params = self.__dict__.get("_params")
+        if params is not None and name in _field_names(params):
+            return getattr(params, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _field_names(self._params) and name != "extra_generation_params":
+            self.__dict__["_params"] = dataclasses.replace(self._params, **{name: value})
+        else:
+            object.__setattr__(self, name, value)
+
+    @property
+    def params(self) -> Txt2Img:
+        """The params as they are now, with extra_generation_params put in (validated at generation)."""
+        return dataclasses.replace(
+            self._params, extra_generation_params=infotext_items(self.extra_generation_params)
+        )
+
+    @params.setter
+    def params(self, params: Txt2Img) -> None:
+        self.__dict__["_params"] = params
+        self.__dict__["extra_generation_params"] = dict(params.extra_generation_params)
+
+    @property
+    def is_img2img(self) -> bool:
+        return isinstance(self._params, Img2Img)
+
+    @property
+    def sd_model(self) -> Any:
+        """The loaded checkpoint (engine.loader.LoadedCheckpoint: .pipe is the diffusers pipeline), or None."""
+        run = self.__dict__["_run"]
+        return run.current_model() if run is not None else None
+
+    def copy(self) -> Processing:
+        """An independent p with the same params (A1111 scripts use copy(p) for each variation)."""
+        twin = Processing(self.params, self.__dict__["_run"])
+        for name, value in self.__dict__.items():
+            if name not in ("_params", "_run", "extra_generation_params"):
+                twin.__dict__[name] = value
+        return twin
+
+    __copy__ = copy
+
+
+def infotext_items(extra: Mapping[str, Any]) -> tuple[tuple[str, InfotextValue], ...]:
+    """Extension-supplied infotext entries as plain data: None dropped, other non-scalar values as text."""
+    items = []
+    for key, value in extra.items():
+        if value is None:
+            continue
+        items.append((str(key), value if isinstance(value, (str, int, float, bool)) else str(value)))
+    return tuple(items)
+
+
+def _field_names(params: Txt2Img) -> frozenset[str]:
+    return frozenset(field.name for field in dataclasses.fields(params))
+
+
+class Processed:
+    """A1111's Processed: the images of one generation (or of a script's run) with their infotexts and
+    seeds, index-aligned; `paths` are the files saved, `warnings` what the user should be told, `params`
+    those the engine used (seed resolved) when it came from one generation."""
+
+    def __init__(
+        self,
+        p: Processing,
+        images: Sequence[Image.Image],
+        seed: int = -1,
+        info: str = "",
+        *,
+        infotexts: Sequence[str] | None = None,
+        seeds: Sequence[int] | None = None,
+        paths: Sequence[str] = (),
+        warnings: Sequence[str] = (),
+        interrupted: bool = False,
+        params: Txt2Img | None = None,
+    ) -> None:
+        self.p = p
+        self.params = params
+        self.images = list(images)
+        self.infotexts = list(infotexts) if infotexts is not None else [info] * len(self.images)
+        self.seeds = list(seeds) if seeds is not None else [seed] * len(self.images)
+        self.paths = list(paths)
+        self.warnings = list(warnings)
+        self.interrupted = interrupted
+
+    @property
+    def info(self) -> str:
+        return self.infotexts[0] if self.infotexts else ""
+
+    @property
+    def seed(self) -> int:
+        return self.seeds[0] if self.seeds else self.p.seed
+
+    @property
+    def all_seeds(self) -> list[int]:
+        return list(self.seeds)
+
+    @property
+    def prompt(self) -> str:
+        return self.p.prompt
+
+    @classmethod
+    def from_result(cls, p: Processing, result: Result) -> Processed:
+        return cls(
+            p,
+            result.images,
+            infotexts=result.infotexts,
+            seeds=result.seeds,
+            paths=result.paths,
+            warnings=result.warnings,
+            interrupted=result.interrupted,
+            params=result.params,
+        )
+
+    def to_result(self, params: Txt2Img) -> Result:
+        seeds = self.seeds + [self.seed] * (len(self.images) - len(self.seeds))  # a script may omit some
+        infotexts = self.infotexts + [self.info] * (len(self.images) - len(self.infotexts))
+        return Result(
+            params=params,
+            images=tuple(self.images),
+            infotexts=tuple(infotexts[: len(self.images)]),
+            seeds=tuple(seeds[: len(self.images)]),
+            paths=tuple(self.paths),
+            interrupted=self.interrupted,
+            warnings=tuple(dict.fromkeys(self.warnings)),
+        )

@@ -1,0 +1,497 @@
+"""The img2img tab: the shared generation layout with the input-image section on top.
+
+As in A1111, the active sub-tab decides the mode: img2img (an uploaded image), Sketch (colours drawn
+over it), Inpaint (the mask painted on it), Inpaint sketch (the strokes are the mask *and* new colours),
+Inpaint upload (image + separate mask file) and Batch (every image of a folder, masks from another).
+The section turns the tab's Txt2Img into an Img2Img; in Batch mode it queues one job per file instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import gradio as gr
+from PIL import Image, ImageChops, ImageFilter, UnidentifiedImageError
+
+from webui.core.cmd_args import LOCAL_ADDRESS, server_name
+from webui.core.errors import InvalidParameter, UserError
+from webui.core.params import (
+    INPAINT_AREAS,
+    MASK_MODES,
+    MASKED_CONTENT,
+    RESIZE_MODES,
+    Img2Img,
+    Result,
+    Txt2Img,
+    field_names,
+)
+from webui.services.outputs import save_image
+from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
+from webui.ui.progress import wait_with_progress
+
+if TYPE_CHECKING:
+    from webui.app import App
+
+# Sub-tab id → label (A1111's). The ids are the values of the mode state and of "Send to" targets.
+MODES: Mapping[str, str] = MappingProxyType(
+    {
+        "img2img": "img2img",
+        "sketch": "Sketch",
+        "inpaint": "Inpaint",
+        "inpaint_sketch": "Inpaint sketch",
+        "inpaint_upload": "Inpaint upload",
+        "batch": "Batch",
+    }
+)
+# Where the inpaint controls are shown (Batch too: its mask folder makes it an inpaint batch).
+INPAINT_MODES = frozenset({"inpaint", "inpaint_sketch", "inpaint_upload", "batch"})
+RESIZE_TO, RESIZE_BY = "to", "by"
+# Colours offered for sketching; any other can be picked.
+SKETCH_COLOURS = ["#000000", "#ffffff", "#cc3232", "#32cc70", "#3270cc", "#f0d020"]
+MASK_BRUSH = gr.Brush(colors=["#ffffff"], default_color="#ffffff", color_mode="fixed")
+
+from gradio.events import Dependency
+
+class CheckedImage(gr.Image):
+    """gr.Image whose unreadable uploads fail with a message naming the image (gradio's own is generic)."""
+
+    is_template = True  # rendered by gr.Image's frontend
+
+    def preprocess(self, payload: Any) -> Any:
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except UnidentifiedImageError as error:
+            raise gr.Error(f"{self.label}: the uploaded file is not an image") from error
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            raise gr.Error(f"{self.label}: the image cannot be read ({error})") from error
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+# ---- pure image helpers (no gradio) ----
+
+
+def mask_from_layers(layers: Sequence[Image.Image], size: tuple[int, int]) -> Image.Image:
+    """White wherever a layer has paint (alpha > 0), black elsewhere: the mask painted in an editor."""
+    mask = Image.new("L", size, 0)
+    for layer in layers:
+        alpha = layer.convert("RGBA").getchannel("A")
+        if alpha.size != size:
+            alpha = alpha.resize(size, Image.Resampling.NEAREST)
+        mask = ImageChops.lighter(mask, alpha.point(lambda value: 255 if value else 0))
+    return mask
+
+
+def sketch_over(background: Image.Image, drawn: Image.Image, mask: Image.Image, blur: int) -> Image.Image:
+    """A1111's Inpaint sketch image: the drawn colours, their edges softened by the mask blur, over the
+    original image."""
+    soften = ImageFilter.GaussianBlur(blur)
+    base = background.convert("RGB")
+    return Image.composite(drawn.convert("RGB").filter(soften), base, mask.filter(soften))
+
+
+def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """A1111's "Resize by": the input size times `scale`, rounded down to multiples of 8."""
+    width, height = (int(side * scale) // 8 * 8 for side in size)
+    return width, height
+
+
+def to_img2img(params: Txt2Img, **fields: Any) -> Img2Img:
+    """`params` (with whatever other sections set) as an Img2Img with the given img2img fields."""
+    return Img2Img(**{name: getattr(params, name) for name in field_names(Txt2Img)}, **fields)
+
+
+def open_image(path: Path) -> Image.Image:
+    """The image in `path`, fully read; InvalidParameter naming the file when it is not one."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except UnidentifiedImageError as error:
+        raise InvalidParameter(f"{path.name}: not an image") from error
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise InvalidParameter(f"{path.name}: the image cannot be read ({error})") from error
+
+
+# ---- the section ----
+
+
+class _Values(NamedTuple):
+    """The section's inputs, in build()'s order."""
+
+    mode: str
+    image: Image.Image | None
+    sketch: dict[str, Any] | None
+    inpaint: dict[str, Any] | None
+    inpaint_sketch: dict[str, Any] | None
+    upload_image: Image.Image | None
+    upload_mask: Image.Image | None
+    batch_input: str
+    batch_output: str
+    batch_masks: str
+    scale_tab: str
+    scale: float
+    resize_mode: int
+    denoising_strength: float
+    mask_blur: float
+    inpainting_mask_invert: int
+    inpainting_fill: int
+    inpaint_full_res: int
+    inpaint_full_res_padding: float
+
+
+class Img2ImgSection:
+    """The input images, resize and inpaint controls of the img2img tab (a generation.Section)."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._controls: dict[str, gr.components.Component] = {}
+        self._images: dict[str, gr.components.Component] = {}
+        self._tabs: dict[str, gr.Tab] = {}
+
+    # Section protocol
+
+    def build(self) -> list[gr.components.Component]:
+        mode = gr.State("img2img")
+        inputs = self._build_image_tabs(mode)
+        scale_tab = gr.State(RESIZE_TO)
+        with gr.Tabs(elem_id="img2img_resize_tabs"):
+            with gr.Tab("Resize to", id=RESIZE_TO, elem_id="img2img_tab_resize_to") as resize_to:
+                gr.Markdown("The output size is *Width* × *Height* below.")
+            with gr.Tab("Resize by", id=RESIZE_BY, elem_id="img2img_tab_resize_by") as resize_by:
+                scale = gr.Slider(0.05, 4.0, value=1.0, step=0.05, label="Scale", elem_id="img2img_scale")
+                scale_note = gr.Markdown(elem_id="img2img_scale_note")
+        resize_to.select(lambda: RESIZE_TO, outputs=scale_tab, queue=False)
+        resize_by.select(lambda: RESIZE_BY, outputs=scale_tab, queue=False)
+        resize_mode = gr.Radio(
+            [(name, i) for i, name in enumerate(RESIZE_MODES)], value=0, label="Resize mode", elem_id="resize_mode"
+        )
+        defaults = Img2Img()
+        denoising = gr.Slider(
+            0.0, 1.0, value=defaults.denoising_strength, step=0.01, label="Denoising strength",
+            elem_id="img2img_denoising_strength",
+        )
+        with gr.Group(visible=False, elem_id="img2img_inpaint_controls") as self._inpaint_controls:
+            mask_blur = gr.Slider(0, 64, value=defaults.mask_blur, step=1, label="Mask blur", elem_id="img2img_mask_blur")
+            mask_mode = gr.Radio(
+                [(name, i) for i, name in enumerate(MASK_MODES)], value=defaults.inpainting_mask_invert,
+                label="Mask mode", elem_id="img2img_mask_mode",
+            )
+            fill = gr.Radio(
+                [(name, i) for i, name in enumerate(MASKED_CONTENT)], value=defaults.inpainting_fill,
+                label="Masked content", elem_id="img2img_inpainting_fill",
+            )
+            with gr.Row():
+                area = gr.Radio(
+                    [(name, i) for i, name in enumerate(INPAINT_AREAS)], value=int(defaults.inpaint_full_res),
+                    label="Inpaint area", elem_id="img2img_inpaint_full_res",
+                )
+                padding = gr.Slider(
+                    0, 256, value=defaults.inpaint_full_res_padding, step=4, label="Only masked padding, pixels",
+                    elem_id="img2img_inpaint_full_res_padding",
+                )
+        self._mode = mode
+        for name, tab in self._tabs.items():
+            tab.select(
+                lambda name=name: (name, gr.Group(visible=name in INPAINT_MODES)),
+                outputs=[mode, self._inpaint_controls],
+                queue=False,
+            )
+        self._controls = {
+            "resize_mode": resize_mode, "denoising_strength": denoising, "mask_blur": mask_blur,
+            "inpainting_mask_invert": mask_mode, "inpainting_fill": fill, "inpaint_full_res": area,
+            "inpaint_full_res_padding": padding,
+        }  # fmt: skip
+        all_inputs = [
+            mode, *inputs, scale_tab, scale, resize_mode, denoising, mask_blur, mask_mode, fill, area, padding
+        ]
+        for trigger in (scale.change, resize_by.select):
+            trigger(lambda *v: scale_note(_Values(*v)), inputs=all_inputs, outputs=scale_note, queue=False)
+        return all_inputs
+
+    def apply(self, params: Txt2Img, values: Sequence[Any]) -> Txt2Img:
+        v = _Values(*values)
+        fields: dict[str, Any] = {
+            "resize_mode": int(v.resize_mode),
+            "denoising_strength": float(v.denoising_strength),
+            "mask_blur": int(v.mask_blur),
+            "inpainting_mask_invert": int(v.inpainting_mask_invert),
+            "inpainting_fill": int(v.inpainting_fill),
+            "inpaint_full_res": bool(v.inpaint_full_res),
+            "inpaint_full_res_padding": int(v.inpaint_full_res_padding),
+        }
+        if v.mode == "batch":  # the images come per file, in generate_instead()
+            return to_img2img(params, **fields)
+        image, mask = mode_inputs(v)
+        if v.scale_tab == RESIZE_BY:
+            fields["width"], fields["height"] = scaled_size(image.size, float(v.scale))
+        return to_img2img(params, init_images=(image,), mask=mask, **fields)
+
+    @property
+    def controls(self) -> Mapping[str, gr.components.Component]:
+        """Params field → component. The radios' values are the params' integers (inpaint_full_res: 0/1)."""
+        return self._controls
+
+    # generation.Runner: Batch runs one queued job per input file
+
+    def generate_instead(self, params: Txt2Img, values: Sequence[Any], progress: gr.Progress) -> Result | None:
+        v = _Values(*values)
+        if v.mode != "batch" or not isinstance(params, Img2Img):
+            return None
+        folders = batch_folders(self._app, v.batch_input, v.batch_output, v.batch_masks)
+        scale = float(v.scale) if v.scale_tab == RESIZE_BY else None
+        return run_batch(self._app, params, folders, scale, progress)
+
+    # send_to.ImageInputs
+
+    def send_image_to(self, sub_tab: str) -> tuple[gr.components.Component, tuple[tuple[gr.components.Component, Any], ...]]:
+        """The input a sent picture goes to on `sub_tab`, and the (component, value) pairs that switch to it."""
+        if sub_tab not in self._images:
+            raise ValueError(f"no image input on img2img sub-tab {sub_tab!r}; choose from {', '.join(self._images)}")
+        switches = (
+            (self._sub_tabs, gr.Tabs(selected=sub_tab)),
+            (self._mode, sub_tab),
+            (self._inpaint_controls, gr.Group(visible=sub_tab in INPAINT_MODES)),
+        )
+        return self._images[sub_tab], switches
+
+    # building blocks
+
+    def _build_image_tabs(self, mode: gr.State) -> list[gr.components.Component]:
+        def editor(elem_id: str, label: str, brush: gr.Brush) -> gr.ImageEditor:
+            # PNG keeps the pixels exact; crop/resize would make the layers disagree with the image.
+            return gr.ImageEditor(
+                type="pil", image_mode="RGBA", label=label, elem_id=elem_id, format="png", brush=brush,
+                layers=False, transforms=(), sources=("upload", "clipboard"), height=480,
+            )
+
+        with gr.Tabs(elem_id="mode_img2img") as self._sub_tabs:
+            with gr.Tab(MODES["img2img"], id="img2img", elem_id="img2img_img2img_tab") as img2img_tab:
+                image = CheckedImage(
+                    label="Image for img2img", type="pil", image_mode=None, format="png", elem_id="img2img_image",
+                    sources=("upload", "clipboard"), height=480,
+                )
+            with gr.Tab(MODES["sketch"], id="sketch", elem_id="img2img_img2img_sketch_tab") as sketch_tab:
+                sketch = editor("img2img_sketch", "Image for img2img", gr.Brush(colors=SKETCH_COLOURS))
+            with gr.Tab(MODES["inpaint"], id="inpaint", elem_id="img2img_inpaint_tab") as inpaint_tab:
+                inpaint = editor("img2maskimg", "Image for inpainting with mask", MASK_BRUSH)
+            with gr.Tab(MODES["inpaint_sketch"], id="inpaint_sketch", elem_id="img2img_inpaint_sketch_tab") as paint_tab:
+                inpaint_sketch = editor("inpaint_sketch", "Color sketch inpainting", gr.Brush(colors=SKETCH_COLOURS))
+            with gr.Tab(MODES["inpaint_upload"], id="inpaint_upload", elem_id="img2img_inpaint_upload_tab") as upload_tab:
+                upload_image = CheckedImage(
+                    label="Image for img2img", type="pil", image_mode=None, format="png",
+                    elem_id="img_inpaint_base", sources=("upload", "clipboard"),
+                )
+                upload_mask = CheckedImage(
+                    label="Mask", type="pil", image_mode=None, format="png", elem_id="img_inpaint_mask",
+                    sources=("upload", "clipboard"),
+                )
+            with gr.Tab(MODES["batch"], id="batch", elem_id="img2img_batch_tab") as batch_tab:
+                gr.Markdown(
+                    "Process every image of a folder. Relative paths are inside the data folder. Without an "
+                    "output folder the images go to the usual outputs. With a mask folder it is an inpaint "
+                    "batch: each image takes the mask of the same name (or the only mask there is)."
+                )
+                batch_input = gr.Textbox(label="Input directory", elem_id="img2img_batch_input_dir")
+                batch_output = gr.Textbox(label="Output directory", elem_id="img2img_batch_output_dir")
+                batch_masks = gr.Textbox(
+                    label="Inpaint batch mask directory (required for inpaint batch processing only)",
+                    elem_id="img2img_batch_inpaint_mask_dir",
+                )
+        tabs = {
+            "img2img": img2img_tab, "sketch": sketch_tab, "inpaint": inpaint_tab, "inpaint_sketch": paint_tab,
+            "inpaint_upload": upload_tab, "batch": batch_tab,
+        }  # fmt: skip
+        self._images = {
+            "img2img": image, "sketch": sketch, "inpaint": inpaint, "inpaint_sketch": inpaint_sketch,
+            "inpaint_upload": upload_image,
+        }  # fmt: skip
+        self._tabs = tabs
+        return [image, sketch, inpaint, inpaint_sketch, upload_image, upload_mask, batch_input, batch_output, batch_masks]
+
+
+def build_tab(app: App, sections: Sequence[SectionFactory] = ()) -> GenerationTab:
+    return build_generation_tab(app, "img2img", top=Img2ImgSection(app), sections=sections)
+
+
+# ---- what the sub-tabs hold ----
+
+
+def _editor_parts(value: Mapping[str, Any] | None) -> tuple[Image.Image | None, list[Image.Image], Image.Image | None]:
+    """(background, layers, composite) of a gr.ImageEditor value."""
+    if not value:
+        return None, [], None
+    return value.get("background"), list(value.get("layers") or []), value.get("composite")
+
+
+def _required(image: Image.Image | None, mode: str) -> Image.Image:
+    if image is None:
+        raise InvalidParameter(f"No input image: upload one in the {MODES[mode]} tab")
+    return image
+
+
+def mode_inputs(v: _Values) -> tuple[Image.Image, Image.Image | None]:
+    """The init image and mask (None outside inpainting) that the active sub-tab holds."""
+    if v.mode == "img2img":
+        return _required(v.image, v.mode), None
+    if v.mode == "inpaint_upload":
+        image = _required(v.upload_image, v.mode)
+        if v.upload_mask is None:
+            raise InvalidParameter("Inpaint upload needs a mask: upload one under the image")
+        return image, v.upload_mask
+    editors = {"sketch": v.sketch, "inpaint": v.inpaint, "inpaint_sketch": v.inpaint_sketch}
+    if v.mode not in editors:
+        raise InvalidParameter(f"img2img mode {v.mode!r} has no single input image")
+    background, layers, composite = _editor_parts(editors[v.mode])
+    if v.mode == "sketch":
+        return _required(composite, v.mode), None
+    background = _required(background, v.mode)
+    mask = mask_from_layers(layers, background.size)
+    if v.mode == "inpaint":
+        return background, mask
+    return sketch_over(background, composite or background, mask, int(v.mask_blur)), mask
+
+
+def scale_note(v: _Values) -> str:
+    """The "Resize by" line under the scale slider: from which size to which."""
+    if v.mode == "batch":
+        return "Each image of the batch is resized by this scale."
+    try:
+        image, _ = mode_inputs(v)
+    except InvalidParameter:
+        return "Upload an image to see its new size."
+    width, height = scaled_size(image.size, float(v.scale))
+    return f"Resize from: {image.width}x{image.height} to: {width}x{height}"
+
+
+# ---- Batch ----
+
+
+@dataclass(frozen=True)
+class BatchFolders:
+    input: Path
+    output: Path | None  # None: the usual outputs folder
+    masks: Path | None  # None: plain img2img
+
+
+def _reachable_from_network(app: App) -> bool:
+    return bool(app.args.share) or server_name(app.args) not in (LOCAL_ADDRESS, "localhost", "::1")
+
+
+def _folder(app: App, text: str, label: str) -> Path | None:
+    """The folder a batch textbox names (relative: inside the data folder); None when empty.
+
+    When the UI is reachable from other machines only folders inside the data folder are allowed:
+    otherwise anyone who can open the page could read or write any folder of this machine."""
+    if not text.strip():
+        return None
+    data_dir = app.paths.data_dir.resolve()
+    path = (data_dir / Path(text.strip()).expanduser()).resolve()
+    insecure_ok = getattr(app.args, "enable_insecure_extension_access", False)
+    if _reachable_from_network(app) and not insecure_ok and not path.is_relative_to(data_dir):
+        raise InvalidParameter(
+            f"Batch {label} {path} is outside the data folder {data_dir}: the UI is reachable from other "
+            "machines, so only folders inside it are allowed (--enable-insecure-extension-access allows any)"
+        )
+    return path
+
+
+def batch_folders(app: App, input_dir: str, output_dir: str, mask_dir: str) -> BatchFolders:
+    """The Batch tab's folders, checked: the input (and mask) folder must exist."""
+    source = _folder(app, input_dir, "input directory")
+    if source is None:
+        raise InvalidParameter("Batch needs an input directory")
+    masks = _folder(app, mask_dir, "mask directory")
+    for label, folder in (("input directory", source), ("mask directory", masks)):
+        if folder is not None and not folder.is_dir():
+            raise InvalidParameter(f"Batch {label} {folder} does not exist or is not a folder")
+    return BatchFolders(input=source, output=_folder(app, output_dir, "output directory"), masks=masks)
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
+
+
+def batch_files(folders: BatchFolders) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """(image, mask) pairs to process, and warnings for images left out. As A1111: a mask folder with one
+    file masks every image; otherwise each image takes the mask with its file name (any extension)."""
+    images = _files(folders.input)
+    if not images:
+        raise InvalidParameter(f"Batch input directory {folders.input} has no files")
+    if folders.masks is None:
+        return [(image, None) for image in images], []
+    masks = _files(folders.masks)
+    if len(masks) == 1:
+        return [(image, masks[0]) for image in images], []
+    by_stem = {mask.stem: mask for mask in masks}
+    pairs = [(image, by_stem[image.stem]) for image in images if image.stem in by_stem]
+    warnings = [f"{image.name}: no mask of that name in {folders.masks}; skipped" for image in images if image.stem not in by_stem]
+    return pairs, warnings
+
+
+def run_batch(
+    app: App, params: Img2Img, folders: BatchFolders, scale: float | None, progress: gr.Progress
+) -> Result:
+    """One queued job per input file, saved to the output folder (named after the input) or the usual
+    outputs. Unreadable files are skipped with a warning; Interrupt stops the batch."""
+    pairs, warnings = batch_files(folders)
+    results: list[Result] = []
+    for index, (path, mask_path) in enumerate(pairs):
+        progress(index / len(pairs), desc=f"File {index + 1}/{len(pairs)}: {path.name}")
+        try:
+            image = open_image(path)
+            mask = open_image(mask_path) if mask_path else None
+        except InvalidParameter as error:
+            warnings.append(f"{error}; skipped")
+            continue
+        width, height = scaled_size(image.size, scale) if scale else (params.width, params.height)
+        job_params = dataclasses.replace(params, init_images=(image,), mask=mask, width=width, height=height)
+        try:
+            job = app.submit(job_params, save_images=folders.output is None)
+        except UserError as error:
+            raise type(error)(f"{path.name}: {error}") from error
+        result = wait_with_progress(job, progress)
+        results.append(_save_to(app, result, folders.output, path.stem) if folders.output else result)
+        if result.interrupted:
+            break
+    if not results:
+        raise InvalidParameter("Batch processed no image: " + "; ".join(warnings))
+    return Result(
+        params=results[0].params,
+        images=tuple(image for result in results for image in result.images),
+        infotexts=tuple(text for result in results for text in result.infotexts),
+        seeds=tuple(seed for result in results for seed in result.seeds),
+        paths=tuple(path for result in results for path in result.paths),
+        interrupted=results[-1].interrupted,
+        warnings=tuple(dict.fromkeys([*warnings, *(w for result in results for w in result.warnings)])),
+    )
+
+
+def _save_to(app: App, result: Result, directory: Path, stem: str) -> Result:
+    """`result`'s images saved in `directory` as NNNNN-<stem>(-N).ext, as A1111 names batch outputs."""
+    settings = app.settings
+    several = len(result.images) > 1
+    paths = tuple(
+        str(
+            save_image(
+                image, text, directory, seed,
+                settings.get("samples_format"),
+                save_txt=settings.get("save_txt"),
+                quality=settings.get("jpeg_quality"),
+                lossless=settings.get("webp_lossless"),
+                pattern=f"{stem}-{number}" if several else stem,
+            )
+        )
+        for number, (image, text, seed) in enumerate(zip(result.images, result.infotexts, result.seeds), start=1)
+    )  # fmt: skip
+    return dataclasses.replace(result, paths=paths)

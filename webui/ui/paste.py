@@ -1,0 +1,167 @@
+"""Infotext → a generation tab's controls: the ↙ paste button, and PNG Info's "Send to" uses it too.
+
+Every parameter the infotext names is set; the others keep their value, except those A1111 resets when
+absent (the prompts, Clip skip → 1, Schedule type → Automatic and, for img2img, the inpaint fields).
+The checkpoint is switched only when the option `disable_weights_auto_swap` is off, as in A1111.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from webui.core import infotext
+from webui.core.errors import InvalidParameter, ModelNotFound, UserError
+from webui.ui.generation import GenerationTab
+
+if TYPE_CHECKING:
+    from webui.app import App
+
+Component = gr.components.Component
+
+# Infotext key → the params fields it sets (read through infotext.to_params).
+_SOURCES: Mapping[str, tuple[str, ...]] = {
+    "Prompt": ("prompt",),
+    "Negative prompt": ("negative_prompt",),
+    "Sampler": ("sampler_name", "scheduler"),
+    "Schedule type": ("scheduler",),
+    "Steps": ("steps",),
+    "CFG scale": ("cfg_scale",),
+    "Seed": ("seed",),
+    "Size": ("width", "height"),
+    "Clip skip": ("clip_skip",),
+}
+# Set even when the infotext lacks them: to_params gives A1111's default then.
+_ALWAYS = ("prompt", "negative_prompt", "scheduler", "clip_skip")
+
+
+@dataclass(frozen=True)
+class Pasted:
+    """What an infotext sets: params field → value, the parsed fields, and keys that could not be read."""
+
+    values: dict[str, Any]
+    fields: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def read(text: str) -> Pasted:
+    """The params values an infotext sets. Unreadable values (an unknown sampler, a bad size) are
+    skipped with a warning instead of spoiling the rest."""
+    fields = infotext.parse(text)
+    usable = dict(fields)
+    warnings = []
+    for key in [key for key in _SOURCES if key in fields]:
+        # A schedule type is read together with its sampler (an old "DPM++ 2M Karras" carries one).
+        probe = {k: usable[k] for k in {key, "Sampler" if key == "Schedule type" else key} if k in usable}
+        try:
+            infotext.to_params(probe)
+        except InvalidParameter as error:
+            warnings.append(f"{key} not pasted: {error}")
+            del usable[key]
+    params = infotext.to_params(usable)
+    names = set(_ALWAYS).union(*(_SOURCES[key] for key in usable if key in _SOURCES))
+    values = {name: getattr(params, name) for name in names}
+    try:  # denoising strength and the inpaint fields; tabs without those controls ignore them
+        values.update(infotext.to_img2img_fields(usable))
+    except InvalidParameter as error:
+        warnings.append(f"img2img parameters not pasted: {error}")
+    return Pasted(values=values, fields=fields, warnings=warnings)
+
+
+def component_value(component: Component, value: Any) -> Any:
+    """`value` as `component` takes it: for a radio or dropdown, a params index (inpaint area, masked
+    content; booleans as 0/1) becomes the choice with that value, or else the label at that index."""
+    choices = getattr(component, "choices", None)
+    if isinstance(component, (gr.Radio, gr.Dropdown)) and choices and isinstance(value, (int, bool)):
+        values = [choice[1] if isinstance(choice, tuple) else choice for choice in choices]
+        index = int(value)
+        if index in values:
+            return index
+        if 0 <= index < len(values):
+            return values[index]
+    return value
+
+
+def updates(controls: Mapping[str, Component], pasted: Pasted) -> list[Any]:
+    """One update per control, in `controls` order: the pasted value, or no change."""
+    return [
+        component_value(component, pasted.values[name]) if name in pasted.values else gr.update()
+        for name, component in controls.items()
+    ]
+
+
+def switch_checkpoint(app: App, fields: Mapping[str, str]) -> str | None:
+    """Load the checkpoint the infotext names when present and allowed; tell the user otherwise.
+
+    Returns the new title when the checkpoint changed, else None."""
+    wanted = [fields[key] for key in ("Model", "Model hash") if fields.get(key)]
+    if not wanted:
+        return None
+    current = app.current_checkpoint_title()
+    entry = None
+    for name in wanted:
+        try:
+            entry = app.registry.find(name)
+            break
+        except ModelNotFound:
+            continue
+    if entry is None:
+        gr.Info(f"Checkpoint {wanted[0]} from the parameters is not available; keeping {current or 'none'}.")
+        return None
+    title = app.registry.title(entry)
+    if entry == app.manager.current_entry():
+        return None
+    if app.settings.get("disable_weights_auto_swap"):
+        gr.Info(
+            f"The parameters were made with {title}; keeping {current or 'none'} (Settings → Infotext: "
+            "do not change the selected model when reading generation parameters)."
+        )
+        return None
+    return app.select_checkpoint(title)
+
+
+def paste_handler(
+    app: App, controls: Mapping[str, Component], checkpoint: Component | None
+) -> tuple[Callable[[str], list[Any]], list[Component]]:
+    """A handler from infotext text to updates of `controls` (and the checkpoint dropdown), and its
+    outputs. Unreadable text leaves everything as it is and says why."""
+    outputs = [*controls.values(), *([checkpoint] if checkpoint is not None else [])]
+
+    def paste(text: str) -> list[Any]:
+        unchanged = [gr.update() for _ in outputs]
+        if not text or not text.strip():
+            gr.Warning("No generation parameters to paste.")
+            return unchanged
+        try:
+            pasted = read(text)
+            title = switch_checkpoint(app, pasted.fields)
+        except UserError as error:
+            gr.Warning(str(error))
+            return unchanged
+        for warning in pasted.warnings:
+            gr.Warning(warning)
+        result = updates(controls, pasted)
+        if checkpoint is not None:
+            # A model loaded for the first time gets its hash, so its title in the list changes too.
+            result.append(gr.Dropdown(choices=app.registry.titles(), value=title) if title else gr.update())
+        return result
+
+    return paste, outputs
+
+
+def add_paste_button(app: App, tab: GenerationTab, checkpoint: Component | None) -> gr.Button:
+    """The ↙ button in `tab`'s toolbar: it reads the prompt box when that holds
+    text, else the last generation's parameters (A1111's behaviour)."""
+    with tab.toolbar:
+        button = gr.Button("↙️", elem_id=f"{tab.name}_paste", min_width=40, scale=0)
+    paste, outputs = paste_handler(app, tab.controls, checkpoint)
+    prompt = tab.controls["prompt"]
+
+    def from_prompt_or_last(text: str, last: str) -> list[Any]:
+        return paste(text if text and text.strip() else last)
+
+    button.click(from_prompt_or_last, inputs=[prompt, tab.infotext], outputs=outputs)
+    return button
