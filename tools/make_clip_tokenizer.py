@@ -30,10 +30,14 @@ SHARED_DIR = "clip_tokenizer"
 TOKENIZER_FOLDERS = (
     (SHARED_DIR, END),
     ("sd1/tokenizer", END),
+    ("sd1-inpaint/tokenizer", END),
     ("sd2/tokenizer", "!"),
     ("sd2-v/tokenizer", "!"),
+    ("sd2-inpaint/tokenizer", "!"),
     ("sdxl/tokenizer", END),
     ("sdxl/tokenizer_2", "!"),
+    ("sdxl-inpaint/tokenizer", END),
+    ("sdxl-inpaint/tokenizer_2", "!"),
 )
 
 

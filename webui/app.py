@@ -195,7 +195,7 @@ class App:
     def _check_options(self, options: Mapping[str, Any]) -> None:
         """InvalidParameter / ModelNotFound now for options that could not be applied later."""
         for name, value in options.items():
-            option(name).validate(value)
+            self.settings.option(name).validate(value)
         if options.get("sd_model_checkpoint"):
             self.registry.find(str(options["sd_model_checkpoint"]))
         if "sd_vae" in options:

@@ -36,7 +36,9 @@ def two_colours(size: tuple[int, int] = (64, 64)) -> Image.Image:
     return image
 
 
-def centre_mask(size: tuple[int, int] = (64, 64), box: tuple[int, int, int, int] = (24, 24, 39, 39)) -> Image.Image:
+def centre_mask(
+    size: tuple[int, int] = (64, 64), box: tuple[int, int, int, int] = (24, 24, 39, 39)
+) -> Image.Image:
     mask = Image.new("L", size, 0)
     ImageDraw.Draw(mask).rectangle(box, fill=255)
     return mask
@@ -49,7 +51,9 @@ def img2img(url: str, **payload) -> requests.Response:
 def test_img2img_round_trip(running_app):
     _, url = running_app
     source = two_colours((96, 64))
-    response = img2img(url, init_images=[b64(source)], denoising_strength=0.5, width=64, height=80, resize_mode=1)
+    response = img2img(
+        url, init_images=[b64(source)], denoising_strength=0.5, width=64, height=80, resize_mode=1
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     info = json.loads(body["info"])
@@ -57,7 +61,11 @@ def test_img2img_round_trip(running_app):
     assert image.size == (64, 80)
     infotext = info["infotexts"][0]
     assert image.info["parameters"] == infotext
-    assert infotext.startswith("a red ball\n") and "Denoising strength: 0.5" in infotext and "Seed: 11," in infotext
+    assert (
+        infotext.startswith("a red ball\n")
+        and "Denoising strength: 0.5" in infotext
+        and "Seed: 11," in infotext
+    )
     assert info["denoising_strength"] == 0.5 and info["seed"] == 11
     # A1111 echoes the request without the images unless include_init_images is set
     assert body["parameters"]["init_images"] is None and body["parameters"]["denoising_strength"] == 0.5
@@ -91,8 +99,10 @@ def test_inpaint_keeps_pixels_outside_the_mask_and_accepts_data_urls(running_app
 def test_inverted_mask_repaints_the_outside(running_app):
     _, url = running_app
     source = two_colours()
-    body = img2img(url, init_images=[b64(source)], mask=b64(centre_mask()), mask_blur=0,
-                   inpainting_mask_invert=1, inpaint_full_res=False, denoising_strength=1.0).json()  # fmt: skip
+    body = img2img(
+        url, init_images=[b64(source)], mask=b64(centre_mask()), mask_blur=0, inpainting_mask_invert=1,
+        inpaint_full_res=False, denoising_strength=1.0,
+    ).json()  # fmt: skip
     result = decode(body["images"][0]).convert("RGB")
     assert result.crop((28, 28, 36, 36)).tobytes() == source.crop((28, 28, 36, 36)).tobytes()
     assert result.crop((0, 0, 16, 16)).tobytes() != source.crop((0, 0, 16, 16)).tobytes()
@@ -119,7 +129,9 @@ def test_unusual_images_work(running_app, image: Image.Image):
 
 def test_empty_mask_is_reported(running_app):
     _, url = running_app
-    body = img2img(url, init_images=[b64(two_colours())], mask=b64(Image.new("L", (64, 64), 0)), steps=2).json()
+    body = img2img(
+        url, init_images=[b64(two_colours())], mask=b64(Image.new("L", (64, 64), 0)), steps=2
+    ).json()
     assert any("mask is empty" in warning for warning in json.loads(body["info"])["warnings"])
 
 

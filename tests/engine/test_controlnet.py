@@ -15,7 +15,7 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionControlNetPipeline
 from PIL import Image, ImageDraw
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from tools.tiny_controlnet import save_tiny_controlnet, tiny_controlnet
 from tools.tiny_models import TinyCheckpoint
@@ -123,6 +123,18 @@ def test_original_and_diffusers_layouts_load_the_weights_they_were_made_from(
         "control_model.zero_convs.0.0.weight" in original
         and "control_model.input_blocks.0.0.weight" in original
     )
+
+
+def test_files_that_are_no_controlnet_are_refused_with_their_name(tmp_path: Path) -> None:
+    save_file(
+        {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1)}, str(tmp_path / "ckpt.safetensors")
+    )
+    with pytest.raises(ModelLoadError, match="ckpt.safetensors: not a ControlNet: it has neither"):
+        controlnet.read_controlnet(tmp_path / "ckpt.safetensors")
+    odd = {"controlnet_cond_embedding.conv_in.weight": torch.zeros(1), "unknown.weight": torch.zeros(1)}
+    save_file(odd, str(tmp_path / "odd.safetensors"))
+    with pytest.raises(ModelLoadError, match="odd.safetensors: not a ControlNet in the diffusers layout"):
+        controlnet.read_controlnet(tmp_path / "odd.safetensors")
 
 
 def test_library_lists_and_finds_models_as_sd_webui_controlnet_names_them(manager: ModelManager) -> None:
@@ -278,6 +290,15 @@ def test_several_units_add_up_and_are_numbered_by_place(manager: ModelManager) -
     assert "ControlNet 1" not in fields
     assert fields["ControlNet 2"].startswith("Module: invert, Model: tiny-cn-diffusers [")
     assert "Processor Res" not in fields["ControlNet 2"]  # invert has no resolution slider
+
+
+def test_composable_prompts_get_the_control_on_every_part(manager: ModelManager) -> None:
+    composable = BASE.replace(prompt="a cat AND a dog :0.7")
+    plain = run(manager, composable)
+    controlled = run(
+        manager, composable.replace(control_units=(canny(control_mode="ControlNet is more important"),))
+    )
+    assert np.abs(pixels(controlled) - pixels(plain)).max() > 10
 
 
 def test_img2img_uses_its_input_as_control_image_and_weight_zero_is_identical(manager: ModelManager) -> None:

@@ -16,8 +16,9 @@ from webui.core.cmd_args import parse_args
 from webui.core.errors import InvalidParameter
 from webui.core.params import Img2Img, Txt2Img
 from webui.services.outputs import read_infotext
-from webui.ui import img2img
-from webui.ui.img2img import BatchFolders, Img2ImgSection, Img2ImgValues
+from webui.ui import img2img, img2img_batch
+from webui.ui.img2img import Img2ImgSection, Img2ImgValues
+from webui.ui.img2img_batch import BatchFolders
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -54,7 +55,9 @@ def editor_value(background: Image.Image, *layers: Image.Image) -> dict[str, Any
 
 
 def test_mask_is_the_union_of_painted_pixels():
-    mask = img2img.mask_from_layers([layer((32, 32), (0, 0, 3, 3)), layer((32, 32), (20, 20, 31, 31))], (32, 32))
+    mask = img2img.mask_from_layers(
+        [layer((32, 32), (0, 0, 3, 3)), layer((32, 32), (20, 20, 31, 31))], (32, 32)
+    )
     assert mask.mode == "L" and mask.size == (32, 32)
     assert mask.getpixel((1, 1)) == 255 and mask.getpixel((25, 25)) == 255
     assert mask.getpixel((10, 10)) == 0
@@ -64,8 +67,8 @@ def test_mask_is_the_union_of_painted_pixels():
 
 
 def test_resize_by_rounds_down_to_multiples_of_8():
-    assert img2img.scaled_size((100, 60), 1.5) == (144, 88)
-    assert img2img.scaled_size((512, 768), 0.5) == (256, 384)
+    assert img2img_batch.scaled_size((100, 60), 1.5) == (144, 88)
+    assert img2img_batch.scaled_size((512, 768), 0.5) == (256, 384)
 
 
 def test_img2img_tab_keeps_every_txt2img_field_and_sets_the_img2img_ones():
@@ -82,7 +85,9 @@ def test_img2img_tab_keeps_every_txt2img_field_and_sets_the_img2img_ones():
 
 
 def test_resize_by_takes_the_size_from_the_input_image():
-    out = Img2ImgSection(app=None).apply(BASE, values(image=picture((100, 60)), scale_tab=img2img.RESIZE_BY, scale=2))
+    out = Img2ImgSection(app=None).apply(
+        BASE, values(image=picture((100, 60)), scale_tab=img2img.RESIZE_BY, scale=2)
+    )
     assert (out.width, out.height) == (200, 120)
 
 
@@ -92,7 +97,9 @@ def test_inpaint_tab_mask_is_where_the_user_painted():
         BASE, values(mode="inpaint", inpaint=editor_value(background, layer((64, 48), (10, 10, 19, 19))))
     )
     assert out.is_inpaint
-    assert out.init_images[0].convert("RGB").tobytes() == background.tobytes()  # the paint is not in the image
+    assert (
+        out.init_images[0].convert("RGB").tobytes() == background.tobytes()
+    )  # the paint is not in the image
     assert out.mask.getbbox() == (10, 10, 20, 20)
 
 
@@ -122,7 +129,8 @@ def test_sketch_tab_sends_the_drawing_without_a_mask():
 def test_inpaint_upload_uses_the_uploaded_mask():
     mask = Image.new("L", (64, 48), 0)
     out = Img2ImgSection(app=None).apply(
-        BASE, values(mode="inpaint_upload", upload_image=picture(), upload_mask=mask, inpainting_mask_invert=1)
+        BASE,
+        values(mode="inpaint_upload", upload_image=picture(), upload_mask=mask, inpainting_mask_invert=1),
     )
     assert out.mask is mask and out.inpainting_mask_invert == 1
 
@@ -154,13 +162,16 @@ def save(path: Path, image: Image.Image | None = None) -> Path:
 def test_batch_masks_pair_by_name_or_a_single_mask_covers_all(tmp_path: Path):
     a, b = save(tmp_path / "in" / "a.png"), save(tmp_path / "in" / "b.jpg")
     mask_a = save(tmp_path / "masks" / "a.webp")
-    pairs, warnings = img2img.batch_files(BatchFolders(tmp_path / "in", None, tmp_path / "masks"))
+    pairs, warnings = img2img_batch.batch_files(BatchFolders(tmp_path / "in", None, tmp_path / "masks"))
     assert pairs == [(a, mask_a), (b, mask_a)] and warnings == []  # the only mask: for every image
     save(tmp_path / "masks" / "c.png")
-    pairs, warnings = img2img.batch_files(BatchFolders(tmp_path / "in", None, tmp_path / "masks"))
+    pairs, warnings = img2img_batch.batch_files(BatchFolders(tmp_path / "in", None, tmp_path / "masks"))
     assert pairs == [(a, mask_a)]
     assert len(warnings) == 1 and "b.jpg" in warnings[0]
-    assert img2img.batch_files(BatchFolders(tmp_path / "in", None, None)) == ([(a, None), (b, None)], [])
+    assert img2img_batch.batch_files(BatchFolders(tmp_path / "in", None, None)) == (
+        [(a, None), (b, None)],
+        [],
+    )
 
 
 class _FakeApp:
@@ -171,26 +182,26 @@ class _FakeApp:
 
 def test_batch_folders_relative_to_data_dir_and_must_exist(tmp_path: Path):
     (tmp_path / "in").mkdir()
-    folders = img2img.batch_folders(_FakeApp(tmp_path), "in", "", "")
+    folders = img2img_batch.batch_folders(_FakeApp(tmp_path), "in", "", "")
     assert folders == BatchFolders(tmp_path.resolve() / "in", None, None)
     with pytest.raises(InvalidParameter, match="does not exist"):
-        img2img.batch_folders(_FakeApp(tmp_path), "missing", "", "")
+        img2img_batch.batch_folders(_FakeApp(tmp_path), "missing", "", "")
     with pytest.raises(InvalidParameter, match="needs an input directory"):
-        img2img.batch_folders(_FakeApp(tmp_path), " ", "out", "")
+        img2img_batch.batch_folders(_FakeApp(tmp_path), " ", "out", "")
 
 
 def test_batch_folders_outside_the_data_dir_only_when_not_exposed(tmp_path: Path):
     data, outside = tmp_path / "data", tmp_path / "elsewhere"
     data.mkdir()
     outside.mkdir()
-    assert img2img.batch_folders(_FakeApp(data), str(outside), "", "").input == outside.resolve()
+    assert img2img_batch.batch_folders(_FakeApp(data), str(outside), "", "").input == outside.resolve()
     for flag in ("--listen", "--share"):
         with pytest.raises(InvalidParameter, match="outside the data folder"):
-            img2img.batch_folders(_FakeApp(data, flag), str(outside), "", "")
+            img2img_batch.batch_folders(_FakeApp(data, flag), str(outside), "", "")
         with pytest.raises(InvalidParameter, match="outside the data folder"):
-            img2img.batch_folders(_FakeApp(data, flag), "in", "../elsewhere", "")  # no escape by ..
+            img2img_batch.batch_folders(_FakeApp(data, flag), "in", "../elsewhere", "")  # no escape by ..
     allowed = _FakeApp(data, "--listen", "--enable-insecure-extension-access")
-    assert img2img.batch_folders(allowed, str(outside), "", "").input == outside.resolve()
+    assert img2img_batch.batch_folders(allowed, str(outside), "", "").input == outside.resolve()
 
 
 class _Progress:
@@ -212,8 +223,8 @@ def test_batch_run_saves_one_image_per_file_named_after_it(app: Any):
     save(data / "in" / "second.png", picture((80, 64), "#00ff00"))
     (data / "in" / "notes.txt").write_text("not an image")
     params = Img2ImgSection(app=None).apply(BASE, values(mode="batch"))
-    folders = img2img.batch_folders(app, "in", "out", "")
-    result = img2img.run_batch(app, params, folders, None, _Progress())
+    folders = img2img_batch.batch_folders(app, "in", "out", "")
+    result = img2img_batch.run_batch(app, params, folders, None, _Progress())
     names = sorted(path.name for path in (data / "out").iterdir())
     assert names == ["00000-first.png", "00001-second.png"]
     assert [Path(p).name for p in result.paths] == names

@@ -49,11 +49,7 @@ class Txt2ImgRequest(BaseModel):
 
     def to_params(self, default_clip_skip: int) -> Txt2Img:
         self._refuse_unsupported()
-        unknown = sorted(set(self.override_settings) - set(OPTIONS_BY_NAME))
-        if unknown:
-            raise InvalidParameter(
-                f"override_settings: unknown option(s) {', '.join(unknown)}; the names are those of GET /sdapi/v1/options"
-            )
+        # Unknown names are refused by App.submit, which also knows the options extensions added.
         overrides = {
             OVERRIDABLE[key]: OPTIONS_BY_NAME[key].validate(value)
             for key, value in self.override_settings.items()

@@ -103,7 +103,10 @@ def read_controlnet(path: Path) -> dict[str, torch.Tensor]:
     if _HINT + "0.weight" in sd:
         return sd
     if _DIFFUSERS_PROBE in sd:
-        return to_original(sd)
+        try:
+            return to_original(sd)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{path.name}: {exc}") from None
     raise ModelLoadError(
         f"{path.name}: not a ControlNet: it has neither {_HINT}* (original layout) nor "
         f"{_DIFFUSERS_PROBE} (diffusers layout) tensors, e.g. {', '.join(list(sd)[:3])}"
@@ -301,8 +304,7 @@ class ControlNetLibrary:
         wanted = wanted.strip()
         plain = re.sub(r" \[[0-9a-fA-F]{8,10}\]$", "", wanted)
         for entry in self._entries:
-            names = (entry.name, entry.model_name, entry.path.name)
-            if plain in names or plain.lower() in (n.lower() for n in names) or wanted == entry.title():
+            if plain.lower() in (name.lower() for name in (entry.name, entry.model_name, entry.path.name)):
                 return entry
         for entry in self._entries:
             if wanted.lower() == legacy_hash(entry.path):

@@ -142,6 +142,14 @@ OPTIONS: tuple[Option, ...] = (
         "Quicksettings list: settings shown at the top of the page (takes effect on restart)",
         _UI,
     ),
+    Option(
+        "control_net_unit_count",
+        3,
+        "Multi-ControlNet: ControlNet unit number (takes effect on restart)",
+        "ControlNet",
+        minimum=1,
+        maximum=10,
+    ),
     # Folder names under extensions/ and extensions-builtin/; set from the Extensions tab.
     Option("disabled_extensions", (), "Disabled extensions (takes effect on restart)", "Extensions"),
 )

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from webui.engine.controlnet import ControlNetLibrary
 
 Component = gr.components.Component
-UNIT_COUNT = 3  # sd-webui-controlnet's default "control_net_unit_count"
 NO_MODEL = "None"
 # one unit's inputs, in the order apply() reads them
 UNIT_FIELDS = (
@@ -189,7 +188,8 @@ def unit_from_values(values: Sequence[Any], tab: str) -> ControlUnit:
 class ControlNetSection(Section):
     """The "ControlNet" accordion of one generation tab."""
 
-    def __init__(self, library: ControlNetLibrary, tab: str, unit_count: int = UNIT_COUNT) -> None:
+    def __init__(self, library: ControlNetLibrary, tab: str, unit_count: int) -> None:
+        """`unit_count`: the "control_net_unit_count" setting (sd-webui-controlnet's default: 3)."""
         self.library = library
         self.tab = tab
         self.unit_count = unit_count
@@ -214,7 +214,8 @@ class ControlNetSection(Section):
 
 
 def section_factory(app: App) -> SectionFactory:
-    return lambda tab: ControlNetSection(app.manager.controlnets, tab)
+    count = app.settings.get("control_net_unit_count")
+    return lambda tab: ControlNetSection(app.manager.controlnets, tab, count)
 
 
 def build_tab(app: App) -> None:

@@ -3,23 +3,20 @@
 As in A1111, the active sub-tab decides the mode: img2img (an uploaded image), Sketch (colours drawn
 over it), Inpaint (the mask painted on it), Inpaint sketch (the strokes are the mask *and* new colours),
 Inpaint upload (image + separate mask file) and Batch (every image of a folder, masks from another).
-The section turns the tab's Txt2Img into an Img2Img; in Batch mode it queues one job per file instead.
+The section turns the tab's Txt2Img into an Img2Img; in Batch mode it queues one job per file instead
+(webui.ui.img2img_batch).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gradio as gr
 from PIL import Image, ImageChops, ImageFilter, UnidentifiedImageError
 
-from webui.core.cmd_args import insecure_access_allowed
-from webui.core.errors import InvalidParameter, UserError
+from webui.core.errors import InvalidParameter
 from webui.core.params import (
     INPAINT_AREAS,
     MASK_MODES,
@@ -30,9 +27,8 @@ from webui.core.params import (
     Txt2Img,
     field_names,
 )
-from webui.services.outputs import save_image
 from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
-from webui.ui.progress import wait_with_progress
+from webui.ui.img2img_batch import batch_folders, run_batch, scaled_size
 
 if TYPE_CHECKING:
     from webui.app import App
@@ -56,7 +52,9 @@ SKETCH_COLOURS = ["#000000", "#ffffff", "#cc3232", "#32cc70", "#3270cc", "#f0d02
 # A fixed radius (image pixels): gradio's "auto" size comes out as nothing in an editor that was hidden
 # (another tab) when its image arrived, as after "Send to inpaint".
 BRUSH_SIZE = 12
-MASK_BRUSH = gr.Brush(colors=["#ffffff"], default_color="#ffffff", color_mode="fixed", default_size=BRUSH_SIZE)
+MASK_BRUSH = gr.Brush(
+    colors=["#ffffff"], default_color="#ffffff", color_mode="fixed", default_size=BRUSH_SIZE
+)
 SKETCH_BRUSH = gr.Brush(colors=SKETCH_COLOURS, default_size=BRUSH_SIZE)
 
 
@@ -64,7 +62,12 @@ def _image_input(label: str, elem_id: str, **options: Any) -> gr.Image:
     """An upload box for an input image: kept as uploaded (16-bit, CMYK and alpha are the engine's to
     handle), and a file that is no image is refused at once with a message saying so."""
     image = gr.Image(
-        label=label, type="pil", image_mode=None, format="png", elem_id=elem_id, sources=("upload", "clipboard"),
+        label=label,
+        type="pil",
+        image_mode=None,
+        format="png",
+        elem_id=elem_id,
+        sources=("upload", "clipboard"),
         **options,
     )
 
@@ -83,7 +86,7 @@ def _image_input(label: str, elem_id: str, **options: Any) -> gr.Image:
             return None
         return gr.skip()
 
-    image.upload(check, inputs=image, outputs=image, preprocess=False, queue=False)
+    image.upload(check, inputs=image, outputs=image, preprocess=False)  # queued: toasts need the queue
     return image
 
 
@@ -109,27 +112,9 @@ def sketch_over(background: Image.Image, drawn: Image.Image, mask: Image.Image, 
     return Image.composite(drawn.convert("RGB").filter(soften), base, mask.filter(soften))
 
 
-def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    """A1111's "Resize by": the input size times `scale`, rounded down to multiples of 8."""
-    width, height = (int(side * scale) // 8 * 8 for side in size)
-    return width, height
-
-
 def to_img2img(params: Txt2Img, **fields: Any) -> Img2Img:
     """`params` (with whatever other sections set) as an Img2Img with the given img2img fields."""
     return Img2Img(**{**{name: getattr(params, name) for name in field_names(Txt2Img)}, **fields})
-
-
-def open_image(path: Path) -> Image.Image:
-    """The image in `path`, fully read; InvalidParameter naming the file when it is not one."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except UnidentifiedImageError as error:
-        raise InvalidParameter(f"{path.name}: not an image") from error
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise InvalidParameter(f"{path.name}: the image cannot be read ({error})") from error
 
 
 # ---- the section ----
@@ -183,30 +168,49 @@ class Img2ImgSection:
         resize_to.select(lambda: RESIZE_TO, outputs=scale_tab, queue=False)
         resize_by.select(lambda: RESIZE_BY, outputs=scale_tab, queue=False)
         resize_mode = gr.Radio(
-            [(name, i) for i, name in enumerate(RESIZE_MODES)], value=0, label="Resize mode", elem_id="resize_mode"
+            [(name, i) for i, name in enumerate(RESIZE_MODES)],
+            value=0,
+            label="Resize mode",
+            elem_id="resize_mode",
         )
         defaults = Img2Img()
         denoising = gr.Slider(
-            0.0, 1.0, value=defaults.denoising_strength, step=0.01, label="Denoising strength",
+            0.0,
+            1.0,
+            value=defaults.denoising_strength,
+            step=0.01,
+            label="Denoising strength",
             elem_id="img2img_denoising_strength",
         )
         with gr.Group(visible=False, elem_id="img2img_inpaint_controls") as self._inpaint_controls:
-            mask_blur = gr.Slider(0, 64, value=defaults.mask_blur, step=1, label="Mask blur", elem_id="img2img_mask_blur")
+            mask_blur = gr.Slider(
+                0, 64, value=defaults.mask_blur, step=1, label="Mask blur", elem_id="img2img_mask_blur"
+            )
             mask_mode = gr.Radio(
-                [(name, i) for i, name in enumerate(MASK_MODES)], value=defaults.inpainting_mask_invert,
-                label="Mask mode", elem_id="img2img_mask_mode",
+                [(name, i) for i, name in enumerate(MASK_MODES)],
+                value=defaults.inpainting_mask_invert,
+                label="Mask mode",
+                elem_id="img2img_mask_mode",
             )
             fill = gr.Radio(
-                [(name, i) for i, name in enumerate(MASKED_CONTENT)], value=defaults.inpainting_fill,
-                label="Masked content", elem_id="img2img_inpainting_fill",
+                [(name, i) for i, name in enumerate(MASKED_CONTENT)],
+                value=defaults.inpainting_fill,
+                label="Masked content",
+                elem_id="img2img_inpainting_fill",
             )
             with gr.Row():
                 area = gr.Radio(
-                    [(name, i) for i, name in enumerate(INPAINT_AREAS)], value=int(defaults.inpaint_full_res),
-                    label="Inpaint area", elem_id="img2img_inpaint_full_res",
+                    [(name, i) for i, name in enumerate(INPAINT_AREAS)],
+                    value=int(defaults.inpaint_full_res),
+                    label="Inpaint area",
+                    elem_id="img2img_inpaint_full_res",
                 )
                 padding = gr.Slider(
-                    0, 256, value=defaults.inpaint_full_res_padding, step=4, label="Only masked padding, pixels",
+                    0,
+                    256,
+                    value=defaults.inpaint_full_res_padding,
+                    step=4,
+                    label="Only masked padding, pixels",
                     elem_id="img2img_inpaint_full_res_padding",
                 )
         self._mode = mode
@@ -222,10 +226,22 @@ class Img2ImgSection:
             "inpaint_full_res_padding": padding,
         }  # fmt: skip
         all_inputs = [
-            mode, *inputs, scale_tab, scale, resize_mode, denoising, mask_blur, mask_mode, fill, area, padding
+            mode,
+            *inputs,
+            scale_tab,
+            scale,
+            resize_mode,
+            denoising,
+            mask_blur,
+            mask_mode,
+            fill,
+            area,
+            padding,
         ]
         for trigger in (scale.change, resize_by.select):
-            trigger(lambda *v: scale_note(Img2ImgValues(*v)), inputs=all_inputs, outputs=scale_note, queue=False)
+            trigger(
+                lambda *v: scale_note(Img2ImgValues(*v)), inputs=all_inputs, outputs=scale_note, queue=False
+            )
         return all_inputs
 
     def apply(self, params: Txt2Img, values: Sequence[Any]) -> Txt2Img:
@@ -253,7 +269,9 @@ class Img2ImgSection:
 
     # generation.Runner: Batch runs one queued job per input file
 
-    def generate_instead(self, params: Txt2Img, values: Sequence[Any], progress: gr.Progress) -> Result | None:
+    def generate_instead(
+        self, params: Txt2Img, values: Sequence[Any], progress: gr.Progress
+    ) -> Result | None:
         v = Img2ImgValues(*values)
         if v.mode != "batch" or not isinstance(params, Img2Img):
             return None
@@ -261,12 +279,17 @@ class Img2ImgSection:
         scale = float(v.scale) if v.scale_tab == RESIZE_BY else None
         return run_batch(self._app, params, folders, scale, progress)
 
-    # send_to.ImageInputs
+    # for send_to
 
-    def send_image_to(self, sub_tab: str) -> tuple[gr.components.Component, tuple[tuple[gr.components.Component, Any], ...]]:
-        """The input a sent picture goes to on `sub_tab`, and the (component, value) pairs that switch to it."""
+    def send_image_to(
+        self, sub_tab: str
+    ) -> tuple[gr.components.Component, tuple[tuple[gr.components.Component, Any], ...]]:
+        """The input a sent picture goes to on `sub_tab`, and the (component, update) pairs that switch to
+        it."""
         if sub_tab not in self._images:
-            raise ValueError(f"no image input on img2img sub-tab {sub_tab!r}; choose from {', '.join(self._images)}")
+            raise ValueError(
+                f"no image input on img2img sub-tab {sub_tab!r}; choose from {', '.join(self._images)}"
+            )
         # gr.update, not gr.Tabs(...): a component made here, at build time, would be rendered on the page
         switches = (
             (self._sub_tabs, gr.update(selected=sub_tab)),
@@ -281,8 +304,16 @@ class Img2ImgSection:
         def editor(elem_id: str, label: str, brush: gr.Brush) -> gr.ImageEditor:
             # PNG keeps the pixels exact; crop/resize would make the layers disagree with the image.
             return gr.ImageEditor(
-                type="pil", image_mode="RGBA", label=label, elem_id=elem_id, format="png", brush=brush,
-                layers=False, transforms=(), sources=("upload", "clipboard"), height=480,
+                type="pil",
+                image_mode="RGBA",
+                label=label,
+                elem_id=elem_id,
+                format="png",
+                brush=brush,
+                layers=False,
+                transforms=(),
+                sources=("upload", "clipboard"),
+                height=480,
             )
 
         with gr.Tabs(elem_id="mode_img2img") as self._sub_tabs:
@@ -292,9 +323,13 @@ class Img2ImgSection:
                 sketch = editor("img2img_sketch", "Image for img2img", SKETCH_BRUSH)
             with gr.Tab(MODES["inpaint"], id="inpaint", elem_id="img2img_inpaint_tab") as inpaint_tab:
                 inpaint = editor("img2maskimg", "Image for inpainting with mask", MASK_BRUSH)
-            with gr.Tab(MODES["inpaint_sketch"], id="inpaint_sketch", elem_id="img2img_inpaint_sketch_tab") as paint_tab:
+            with gr.Tab(
+                MODES["inpaint_sketch"], id="inpaint_sketch", elem_id="img2img_inpaint_sketch_tab"
+            ) as paint_tab:
                 inpaint_sketch = editor("inpaint_sketch", "Color sketch inpainting", SKETCH_BRUSH)
-            with gr.Tab(MODES["inpaint_upload"], id="inpaint_upload", elem_id="img2img_inpaint_upload_tab") as upload_tab:
+            with gr.Tab(
+                MODES["inpaint_upload"], id="inpaint_upload", elem_id="img2img_inpaint_upload_tab"
+            ) as upload_tab:
                 upload_image = _image_input("Image for img2img", "img_inpaint_base")
                 upload_mask = _image_input("Mask", "img_inpaint_mask")
             with gr.Tab(MODES["batch"], id="batch", elem_id="img2img_batch_tab") as batch_tab:
@@ -318,7 +353,17 @@ class Img2ImgSection:
             "inpaint_upload": upload_image,
         }  # fmt: skip
         self._tabs = tabs
-        return [image, sketch, inpaint, inpaint_sketch, upload_image, upload_mask, batch_input, batch_output, batch_masks]
+        return [
+            image,
+            sketch,
+            inpaint,
+            inpaint_sketch,
+            upload_image,
+            upload_mask,
+            batch_input,
+            batch_output,
+            batch_masks,
+        ]
 
 
 def build_tab(app: App, sections: Sequence[SectionFactory] = ()) -> GenerationTab:
@@ -328,7 +373,9 @@ def build_tab(app: App, sections: Sequence[SectionFactory] = ()) -> GenerationTa
 # ---- what the sub-tabs hold ----
 
 
-def _editor_parts(value: Mapping[str, Any] | None) -> tuple[Image.Image | None, list[Image.Image], Image.Image | None]:
+def _editor_parts(
+    value: Mapping[str, Any] | None,
+) -> tuple[Image.Image | None, list[Image.Image], Image.Image | None]:
     """(background, layers, composite) of a gr.ImageEditor value."""
     if not value:
         return None, [], None
@@ -373,122 +420,3 @@ def scale_note(v: Img2ImgValues) -> str:
         return "Upload an image to see its new size."
     width, height = scaled_size(image.size, float(v.scale))
     return f"Resize from: {image.width}x{image.height} to: {width}x{height}"
-
-
-# ---- Batch ----
-
-
-@dataclass(frozen=True)
-class BatchFolders:
-    input: Path
-    output: Path | None  # None: the usual outputs folder
-    masks: Path | None  # None: plain img2img
-
-
-def _folder(app: App, text: str, label: str) -> Path | None:
-    """The folder a batch textbox names (relative: inside the data folder); None when empty.
-
-    When the UI is reachable from other machines only folders inside the data folder are allowed:
-    otherwise anyone who can open the page could read or write any folder of this machine."""
-    if not text.strip():
-        return None
-    data_dir = app.paths.data_dir.resolve()
-    path = (data_dir / Path(text.strip()).expanduser()).resolve()
-    if not insecure_access_allowed(app.args) and not path.is_relative_to(data_dir):
-        raise InvalidParameter(
-            f"Batch {label} {path} is outside the data folder {data_dir}: the UI is reachable from other "
-            "machines, so only folders inside it are allowed (--enable-insecure-extension-access allows any)"
-        )
-    return path
-
-
-def batch_folders(app: App, input_dir: str, output_dir: str, mask_dir: str) -> BatchFolders:
-    """The Batch tab's folders, checked: the input (and mask) folder must exist."""
-    source = _folder(app, input_dir, "input directory")
-    if source is None:
-        raise InvalidParameter("Batch needs an input directory")
-    output = _folder(app, output_dir, "output directory")
-    masks = _folder(app, mask_dir, "mask directory")
-    for label, folder in (("input directory", source), ("mask directory", masks)):
-        if folder is not None and not folder.is_dir():
-            raise InvalidParameter(f"Batch {label} {folder} does not exist or is not a folder")
-    return BatchFolders(input=source, output=output, masks=masks)
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
-
-
-def batch_files(folders: BatchFolders) -> tuple[list[tuple[Path, Path | None]], list[str]]:
-    """(image, mask) pairs to process, and warnings for images left out. As A1111: a mask folder with one
-    file masks every image; otherwise each image takes the mask with its file name (any extension)."""
-    images = _files(folders.input)
-    if not images:
-        raise InvalidParameter(f"Batch input directory {folders.input} has no files")
-    if folders.masks is None:
-        return [(image, None) for image in images], []
-    masks = _files(folders.masks)
-    if len(masks) == 1:
-        return [(image, masks[0]) for image in images], []
-    by_stem = {mask.stem: mask for mask in masks}
-    pairs = [(image, by_stem[image.stem]) for image in images if image.stem in by_stem]
-    warnings = [f"{image.name}: no mask of that name in {folders.masks}; skipped" for image in images if image.stem not in by_stem]
-    return pairs, warnings
-
-
-def run_batch(
-    app: App, params: Img2Img, folders: BatchFolders, scale: float | None, progress: gr.Progress
-) -> Result:
-    """One queued job per input file, saved to the output folder (named after the input) or the usual
-    outputs. Unreadable files are skipped with a warning; Interrupt stops the batch."""
-    pairs, warnings = batch_files(folders)
-    results: list[Result] = []
-    for index, (path, mask_path) in enumerate(pairs):
-        progress(index / len(pairs), desc=f"File {index + 1}/{len(pairs)}: {path.name}")
-        try:
-            image = open_image(path)
-            mask = open_image(mask_path) if mask_path else None
-        except InvalidParameter as error:
-            warnings.append(f"{error}; skipped")
-            continue
-        width, height = scaled_size(image.size, scale) if scale else (params.width, params.height)
-        job_params = dataclasses.replace(params, init_images=(image,), mask=mask, width=width, height=height)
-        try:
-            job = app.submit(job_params, save_images=folders.output is None)
-        except UserError as error:
-            raise type(error)(f"{path.name}: {error}") from error
-        result = wait_with_progress(job, progress)
-        results.append(_save_to(app, result, folders.output, path.stem) if folders.output else result)
-        if result.interrupted:
-            break
-    if not results:
-        raise InvalidParameter("Batch processed no image: " + "; ".join(warnings))
-    return Result(
-        params=results[0].params,
-        images=tuple(image for result in results for image in result.images),
-        infotexts=tuple(text for result in results for text in result.infotexts),
-        seeds=tuple(seed for result in results for seed in result.seeds),
-        paths=tuple(path for result in results for path in result.paths),
-        interrupted=results[-1].interrupted,
-        warnings=tuple(dict.fromkeys([*warnings, *(w for result in results for w in result.warnings)])),
-    )
-
-
-def _save_to(app: App, result: Result, directory: Path, stem: str) -> Result:
-    """`result`'s images saved in `directory` as NNNNN-<stem>(-N).ext, as A1111 names batch outputs."""
-    settings = app.settings
-    several = len(result.images) > 1
-    paths = tuple(
-        str(
-            save_image(
-                image, text, directory, seed,
-                settings.get("samples_format"),
-                save_txt=settings.get("save_txt"),
-                quality=settings.get("jpeg_quality"),
-                lossless=settings.get("webp_lossless"),
-                pattern=f"{stem}-{number}" if several else stem,
-            )
-        )
-        for number, (image, text, seed) in enumerate(zip(result.images, result.infotexts, result.seeds), start=1)
-    )  # fmt: skip
-    return dataclasses.replace(result, paths=paths)

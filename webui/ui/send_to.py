@@ -27,7 +27,8 @@ from PIL import Image
 from webui.core.errors import UserError
 from webui.ui import paste
 from webui.ui.generation import GenerationTab
-from webui.ui.img2img import Img2ImgSection, open_image
+from webui.ui.img2img import Img2ImgSection
+from webui.ui.img2img_batch import open_image
 
 if TYPE_CHECKING:
     from webui.app import App
@@ -66,7 +67,9 @@ def page_targets(page_tabs: gr.Tabs, txt2img_tab: GenerationTab, img2img_tab: Ge
         return Target(sub_tab, page_tabs, img2img_tab, image, switches)
 
     return Targets(
-        txt2img=Target("txt2img", page_tabs, txt2img_tab), img2img=with_image("img2img"), inpaint=with_image("inpaint")
+        txt2img=Target("txt2img", page_tabs, txt2img_tab),
+        img2img=with_image("img2img"),
+        inpaint=with_image("inpaint"),
     )
 
 
@@ -98,7 +101,8 @@ def connect(
 def gallery_buttons(
     app: App, source: GenerationTab, targets: Sequence[Target], checkpoint: Component | None = None
 ) -> list[gr.Button]:
-    """"Send to …" buttons in `source`'s output row for the selected gallery picture and its infotext."""
+    """Buttons "Send to …" in `source`'s output row: they send the selected gallery picture and its
+    infotext."""
     selected = gr.State(0)
 
     def remember(event: gr.SelectData) -> int:
@@ -110,7 +114,9 @@ def gallery_buttons(
         buttons = [button(source.name, target) for target in targets]
     for trigger, target in zip(buttons, targets):
         send, outputs = _sender(app, target, checkpoint)
-        trigger.click(_from_gallery(send), inputs=[source.gallery, source.infotexts, selected], outputs=outputs)
+        trigger.click(
+            _from_gallery(send), inputs=[source.gallery, source.infotexts, selected], outputs=outputs
+        )
     return buttons
 
 
@@ -130,7 +136,12 @@ def _sender(app: App, target: Target, checkpoint: Component | None) -> tuple[_Se
     """The handler (picture, infotext, picture expected) → updates, and its outputs."""
     paste_text, paste_outputs = paste.paste_handler(app, target.tab.controls, checkpoint)
     image_outputs = [target.image] if target.image is not None else []
-    outputs = [*paste_outputs, target.page_tabs, *(component for component, _ in target.switches), *image_outputs]
+    outputs = [
+        *paste_outputs,
+        target.page_tabs,
+        *(component for component, _ in target.switches),
+        *image_outputs,
+    ]
 
     def send(picture: Image.Image | None, text: str, picture_expected: bool) -> list[Any]:
         if picture_expected and picture is None and target.image is not None:
@@ -138,7 +149,12 @@ def _sender(app: App, target: Target, checkpoint: Component | None) -> tuple[_Se
             return [gr.skip() for _ in outputs]
         parameters = paste_text(text) if text and text.strip() else [gr.skip() for _ in paste_outputs]
         images = [picture if picture is not None else gr.skip()] if target.image is not None else []
-        return [*parameters, gr.Tabs(selected=target.tab.name), *(update for _, update in target.switches), *images]
+        return [
+            *parameters,
+            gr.Tabs(selected=target.tab.name),
+            *(update for _, update in target.switches),
+            *images,
+        ]
 
     return send, outputs
 
