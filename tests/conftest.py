@@ -50,3 +50,16 @@ def running_app(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_file: Path) -
     server.should_exit = True
     thread.join(10)
     app.jobs.stop()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the modules that generate images (`pytestmark = usefixtures(...)`): tiny
+    tensors gain little from a second thread, and on a busy 2-core machine two threads made those tests
+    several times slower (measured: 4 min vs 45 s)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

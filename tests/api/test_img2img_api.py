@@ -13,7 +13,6 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
-from tests.engine.conftest import one_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

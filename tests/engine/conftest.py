@@ -7,11 +7,9 @@ pipeline it was written from, for comparisons). Treat the pipes as read-only: th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from tools.tiny_models import TinyCheckpoint, build_tiny_checkpoint
 
@@ -73,14 +71,3 @@ def tiny_checkpoints(
 ) -> dict[str, TinyCheckpoint]:
     """All tiny checkpoints by variant name: "sd1", "sd2", "sd2-v", "sdxl"."""
     return {"sd1": tiny_sd1, "sd2": tiny_sd2, "sd2-v": tiny_sd2_v, "sdxl": tiny_sdxl}
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread for the modules that generate images (`pytestmark = usefixtures(...)`): tiny
-    tensors gain little from a second thread, and on a busy 2-core machine two threads made those tests
-    several times slower (measured: 4 min vs 45 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

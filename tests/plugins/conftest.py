@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_app, make_data_dir
-from tests.engine.conftest import one_torch_thread  # noqa: F401  (shared fixture, used by the modules)
 from webui.core.cmd_args import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "extensions" / "example-watermark"

@@ -4,6 +4,7 @@ renders, how their values become params, and a script whose ui() raises."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 
@@ -12,11 +13,21 @@ from webui.core.cmd_args import parse_args
 from webui.core.params import Txt2Img
 from webui.plugins.registry import Plugins
 from webui.services.settings import Settings
+from webui.ui.generation import GenerationTab
+from webui.ui.paste import paste_handler
 from webui.ui.scripts_ui import ScriptsSection
 
 SCRIPTS = """
 from webui.plugins import api
 import gradio as gr
+
+
+def renamed_key(infotext, fields):
+    if "Old text" in fields:
+        fields["Always text"] = fields.pop("Old text")
+
+
+api.on_infotext_pasted(renamed_key)
 
 
 class Always(api.Script):
@@ -104,3 +115,17 @@ def test_apply_puts_the_chosen_script_and_every_alwayson_value_into_params(tmp_p
     assert params.prompt == "x"
     none = section.apply(base, ["None", 3, "one", "two", True, "a"])
     assert (none.script_name, none.script_args) == (None, ())
+
+
+def test_pasting_an_infotext_fills_script_fields_after_extensions_saw_it(tmp_path):
+    section, inputs, plugins = build(tmp_path, "txt2img")
+    with gr.Blocks():
+        prompt = gr.Textbox()
+        tab = GenerationTab("txt2img", {"prompt": prompt}, gr.Row(), gr.Row(), gr.Gallery(), gr.Textbox(), gr.State([]))
+    tab.sections.append(section)
+    handler, outputs = paste_handler(SimpleNamespace(plugins=plugins), tab, None)
+    (always_text,) = [component for component, key in section.paste_fields]
+    assert outputs == [prompt, always_text]
+    # the extension's on_infotext_pasted renames an old key before the fields are used
+    assert handler("dog\nSteps: 3, Seed: 9, Old text: from an old version") == ["dog", "from an old version"]
+    assert handler("cat\nSteps: 3, Seed: 9, Size: 64x64") == ["cat", gr.update()]

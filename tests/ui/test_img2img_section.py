@@ -11,7 +11,6 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.conftest import make_app, make_data_dir
-from tests.engine.conftest import one_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from webui.core.cmd_args import parse_args
 from webui.core.errors import InvalidParameter
 from webui.core.params import Img2Img, Txt2Img

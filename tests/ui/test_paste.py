@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from tests.conftest import make_app, make_data_dir
-from tests.engine.conftest import one_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from webui.core.errors import UserError
 from webui.core.params import Txt2Img
 from webui.services.outputs import embed_infotext
 from webui.ui import paste
+from webui.ui.generation import GenerationTab
 from webui.ui.png_info import read_image_info
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -127,7 +127,8 @@ def test_paste_handler_sets_controls_and_warns_on_empty_text(app, toasts) -> Non
     with gr.Blocks():
         controls = {"prompt": gr.Textbox(), "seed": gr.Number(), "width": gr.Slider(64, 2048)}
         checkpoint = gr.Dropdown(choices=["a"])
-    handler, outputs = paste.paste_handler(app, controls, checkpoint)
+        tab = GenerationTab("txt2img", controls, gr.Row(), gr.Row(), gr.Gallery(), gr.Textbox(), gr.State([]))
+    handler, outputs = paste.paste_handler(app, tab, checkpoint)
     assert outputs == [*controls.values(), checkpoint]
     got = handler("dog\nSteps: 3, Seed: 99, Size: 128x64")
     assert got[:3] == ["dog", 99, 128] and got[3] == gr.update()

@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
 from webui.core.errors import InvalidParameter
-from webui.core.params import Img2Img, Txt2Img, field_names
+from webui.core.params import Img2Img, Txt2Img
 from webui.services.settings import OPTIONS_BY_NAME
 
 # A1111 options that map onto generation parameters when sent in `override_settings`; every other
@@ -106,8 +106,8 @@ class Img2ImgRequest(Txt2ImgRequest):
 
     def to_params(self, default_clip_skip: int) -> Img2Img:
         base = super().to_params(default_clip_skip)
-        return Img2Img(
-            **{name: getattr(base, name) for name in field_names(Txt2Img)},
+        return Img2Img.from_txt2img(
+            base,
             init_images=tuple(decode_image(text, f"init_images[{i}]") for i, text in enumerate(self.init_images)),
             mask=decode_image(self.mask, "mask") if self.mask else None,
             denoising_strength=self.denoising_strength,

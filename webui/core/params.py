@@ -187,6 +187,11 @@ class Img2Img(Txt2Img):
         _check_range("inpaint_full_res_padding", self.inpaint_full_res_padding, 0, 256)
         _check_range("inpainting_mask_invert", self.inpainting_mask_invert, 0, 1)
 
+    @classmethod
+    def from_txt2img(cls, params: Txt2Img, **fields: Any) -> Img2Img:
+        """`params` (every txt2img field as it is) with the given img2img fields."""
+        return cls(**{name: getattr(params, name) for name in field_names(Txt2Img)}, **fields)
+
     @property
     def is_inpaint(self) -> bool:
         return self.mask is not None

@@ -46,7 +46,7 @@ from webui.core.errors import InvalidParameter, ModelLoadError, ModelNotFound
 from webui.core.params import CONTROL_MODES, ControlUnit
 from webui.engine import ldm_layout as L
 from webui.engine import preprocessors
-from webui.engine.loader import CONFIGS, LoadedCheckpoint, read_state_dict
+from webui.engine.loader import CONFIGS, LoadedCheckpoint, fill_module, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -236,16 +236,7 @@ def load_controlnet(
         raise ModelLoadError(
             f"{path.name}: {len(surplus)} tensors belong to no ControlNet part, e.g. {', '.join(surplus[:3])}"
         )
-    tensors = {
-        k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in tensors.items()
-    }
-    try:
-        model.load_state_dict(tensors, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise ModelLoadError(
-            f"{path.name}: the ControlNet weights do not fit its architecture: {exc}"
-        ) from None
-    return model.to(device).eval().requires_grad_(False)
+    return fill_module(model, tensors, device, dtype, f"{path.name}: the ControlNet")
 
 
 # --- the folder -----------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ arguments, and how its decoded images are finished (engine.img2img for img2img a
 from __future__ import annotations
 
 import random
-from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 

@@ -394,6 +394,15 @@ def _build(
         raise ModelLoadError(
             f"the {what} is incomplete: {len(missing)} tensors missing, e.g. {', '.join(missing[:3])}"
         )
+    return fill_module(model, tensors, device, dtype, f"the {what}")
+
+
+def fill_module(
+    model: torch.nn.Module, tensors: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype, what: str
+) -> Any:
+    """`model` (built on the meta device) holding exactly `tensors`, ready for inference.
+
+    `what` names the model in the error ("the UNet", "x.safetensors: the ControlNet")."""
     # convert tensor by tensor (Module.to(dtype) would copy whole models and diffusers warns about it)
     tensors = {
         k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in tensors.items()
@@ -401,7 +410,7 @@ def _build(
     try:
         model.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as exc:
-        raise ModelLoadError(f"the {what} weights do not fit its architecture: {exc}") from None
+        raise ModelLoadError(f"{what} weights do not fit its architecture: {exc}") from None
     return model.to(device).eval().requires_grad_(False)  # moves the buffers that are not in the file
 
 

@@ -25,7 +25,6 @@ from webui.core.params import (
     Img2Img,
     Result,
     Txt2Img,
-    field_names,
 )
 from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
 from webui.ui.img2img_batch import batch_folders, run_batch, scaled_size
@@ -114,7 +113,7 @@ def sketch_over(background: Image.Image, drawn: Image.Image, mask: Image.Image, 
 
 def to_img2img(params: Txt2Img, **fields: Any) -> Img2Img:
     """`params` (with whatever other sections set) as an Img2Img with the given img2img fields."""
-    return Img2Img(**{**{name: getattr(params, name) for name in field_names(Txt2Img)}, **fields})
+    return Img2Img.from_txt2img(params, **fields)
 
 
 # ---- the section ----

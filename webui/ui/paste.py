@@ -3,6 +3,8 @@
 Every parameter the infotext names is set; the others keep their value, except those A1111 resets when
 absent (the prompts, Clip skip → 1, Schedule type → Automatic and, for img2img, the inpaint fields).
 The checkpoint is switched only when the option `disable_weights_auto_swap` is off, as in A1111.
+Extensions see the parsed fields first (on_infotext_pasted), and scripts' `infotext_fields` are filled
+from the keys they name.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import gradio as gr
 from webui.core import infotext
 from webui.core.errors import InvalidParameter, ModelNotFound, UserError
 from webui.ui.generation import GenerationTab
+from webui.ui.scripts_ui import ScriptsSection
 
 if TYPE_CHECKING:
     from webui.app import App
@@ -47,10 +50,16 @@ class Pasted:
     warnings: list[str] = field(default_factory=list)
 
 
-def read(text: str) -> Pasted:
+FieldsHook = Callable[[str, dict[str, str]], dict[str, str]]
+
+
+def read(text: str, on_pasted: FieldsHook | None = None) -> Pasted:
     """The params values an infotext sets. Unreadable values (an unknown sampler, a bad size) are
-    skipped with a warning instead of spoiling the rest."""
+    skipped with a warning instead of spoiling the rest. `on_pasted` may change the parsed fields first
+    (extensions' on_infotext_pasted)."""
     fields = infotext.parse(text)
+    if on_pasted is not None:
+        fields = on_pasted(text, fields)
     usable = dict(fields)
     warnings = []
     for key in [key for key in _SOURCES if key in fields]:
@@ -123,12 +132,28 @@ def switch_checkpoint(app: App, fields: Mapping[str, str]) -> str | None:
     return app.select_checkpoint(title)
 
 
+def script_fields(tab: GenerationTab) -> list[tuple[Component, str]]:
+    """(component, infotext key) of the tab's scripts' infotext_fields."""
+    return [pair for section in tab.sections if isinstance(section, ScriptsSection) for pair in section.paste_fields]
+
+
+def text_value(component: Component, text: str) -> Any:
+    """An infotext value (always text) as `component` takes it."""
+    if isinstance(component, gr.Checkbox):
+        return text == "True"
+    if isinstance(component, (gr.Slider, gr.Number)):
+        number = float(text)
+        return int(number) if number.is_integer() else number
+    return text
+
+
 def paste_handler(
-    app: App, controls: Mapping[str, Component], checkpoint: Component | None
+    app: App, tab: GenerationTab, checkpoint: Component | None
 ) -> tuple[Callable[[str], list[Any]], list[Component]]:
-    """A handler from infotext text to updates of `controls` (and the checkpoint dropdown), and its
-    outputs. Unreadable text leaves everything as it is and says why."""
-    outputs = [*controls.values(), *([checkpoint] if checkpoint is not None else [])]
+    """A handler from infotext text to updates of `tab`'s controls and script fields (and the checkpoint
+    dropdown), and its outputs. Unreadable text leaves everything as it is and says why."""
+    controls, scripted = tab.controls, script_fields(tab)
+    outputs = [*controls.values(), *(c for c, _ in scripted), *([checkpoint] if checkpoint is not None else [])]
 
     def paste(text: str) -> list[Any]:
         unchanged = [gr.update() for _ in outputs]
@@ -136,7 +161,7 @@ def paste_handler(
             gr.Warning("No generation parameters to paste.")
             return unchanged
         try:
-            pasted = read(text)
+            pasted = read(text, app.plugins.infotext_pasted)
             title = switch_checkpoint(app, pasted.fields)
         except UserError as error:
             gr.Warning(str(error))
@@ -144,6 +169,12 @@ def paste_handler(
         for warning in pasted.warnings:
             gr.Warning(warning)
         result = updates(controls, pasted)
+        for component, key in scripted:
+            try:
+                result.append(text_value(component, pasted.fields[key]) if key in pasted.fields else gr.update())
+            except ValueError:
+                gr.Warning(f"{key} not pasted: {pasted.fields[key]!r} is not a number")
+                result.append(gr.update())
         if checkpoint is not None:
             # A model loaded for the first time gets its hash, so its title in the list changes too.
             result.append(gr.Dropdown(choices=app.registry.titles(), value=title) if title else gr.update())
@@ -157,7 +188,7 @@ def add_paste_button(app: App, tab: GenerationTab, checkpoint: Component | None)
     text, else the last generation's parameters (A1111's behaviour)."""
     with tab.toolbar:
         button = gr.Button("↙️", elem_id=f"{tab.name}_paste", min_width=40, scale=0)
-    paste, outputs = paste_handler(app, tab.controls, checkpoint)
+    paste, outputs = paste_handler(app, tab, checkpoint)
     prompt = tab.controls["prompt"]
 
     def from_prompt_or_last(text: str, last: str) -> list[Any]:

@@ -134,7 +134,7 @@ def _from_gallery(send: _Send) -> Callable[[list[Any] | None, list[str], int], l
 
 def _sender(app: App, target: Target, checkpoint: Component | None) -> tuple[_Send, list[Component]]:
     """The handler (picture, infotext, picture expected) → updates, and its outputs."""
-    paste_text, paste_outputs = paste.paste_handler(app, target.tab.controls, checkpoint)
+    paste_text, paste_outputs = paste.paste_handler(app, target.tab, checkpoint)
     image_outputs = [target.image] if target.image is not None else []
     outputs = [
         *paste_outputs,
