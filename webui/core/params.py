@@ -189,8 +189,8 @@ class Img2Img(Txt2Img):
 
     @classmethod
     def from_txt2img(cls, params: Txt2Img, **fields: Any) -> Img2Img:
-        """`params` (every txt2img field as it is) with the given img2img fields."""
-        return cls(**{name: getattr(params, name) for name in field_names(Txt2Img)}, **fields)
+        """`params` as an Img2Img with `fields` set (img2img fields, or txt2img ones to change)."""
+        return cls(**{**{name: getattr(params, name) for name in field_names(Txt2Img)}, **fields})
 
     @property
     def is_inpaint(self) -> bool:
