@@ -228,3 +228,23 @@ def test_main_reports_setup_errors(launch: types.ModuleType, monkeypatch: pytest
     with pytest.raises(SystemExit) as exit_info:
         launch.main([])
     assert exit_info.value.code == "launch.py: Installing torch failed with exit code 1: pip install torch"
+
+
+def test_nodeps_requirements_install_last_without_dependencies(launch: types.ModuleType, tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pillow\n")
+    assert len(launch.base_steps(TORCH, requirements)) == 2  # no requirements-nodeps.txt: no third step
+    nodeps = tmp_path / launch.NODEPS_REQUIREMENTS
+    nodeps.write_text("controlnet-aux==0.0.10\n")
+    steps = launch.base_steps(TORCH, requirements)
+    assert steps[-1].args == ("pip", "install", "--no-deps", "-r", str(nodeps))
+    # editing the file changes the stamp's fingerprint, so the next start reinstalls
+    before = launch.fingerprint(steps)
+    nodeps.write_text("controlnet-aux==0.0.11\n")
+    assert launch.fingerprint(launch.base_steps(TORCH, requirements)) != before
+
+
+def test_shipped_nodeps_requirements_hold_only_what_would_pull_torch() -> None:
+    lines = [line for line in (ROOT / "requirements-nodeps.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines == ["controlnet-aux==0.0.10"]
