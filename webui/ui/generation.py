@@ -10,7 +10,7 @@ order (img2img's section turns it into an Img2Img), then queues it. No generatio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -20,7 +20,7 @@ from webui.core import samplers
 from webui.core.errors import UserError
 from webui.core.params import Result, Txt2Img
 from webui.ui import extra_networks
-from webui.ui.progress import wait_with_progress
+from webui.ui.progress import watch
 from webui.ui.token_counter import TokenCounter, add_counter
 
 if TYPE_CHECKING:
@@ -167,7 +167,8 @@ def build_generation_tab(
         controls.update(section.controls)
     inputs = [*(controls[key] for key in base_names), *(c for group in section_inputs for c in group)]
 
-    def run(*values: Any, progress: gr.Progress = gr.Progress()) -> tuple[list[Any], str, list[str], int]:
+    def run(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:
+        """A generator: live previews go to the gallery while the job runs, then the result."""
         try:
             params = _base_params(dict(zip(base_names, values)))
             rest = list(values[len(base_names) :])
@@ -180,7 +181,12 @@ def build_generation_tab(
             result = next(
                 (r for runner, own in runners if (r := runner.generate_instead(params, own, progress)) is not None),
                 None,
-            ) or wait_with_progress(app.submit(params), progress)
+            )
+            if result is None:
+                job = app.submit(params)
+                for preview in watch(job, progress, app.settings.get("live_previews_enable")):
+                    yield [(preview, "Preview")], gr.skip(), gr.skip(), gr.skip()
+                result = job.wait()
         except UserError as error:
             raise gr.Error(str(error)) from error
         except Exception as error:
@@ -189,7 +195,7 @@ def build_generation_tab(
         for warning in result.warnings:
             gr.Warning(warning)
         images = [(image, f"Seed {s}") for image, s in zip(result.images, result.seeds)]
-        return images, result.infotexts[0] if result.infotexts else "", list(result.infotexts), result.params.seed
+        yield images, result.infotexts[0] if result.infotexts else "", list(result.infotexts), result.params.seed
 
     outputs = [gallery, infotext, infotexts, last_seed]
     # our own job queue runs one job at a time; gradio only waits on it
