@@ -37,7 +37,7 @@ from webui.engine.embeddings import EmbeddingLibrary
 from webui.engine.lora import LoraLibrary
 from webui.engine.manager import ModelManager
 from webui.engine.memory import MemoryFlags, log_startup
-from webui.engine.preprocessors import annotator_dirs
+from webui.engine.annotators import annotator_dirs
 from webui.engine.previews import PreviewReporter
 from webui.engine.registry import CheckpointRegistry
 from webui.engine.vae import VaeRegistry

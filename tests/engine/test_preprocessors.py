@@ -13,8 +13,9 @@ from PIL import Image, ImageDraw
 from webui.core.errors import InvalidParameter, ModelLoadError, ModelNotFound
 from webui.core.params import ControlUnit
 from webui.engine import preprocessors as P
+from webui.engine.annotators import Annotators
 
-NO_WEIGHTS = P.Annotators([])
+NO_WEIGHTS = Annotators([])
 
 
 def drawn(background: int = 255, ink: int = 0, size: tuple[int, int] = (200, 100)) -> Image.Image:
@@ -141,7 +142,7 @@ def test_modules_are_found_by_name_or_ui_alias() -> None:
 
 
 def test_missing_annotator_weights_name_the_file_and_folder(tmp_path: Path) -> None:
-    annotators = P.Annotators([tmp_path / "models" / "ControlNet" / "annotators", tmp_path / "downloads"])
+    annotators = Annotators([tmp_path / "models" / "ControlNet" / "annotators", tmp_path / "downloads"])
     with pytest.raises(ModelNotFound) as error:
         P.detect("depth_midas", drawn(), 64, -1, -1, annotators)
     message = str(error.value)
@@ -161,4 +162,4 @@ def test_weights_present_but_packages_missing_names_the_packages(tmp_path: Path)
     folder.mkdir()
     (folder / "ControlNetHED.pth").write_bytes(b"")
     with pytest.raises(ModelLoadError, match="einops"):
-        P.detect("softedge_hed", drawn(), 64, -1, -1, P.Annotators([tmp_path]))
+        P.detect("softedge_hed", drawn(), 64, -1, -1, Annotators([tmp_path]))

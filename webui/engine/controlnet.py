@@ -46,6 +46,7 @@ from webui.core.errors import InvalidParameter, ModelLoadError, ModelNotFound
 from webui.core.params import CONTROL_MODES, ControlUnit
 from webui.engine import ldm_layout as L
 from webui.engine import preprocessors
+from webui.engine.annotators import Annotators
 from webui.engine.loader import CONFIGS, LoadedCheckpoint, fill_module, read_state_dict
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ class ControlNetLibrary:
 
     def __init__(self, root: Path | None, annotator_dirs: Sequence[Path] = (), cache_size: int = 3) -> None:
         self.root = root
-        self.annotators = preprocessors.Annotators(annotator_dirs)
+        self.annotators = Annotators(annotator_dirs)
         self.cache_size = cache_size
         self._entries: tuple[ControlNetEntry, ...] = ()
         self._cache: OrderedDict[tuple[Any, ...], ControlNetModel] = OrderedDict()

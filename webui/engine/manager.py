@@ -15,8 +15,8 @@ from webui.core.errors import ModelLoadError
 from webui.engine.controlnet import ControlNetLibrary
 from webui.engine.devices import DeviceChoice
 from webui.engine.embeddings import EmbeddingLibrary
-from webui.engine.lora import LoraLibrary
 from webui.engine.loader import LoadedCheckpoint, load_checkpoint
+from webui.engine.lora import LoraLibrary
 from webui.engine.memory import DEFAULT_TILING_THRESHOLD, MemoryFlags, Offload, prepare_pipe
 from webui.engine.registry import CheckpointEntry, CheckpointRegistry
 from webui.engine.vae import AUTOMATIC, VaeFile, VaeRegistry, VaeState, apply_vae

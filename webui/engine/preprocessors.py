@@ -7,35 +7,26 @@ left out of the infotext). The map is then fitted to the output size with the un
 
 Modules without weights (none, canny, invert, threshold, blur, tile, shuffle, lineart_standard,
 scribble_xdog) work offline out of the box. The others run controlnet-aux's detectors on annotator
-weights the user puts under `<ControlNet folder>/annotators/<name>/` (or A1111's
-`extensions/sd-webui-controlnet/annotator/downloads/<name>/`), with the same file names as
-sd-webui-controlnet downloads; a missing file or package is an error that names it. controlnet-aux
-modules are imported one by one without the package `__init__`, which imports every detector and their
-optional dependencies (torchvision, skimage, …) at once.
+weights (engine.annotators: where they are looked up, and the errors naming what is missing).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import MappingProxyType, ModuleType
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from webui.core.cmd_args import Paths
-from webui.core.errors import InvalidParameter, ModelLoadError, ModelNotFound
+from webui.core.errors import InvalidParameter
 from webui.core.params import CONTROL_RESIZE_MODES, ControlUnit, control_resize_mode_name
+from webui.engine import annotators as known
+from webui.engine.annotators import Annotator, Annotators, import_aux
 
 JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL = CONTROL_RESIZE_MODES
-A1111_DOWNLOADS = Path("extensions") / "sd-webui-controlnet" / "annotator" / "downloads"
 SHUFFLE_SEED = 0  # the shuffle is random in sd-webui-controlnet; fixed here so an infotext reproduces
 
 
@@ -49,16 +40,6 @@ class Slider:
 
 
 RESOLUTION = Slider("Preprocessor Resolution", 512, 64, 2048)
-
-
-@dataclass(frozen=True)
-class Annotator:
-    """Weights a module needs: a folder name (sd-webui-controlnet's downloads/<folder>), its files, and
-    the Python packages (import name → pip name) its controlnet-aux detector imports."""
-
-    folder: str
-    files: tuple[str, ...]
-    packages: Mapping[str, str] = field(default_factory=dict)
 
 
 Array = np.ndarray
@@ -140,30 +121,12 @@ def at_resolution(image: Array, resolution: int) -> tuple[Array, Callable[[Array
     return np.ascontiguousarray(padded), lambda result: np.ascontiguousarray(_rgb(result)[:h, :w])
 
 
-def _import(module: str) -> ModuleType:
-    """controlnet_aux.<module> without running the package __init__ (see the module docstring)."""
-    if "controlnet_aux" not in sys.modules:
-        spec = importlib.util.find_spec("controlnet_aux")
-        if spec is None:
-            raise ModelLoadError(
-                "controlnet-aux is not installed; install it with: pip install --no-deps controlnet-aux "
-                "opencv-python-headless (see requirements-nodeps.txt)"
-            )
-        sys.modules["controlnet_aux"] = importlib.util.module_from_spec(spec)  # its code does not run
-    try:
-        return importlib.import_module(f"controlnet_aux.{module}")
-    except ModuleNotFoundError as exc:
-        raise ModelLoadError(
-            f"controlnet-aux's {module} detector needs the Python package {exc.name!r}: install it"
-        ) from None
-
-
 def _aux(module: str, cls: str, **kwargs: Any) -> Callable[[Array], Array]:
     """Run a weight-free controlnet-aux detector at the image's own (already prepared) size."""
 
     def run(image: Array) -> Array:
         side = min(image.shape[:2])
-        detector = getattr(_import(module), cls)()
+        detector = getattr(import_aux(module), cls)()
         return detector(image, detect_resolution=side, output_type="np", **kwargs)
 
     return run
@@ -246,64 +209,6 @@ def _scribble_xdog(image: Array, level: float, _: float) -> Array:
 
 # --- modules with annotator weights ---------------------------------------------------------------
 
-_TORCHVISION = {"torchvision": "torchvision (a build matching your torch)"}
-
-
-def annotator_dirs(paths: Paths) -> tuple[Path, ...]:
-    """Where annotator weights are looked up: <ControlNet folder>/annotators, then A1111's downloads."""
-    return (paths.controlnet_dir / "annotators", paths.data_dir / A1111_DOWNLOADS)
-
-
-class Annotators:
-    """Where annotator weights are looked up, and the detector loaded last (loading takes seconds)."""
-
-    def __init__(self, dirs: Sequence[Path]) -> None:
-        self.dirs = tuple(dirs)
-        self._loaded: tuple[tuple[str, str], Any] | None = None
-        self._lock = threading.Lock()
-
-    def folder(self, module: str, annotator: Annotator) -> Path:
-        """The first folder holding all the annotator's files; ModelNotFound naming what is missing."""
-        for base in self.dirs:
-            if all((base / annotator.folder / name).is_file() for name in annotator.files):
-                return base / annotator.folder
-        folders = [base / annotator.folder for base in self.dirs] or [
-            Path("models/ControlNet/annotators") / annotator.folder
-        ]
-        # the folder the user began to fill, else the first
-        best = max(folders, key=lambda folder: sum((folder / name).is_file() for name in annotator.files))
-        missing = [name for name in annotator.files if not (best / name).is_file()]
-        others = [str(folder) for folder in folders if folder != best]
-        message = (
-            f"Preprocessor {module} needs the annotator file(s) {', '.join(missing)}: put them in {best}"
-        )
-        if others:
-            message += f" (also looked in {', '.join(others)})"
-        absent = _missing_packages(annotator)
-        if absent:
-            message += f". It also needs the Python package(s) {', '.join(absent)}, which are not installed"
-        raise ModelNotFound(message)
-
-    def detector(self, module: str, annotator: Annotator, aux_module: str, cls: str, **files: str) -> Any:
-        folder = self.folder(module, annotator)
-        absent = _missing_packages(annotator)
-        if absent:
-            raise ModelLoadError(
-                f"Preprocessor {module} needs the Python package(s) {', '.join(absent)}: install them"
-            )
-        key = (str(folder), cls)
-        with self._lock:
-            if self._loaded is None or self._loaded[0] != key:
-                self._loaded = None  # free the previous detector before loading the next
-                detector = getattr(_import(aux_module), cls).from_pretrained(str(folder), **files)
-                self._loaded = (key, detector)
-            return self._loaded[1]
-
-
-def _missing_packages(annotator: Annotator) -> list[str]:
-    return [pip for name, pip in annotator.packages.items() if importlib.util.find_spec(name) is None]
-
-
 def _detector_module(
     name: str,
     annotator: Annotator,
@@ -327,24 +232,6 @@ def _detector_module(
         return unpad(result)
 
     return run
-
-
-_MIDAS = Annotator(
-    "midas", ("dpt_hybrid-midas-501f0c75.pt",), {"einops": "einops", "timm": "timm", **_TORCHVISION}
-)
-_OPENPOSE = Annotator(
-    "openpose",
-    ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"),
-    {"scipy": "scipy", "skimage": "scikit-image", "matplotlib": "matplotlib", **_TORCHVISION},
-)
-_HED = Annotator("hed", ("ControlNetHED.pth",), {"einops": "einops"})
-_PIDINET = Annotator("pidinet", ("table5_pidinet.pth",), {"einops": "einops"})
-_LINEART = Annotator("lineart", ("sk_model.pth", "sk_model2.pth"), {"einops": "einops"})
-_LINEART_ANIME = Annotator("lineart_anime", ("netG.pth",), {"einops": "einops"})
-_MLSD = Annotator("mlsd", ("mlsd_large_512_fp32.pth",))
-_NORMAL_BAE = Annotator("normal_bae", ("scannet.pt",), {"einops": "einops", "timm": "timm", **_TORCHVISION})
-_ZOE = Annotator("zoedepth", ("ZoeD_M12_N.pt",), {"einops": "einops", "timm": "timm", **_TORCHVISION})
-_LERES = Annotator("leres", ("res101.pth", "latest_net_G.pth"), {"skimage": "scikit-image", **_TORCHVISION})
 
 
 def _weighted(
@@ -371,7 +258,7 @@ def _openpose(name: str, body: bool, hand: bool, face: bool) -> Preprocessor:
     }
     return _weighted(
         name,
-        _OPENPOSE,
+        known.OPENPOSE,
         "open_pose",
         "OpenposeDetector",
         files,
@@ -381,8 +268,8 @@ def _openpose(name: str, body: bool, hand: bool, face: bool) -> Preprocessor:
     )
 
 
-_LERES_SLIDERS = (Slider("Remove Near %", 0, 0, 100, 0.1), Slider("Remove Background %", 0, 0, 100, 0.1))
-_LERES_FILES = {"filename": "res101.pth", "pix2pix_filename": "latest_net_G.pth"}
+LERES_SLIDERS = (Slider("Remove Near %", 0, 0, 100, 0.1), Slider("Remove Background %", 0, 0, 100, 0.1))
+LERES_FILES = {"filename": "res101.pth", "pix2pix_filename": "latest_net_G.pth"}
 
 _ALL = (
     Preprocessor("none", _none, resolution=None),
@@ -405,72 +292,89 @@ _ALL = (
     Preprocessor("scribble_xdog", _padded(_scribble_xdog), threshold_a=Slider("XDoG Threshold", 32, 1, 64)),
     _weighted(
         "depth",
-        _MIDAS,
+        known.MIDAS,
         "midas",
         "MidasDetector",
-        {"model_type": "dpt_hybrid", "filename": _MIDAS.files[0]},
+        {"model_type": "dpt_hybrid", "filename": known.MIDAS.files[0]},
         "depth_midas",
     ),
-    _weighted("depth_zoe", _ZOE, "zoe", "ZoeDetector", {"filename": _ZOE.files[0]}),
+    _weighted("depth_zoe", known.ZOE, "zoe", "ZoeDetector", {"filename": known.ZOE.files[0]}),
     _weighted(
         "depth_leres",
-        _LERES,
+        known.LERES,
         "leres",
         "LeresDetector",
-        _LERES_FILES,
+        LERES_FILES,
         None,
-        _LERES_SLIDERS,
+        LERES_SLIDERS,
         ("thr_a", "thr_b"),
         boost=False,
     ),
     _weighted(
         "depth_leres++",
-        _LERES,
+        known.LERES,
         "leres",
         "LeresDetector",
-        _LERES_FILES,
+        LERES_FILES,
         None,
-        _LERES_SLIDERS,
+        LERES_SLIDERS,
         ("thr_a", "thr_b"),
         boost=True,
     ),
     _weighted(
-        "normal_bae", _NORMAL_BAE, "normalbae", "NormalBaeDetector", {"filename": _NORMAL_BAE.files[0]}
+        "normal_bae",
+        known.NORMAL_BAE,
+        "normalbae",
+        "NormalBaeDetector",
+        {"filename": known.NORMAL_BAE.files[0]},
     ),
     _openpose("openpose", body=True, hand=False, face=False),
     _openpose("openpose_hand", body=True, hand=True, face=False),
     _openpose("openpose_face", body=True, hand=False, face=True),
     _openpose("openpose_faceonly", body=False, hand=False, face=True),
     _openpose("openpose_full", body=True, hand=True, face=True),
-    _weighted("hed", _HED, "hed", "HEDdetector", {"filename": _HED.files[0]}, "softedge_hed"),
+    _weighted("hed", known.HED, "hed", "HEDdetector", {"filename": known.HED.files[0]}, "softedge_hed"),
     _weighted(
-        "hed_safe", _HED, "hed", "HEDdetector", {"filename": _HED.files[0]}, "softedge_hedsafe", safe=True
+        "hed_safe",
+        known.HED,
+        "hed",
+        "HEDdetector",
+        {"filename": known.HED.files[0]},
+        "softedge_hedsafe",
+        safe=True,
     ),
-    _weighted("scribble_hed", _HED, "hed", "HEDdetector", {"filename": _HED.files[0]}, scribble=True),
     _weighted(
-        "pidinet", _PIDINET, "pidi", "PidiNetDetector", {"filename": _PIDINET.files[0]}, "softedge_pidinet"
+        "scribble_hed", known.HED, "hed", "HEDdetector", {"filename": known.HED.files[0]}, scribble=True
+    ),
+    _weighted(
+        "pidinet",
+        known.PIDINET,
+        "pidi",
+        "PidiNetDetector",
+        {"filename": known.PIDINET.files[0]},
+        "softedge_pidinet",
     ),
     _weighted(
         "pidinet_safe",
-        _PIDINET,
+        known.PIDINET,
         "pidi",
         "PidiNetDetector",
-        {"filename": _PIDINET.files[0]},
+        {"filename": known.PIDINET.files[0]},
         "softedge_pidisafe",
         safe=True,
     ),
     _weighted(
         "pidinet_scribble",
-        _PIDINET,
+        known.PIDINET,
         "pidi",
         "PidiNetDetector",
-        {"filename": _PIDINET.files[0]},
+        {"filename": known.PIDINET.files[0]},
         "scribble_pidinet",
         scribble=True,
     ),
     _weighted(
         "lineart",
-        _LINEART,
+        known.LINEART,
         "lineart",
         "LineartDetector",
         {"filename": "sk_model.pth", "coarse_filename": "sk_model2.pth"},
@@ -478,7 +382,7 @@ _ALL = (
     ),
     _weighted(
         "lineart_coarse",
-        _LINEART,
+        known.LINEART,
         "lineart",
         "LineartDetector",
         {"filename": "sk_model.pth", "coarse_filename": "sk_model2.pth"},
@@ -486,20 +390,20 @@ _ALL = (
     ),
     _weighted(
         "lineart_anime",
-        _LINEART_ANIME,
+        known.LINEART_ANIME,
         "lineart_anime",
         "LineartAnimeDetector",
-        {"filename": _LINEART_ANIME.files[0]},
+        {"filename": known.LINEART_ANIME.files[0]},
     ),
     _weighted(
         "mlsd",
-        _MLSD,
+        known.MLSD,
         "mlsd",
         "MLSDdetector",
-        {"filename": _MLSD.files[0]},
+        {"filename": known.MLSD.files[0]},
         sliders=(
-            Slider("MLSD Value Threshold", 0.1, 0.01, 2.0, 0.01),
-            Slider("MLSD Distance Threshold", 0.1, 0.01, 20.0, 0.01),
+            Slider("known.MLSD Value Threshold", 0.1, 0.01, 2.0, 0.01),
+            Slider("known.MLSD Distance Threshold", 0.1, 0.01, 20.0, 0.01),
         ),
         threshold_args=("thr_v", "thr_d"),
     ),
