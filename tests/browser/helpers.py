@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by tools/run_tests.py")
@@ -22,3 +24,21 @@ def set_number(page, elem_id: str, value: int) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
     box.press("Enter")
+
+
+def choose(page, elem_id: str, option: str, timeout_s: float = 30) -> None:
+    """Pick `option` in a gradio dropdown. The choices may still be arriving (a 🔄 refresh that has not
+    come back yet, a slow machine), so open, filter and look again until the option shows."""
+    box = page.locator(f"#{elem_id} input")
+    item = page.locator(f"#{elem_id} [role=option]").filter(has_text=option).first
+    deadline = time.monotonic() + timeout_s
+    while True:
+        box.click()
+        box.fill(option)
+        try:
+            item.click(timeout=2_000)
+            return
+        except playwright.TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+            page.keyboard.press("Escape")

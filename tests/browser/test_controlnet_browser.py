@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.browser.helpers import open_ui, playwright, set_number
+from tests.browser.helpers import choose, open_ui, playwright, set_number
 from tests.conftest import make_app, make_data_dir
 from tools.tiny_controlnet import save_tiny_controlnet
 from tools.tiny_models import tiny_pipeline
@@ -36,12 +36,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_file: Path) -> Ite
     server.should_exit = True
     thread.join(10)
     app.jobs.stop()
-
-
-def choose(page: Any, elem_id: str, value: str) -> None:
-    box = page.locator(f"#{elem_id} input")
-    box.click()
-    page.get_by_role("option", name=value).click()
 
 
 def test_unit_preview_and_generation(browser: Any, server: tuple[Any, str, Path]) -> None:

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image
 
-from tests.browser.helpers import open_ui, playwright, set_number
+from tests.browser.helpers import choose, open_ui, playwright, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -51,13 +51,6 @@ def test_type_prompt_generate_and_see_image_with_infotext(browser, running_app):
     assert [p.name for p in saved] == ["00000-1234.png"]
     assert Image.open(saved[0]).info["parameters"] == text
     page.close()
-
-
-def choose(page, elem_id: str, option: str) -> None:
-    box = page.locator(f"#{elem_id} input")
-    box.click()
-    box.fill(option)
-    page.locator(f"#{elem_id} [role=option]").filter(has_text=option).first.click()
 
 
 def test_schedule_types_follow_the_sampler(browser, running_app):
