@@ -239,37 +239,39 @@ def _weighted(
     annotator: Annotator,
     aux_module: str,
     cls: str,
-    files: Mapping[str, str],
     alias: str | None = None,
+    files: Mapping[str, str] | None = None,
     sliders: tuple[Slider, Slider] | None = None,
     threshold_args: tuple[str, str] | None = None,
     **call: Any,
 ) -> Preprocessor:
+    """A module running controlnet-aux's `cls`; `files`: its from_pretrained file arguments (default: the
+    annotator's one file as `filename`)."""
+    files = files if files is not None else {"filename": annotator.files[0]}
     run = _detector_module(name, annotator, aux_module, cls, files, threshold_args, call)
     a, b = sliders or (None, None)
     return Preprocessor(name, run, alias, threshold_a=a, threshold_b=b, annotator=annotator)
 
 
 def _openpose(name: str, body: bool, hand: bool, face: bool) -> Preprocessor:
-    files = {
-        "filename": "body_pose_model.pth",
-        "hand_filename": "hand_pose_model.pth",
-        "face_filename": "facenet.pth",
-    }
+    files = dict(zip(("filename", "hand_filename", "face_filename"), known.OPENPOSE.files))
+    call = {"include_body": body, "include_hand": hand, "include_face": face}
+    return _weighted(name, known.OPENPOSE, "open_pose", "OpenposeDetector", files=files, **call)
+
+
+def _leres(name: str, boost: bool) -> Preprocessor:
+    files = {"filename": "res101.pth", "pix2pix_filename": "latest_net_G.pth"}
+    sliders = (Slider("Remove Near %", 0, 0, 100, 0.1), Slider("Remove Background %", 0, 0, 100, 0.1))
     return _weighted(
-        name,
-        known.OPENPOSE,
-        "open_pose",
-        "OpenposeDetector",
-        files,
-        include_body=body,
-        include_hand=hand,
-        include_face=face,
+        name, known.LERES, "leres", "LeresDetector", None, files, sliders, ("thr_a", "thr_b"), boost=boost
     )
 
 
-LERES_SLIDERS = (Slider("Remove Near %", 0, 0, 100, 0.1), Slider("Remove Background %", 0, 0, 100, 0.1))
-LERES_FILES = {"filename": "res101.pth", "pix2pix_filename": "latest_net_G.pth"}
+_LINEART_FILES = {"filename": "sk_model.pth", "coarse_filename": "sk_model2.pth"}
+_MLSD_SLIDERS = (
+    Slider("MLSD Value Threshold", 0.1, 0.01, 2.0, 0.01),
+    Slider("MLSD Distance Threshold", 0.1, 0.01, 20.0, 0.01),
+)
 
 _ALL = (
     Preprocessor("none", _none, resolution=None),
@@ -291,123 +293,35 @@ _ALL = (
     ),
     Preprocessor("scribble_xdog", _padded(_scribble_xdog), threshold_a=Slider("XDoG Threshold", 32, 1, 64)),
     _weighted(
-        "depth",
-        known.MIDAS,
-        "midas",
-        "MidasDetector",
-        {"model_type": "dpt_hybrid", "filename": known.MIDAS.files[0]},
-        "depth_midas",
+        "depth", known.MIDAS, "midas", "MidasDetector", "depth_midas",
+        files={"model_type": "dpt_hybrid", "filename": known.MIDAS.files[0]},
     ),
-    _weighted("depth_zoe", known.ZOE, "zoe", "ZoeDetector", {"filename": known.ZOE.files[0]}),
-    _weighted(
-        "depth_leres",
-        known.LERES,
-        "leres",
-        "LeresDetector",
-        LERES_FILES,
-        None,
-        LERES_SLIDERS,
-        ("thr_a", "thr_b"),
-        boost=False,
-    ),
-    _weighted(
-        "depth_leres++",
-        known.LERES,
-        "leres",
-        "LeresDetector",
-        LERES_FILES,
-        None,
-        LERES_SLIDERS,
-        ("thr_a", "thr_b"),
-        boost=True,
-    ),
-    _weighted(
-        "normal_bae",
-        known.NORMAL_BAE,
-        "normalbae",
-        "NormalBaeDetector",
-        {"filename": known.NORMAL_BAE.files[0]},
-    ),
+    _weighted("depth_zoe", known.ZOE, "zoe", "ZoeDetector"),
+    _leres("depth_leres", boost=False),
+    _leres("depth_leres++", boost=True),
+    _weighted("normal_bae", known.NORMAL_BAE, "normalbae", "NormalBaeDetector"),
     _openpose("openpose", body=True, hand=False, face=False),
     _openpose("openpose_hand", body=True, hand=True, face=False),
     _openpose("openpose_face", body=True, hand=False, face=True),
     _openpose("openpose_faceonly", body=False, hand=False, face=True),
     _openpose("openpose_full", body=True, hand=True, face=True),
-    _weighted("hed", known.HED, "hed", "HEDdetector", {"filename": known.HED.files[0]}, "softedge_hed"),
+    _weighted("hed", known.HED, "hed", "HEDdetector", "softedge_hed"),
+    _weighted("hed_safe", known.HED, "hed", "HEDdetector", "softedge_hedsafe", safe=True),
+    _weighted("scribble_hed", known.HED, "hed", "HEDdetector", scribble=True),
+    _weighted("pidinet", known.PIDINET, "pidi", "PidiNetDetector", "softedge_pidinet"),
+    _weighted("pidinet_safe", known.PIDINET, "pidi", "PidiNetDetector", "softedge_pidisafe", safe=True),
     _weighted(
-        "hed_safe",
-        known.HED,
-        "hed",
-        "HEDdetector",
-        {"filename": known.HED.files[0]},
-        "softedge_hedsafe",
-        safe=True,
+        "pidinet_scribble", known.PIDINET, "pidi", "PidiNetDetector", "scribble_pidinet", scribble=True
     ),
+    _weighted("lineart", known.LINEART, "lineart", "LineartDetector", "lineart_realistic", _LINEART_FILES),
     _weighted(
-        "scribble_hed", known.HED, "hed", "HEDdetector", {"filename": known.HED.files[0]}, scribble=True
+        "lineart_coarse", known.LINEART, "lineart", "LineartDetector", files=_LINEART_FILES, coarse=True
     ),
+    _weighted("lineart_anime", known.LINEART_ANIME, "lineart_anime", "LineartAnimeDetector"),
     _weighted(
-        "pidinet",
-        known.PIDINET,
-        "pidi",
-        "PidiNetDetector",
-        {"filename": known.PIDINET.files[0]},
-        "softedge_pidinet",
+        "mlsd", known.MLSD, "mlsd", "MLSDdetector", sliders=_MLSD_SLIDERS, threshold_args=("thr_v", "thr_d")
     ),
-    _weighted(
-        "pidinet_safe",
-        known.PIDINET,
-        "pidi",
-        "PidiNetDetector",
-        {"filename": known.PIDINET.files[0]},
-        "softedge_pidisafe",
-        safe=True,
-    ),
-    _weighted(
-        "pidinet_scribble",
-        known.PIDINET,
-        "pidi",
-        "PidiNetDetector",
-        {"filename": known.PIDINET.files[0]},
-        "scribble_pidinet",
-        scribble=True,
-    ),
-    _weighted(
-        "lineart",
-        known.LINEART,
-        "lineart",
-        "LineartDetector",
-        {"filename": "sk_model.pth", "coarse_filename": "sk_model2.pth"},
-        "lineart_realistic",
-    ),
-    _weighted(
-        "lineart_coarse",
-        known.LINEART,
-        "lineart",
-        "LineartDetector",
-        {"filename": "sk_model.pth", "coarse_filename": "sk_model2.pth"},
-        coarse=True,
-    ),
-    _weighted(
-        "lineart_anime",
-        known.LINEART_ANIME,
-        "lineart_anime",
-        "LineartAnimeDetector",
-        {"filename": known.LINEART_ANIME.files[0]},
-    ),
-    _weighted(
-        "mlsd",
-        known.MLSD,
-        "mlsd",
-        "MLSDdetector",
-        {"filename": known.MLSD.files[0]},
-        sliders=(
-            Slider("known.MLSD Value Threshold", 0.1, 0.01, 2.0, 0.01),
-            Slider("known.MLSD Distance Threshold", 0.1, 0.01, 20.0, 0.01),
-        ),
-        threshold_args=("thr_v", "thr_d"),
-    ),
-)
+)  # fmt: skip
 PREPROCESSORS: Mapping[str, Preprocessor] = MappingProxyType({p.name: p for p in _ALL})
 _BY_ALIAS = MappingProxyType({p.alias: p for p in _ALL if p.alias})
 
