@@ -31,13 +31,13 @@ from webui.core.errors import ModelNotFound, UserError
 from webui.core.hashing import HashCache
 from webui.core.params import Img2Img, Request, Result, SwitchCheckpoint, SwitchVae, Txt2Img
 from webui.engine import generate
+from webui.engine.annotators import annotator_dirs
 from webui.engine.controlnet import ControlNetLibrary
 from webui.engine.devices import choose_device
 from webui.engine.embeddings import EmbeddingLibrary
 from webui.engine.lora import LoraLibrary
 from webui.engine.manager import ModelManager
 from webui.engine.memory import MemoryFlags, log_startup
-from webui.engine.annotators import annotator_dirs
 from webui.engine.previews import PreviewReporter
 from webui.engine.registry import CheckpointRegistry
 from webui.engine.vae import VaeRegistry

@@ -13,7 +13,6 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SMALL = {"width": 64, "height": 64, "steps": 3, "cfg_scale": 5, "seed": 11, "prompt": "a red ball"}

@@ -23,7 +23,8 @@ from tools.demo_model.export import ExportedFiles, lora_to_kohya
 from tools.demo_model.models import TINY, build_text_encoder, build_vae
 from tools.demo_model.stages import standardize_latents
 from webui.engine.controlnet import load_controlnet
-from webui.engine.loader import LoadedCheckpoint, load_checkpoint, read_metadata
+from webui.engine.loader import LoadedCheckpoint, load_checkpoint
+from webui.engine.weights_files import read_metadata
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -25,7 +25,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 
 from tools.tiny_models import TinyCheckpoint, save_tiny_checkpoint
 from webui.engine import ldm_layout, loader
-from webui.engine.loader import detect_architecture, read_state_dict
+from webui.engine.loader import detect_architecture
+from webui.engine.weights_files import read_state_dict
 
 
 def assert_same_tensors(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

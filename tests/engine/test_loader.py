@@ -22,9 +22,8 @@ from webui.engine.loader import (
     answers_like_v_model,
     detect_architecture,
     load_checkpoint,
-    read_metadata,
-    read_state_dict,
 )
+from webui.engine.weights_files import read_metadata, read_state_dict
 
 CPU = torch.device("cpu")
 EXPECTED = {

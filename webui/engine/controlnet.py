@@ -47,7 +47,8 @@ from webui.core.params import CONTROL_MODES, ControlUnit
 from webui.engine import ldm_layout as L
 from webui.engine import preprocessors
 from webui.engine.annotators import Annotators
-from webui.engine.loader import CONFIGS, LoadedCheckpoint, fill_module, read_state_dict
+from webui.engine.loader import CONFIGS, LoadedCheckpoint, fill_module
+from webui.engine.weights_files import read_state_dict
 
 log = logging.getLogger(__name__)
 

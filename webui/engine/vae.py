@@ -19,7 +19,7 @@ from diffusers import AutoencoderKL
 from webui.core.errors import ModelLoadError, ModelNotFound
 from webui.core.hashing import HashCache
 from webui.engine import ldm_layout as L
-from webui.engine.loader import read_state_dict
+from webui.engine.weights_files import read_state_dict
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import gradio as gr
 from PIL import Image
 
 from webui.core.errors import UserError
-from webui.engine.loader import read_metadata
 from webui.engine.lora import LoraEntry, LoraLibrary
+from webui.engine.weights_files import read_metadata
 
 log = logging.getLogger(__name__)
 
