@@ -24,6 +24,7 @@ from tools.demo_model.models import TINY, build_text_encoder, build_vae
 from tools.demo_model.stages import standardize_latents
 from webui.engine.controlnet import load_controlnet
 from webui.engine.loader import LoadedCheckpoint, load_checkpoint
+from webui.engine.model_defaults import GenerationDefaults
 from webui.engine.weights_files import read_metadata
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -91,6 +92,7 @@ def test_checkpoint_loads_through_the_web_ui_loader(
     metadata = read_metadata(files.checkpoint)
     assert metadata["modelspec.resolution"] == "64x64"
     assert json.loads(metadata["webui.default_params"])["width"] == 64
+    assert loaded.defaults == GenerationDefaults(width=64, height=64, steps=20, cfg_scale=7.0)
     image = pipe(
         "a large red circle on the left, blue background",
         num_inference_steps=2,

@@ -29,6 +29,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 
 from webui.core.errors import ModelLoadError
 from webui.engine import ldm_layout as L
+from webui.engine.model_defaults import GenerationDefaults, read_defaults
 from webui.engine.weights_files import read_metadata, read_state_dict
 
 Family = Literal["sd1", "sd2", "sdxl"]
@@ -86,6 +87,7 @@ class LoadedCheckpoint:
     path: Path
     architecture: Architecture
     pipe: DiffusionPipeline
+    defaults: GenerationDefaults = field(default_factory=GenerationDefaults)  # from the file's metadata
     _pipelines: dict[type, DiffusionPipeline] = field(default_factory=dict, repr=False)
 
     def pipeline(self, cls: type[DiffusionPipeline]) -> DiffusionPipeline:
@@ -440,4 +442,5 @@ def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) 
     else:
         options = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     pipe = getattr(diffusers, index["_class_name"])(**parts, scheduler=scheduler, **options)
-    return LoadedCheckpoint(path=path, architecture=architecture, pipe=pipe)
+    defaults = read_defaults(metadata, architecture.default_size, path.name)
+    return LoadedCheckpoint(path=path, architecture=architecture, pipe=pipe, defaults=defaults)

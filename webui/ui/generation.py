@@ -75,11 +75,21 @@ class GenerationTab:
     sections: list[Section] = field(default_factory=list)
 
 
+def model_defaults(app: App) -> Txt2Img:
+    """Txt2Img's defaults with the loaded checkpoint's own size, steps and CFG (its metadata, else its
+    architecture's native size): the page opens ready for the model the server started with."""
+    loaded = app.manager.current
+    if loaded is None:
+        return Txt2Img()
+    wanted = loaded.defaults
+    return Txt2Img(width=wanted.width, height=wanted.height, steps=wanted.steps, cfg_scale=wanted.cfg_scale)
+
+
 def build_generation_tab(
     app: App, name: str, *, top: Section | None = None, sections: Sequence[SectionFactory] = ()
 ) -> GenerationTab:
     """The tab's layout (A1111's labels, elem_ids `<name>_…`) and its Generate handler."""
-    defaults = Txt2Img()
+    defaults = model_defaults(app)
     with gr.Row():
         with gr.Column(scale=6):
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id=f"{name}_prompt", placeholder="Prompt")
