@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, Protocol
 
-from webui.core.cmd_args import parse_args, paths_from_args
+from webui.core.cmd_args import parse_args
 from webui.plugins.preload import add_extension_flags
 
 ROOT = Path(__file__).resolve().parent
@@ -27,11 +27,9 @@ REQUIREMENTS = ROOT / "requirements.txt"
 # Packages whose declared dependencies would replace torch (controlnet-aux wants torchvision and timm, and
 # pip then swaps the installed torch for another build): installed with --no-deps after requirements.txt.
 NODEPS_REQUIREMENTS = "requirements-nodeps.txt"
-PLACEHOLDER_SCRIPT = ROOT / "tools" / "make_placeholder_model.py"
 DEFAULT_TORCH_COMMAND = "pip install torch==2.13.0"
 # Lives inside the venv, so deleting .venv also forgets what was installed.
 INSTALL_STAMP = "webui-install.sha256"
-CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 
 Log = Callable[[str], None]
 
@@ -140,27 +138,6 @@ def prepare_environment(venv_dir: Path = VENV_DIR, requirements: Path = REQUIREM
     return python
 
 
-def has_checkpoint(folder: Path) -> bool:
-    return folder.is_dir() and any(
-        path.suffix.lower() in CHECKPOINT_SUFFIXES and path.is_file() for path in folder.rglob("*"))
-
-
-def ensure_placeholder_model(ckpt_dir: Path, python: Path, script: Path = PLACEHOLDER_SCRIPT,
-                             run: Runner = run_command, log: Log = print) -> bool:
-    """Hook until the demo model ships: with no checkpoint at all, create a tiny random-weights one so
-    the UI works offline. True when it was created."""
-    if has_checkpoint(ckpt_dir):
-        return False
-    if not script.is_file():
-        log(f"No checkpoint in {ckpt_dir} and no {script.name} to make a placeholder: starting without one")
-        return False
-    log(f"No checkpoint in {ckpt_dir}: creating a tiny placeholder model (random weights, noise-like images)")
-    code = run([str(python), str(script), str(ckpt_dir)])
-    if code != 0:
-        raise SetupError(f"{script.name} failed with exit code {code} while creating a model in {ckpt_dir}")
-    return True
-
-
 def restart(python: Path, argv: Sequence[str]) -> NoReturn:
     command = [str(python), str(ROOT / "launch.py"), *argv]
     print(f"Relaunching with {python}", flush=True)
@@ -178,9 +155,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             prepare_environment()
         if not running_in_venv(VENV_DIR) and venv_python(VENV_DIR).exists():
             restart(venv_python(VENV_DIR), argv)
-        # From here on: inside .venv, or --skip-install without one (the current Python is used as is).
-        if not args.ckpt:
-            ensure_placeholder_model(paths_from_args(args).ckpt_dir, Path(sys.executable))
     except SetupError as error:
         sys.exit(f"launch.py: {error}")
 

@@ -146,37 +146,6 @@ def test_requirements_never_pull_torch() -> None:
     assert not {"torch", "torchvision", "controlnet-aux"} & set(names)
 
 
-def test_placeholder_hook_runs_only_without_a_checkpoint(launch: types.ModuleType, tmp_path: Path) -> None:
-    ckpt_dir = tmp_path / "Stable-diffusion"
-    ckpt_dir.mkdir()
-    (ckpt_dir / ".gitkeep").touch()
-    script = tmp_path / "make_placeholder_model.py"
-    script.touch()
-    python = Path("/venv/bin/python")
-
-    run = FakeRunner()
-    assert launch.ensure_placeholder_model(ckpt_dir, python, script, run, print)
-    assert run.calls == [[str(python), str(script), str(ckpt_dir)]]
-
-    (ckpt_dir / "sub").mkdir()
-    (ckpt_dir / "sub" / "model.SAFETENSORS").touch()
-    run.calls.clear()
-    assert not launch.ensure_placeholder_model(ckpt_dir, python, script, run, print)
-    assert run.calls == []
-
-
-def test_placeholder_hook_failures(launch: types.ModuleType, tmp_path: Path) -> None:
-    script = tmp_path / "make_placeholder_model.py"
-    log: list[str] = []
-    assert not launch.ensure_placeholder_model(tmp_path / "empty", Path("python"), script, FakeRunner(),
-                                               log.append)
-    assert "starting without one" in log[-1]
-
-    script.touch()
-    with pytest.raises(launch.SetupError, match="exit code 2"):
-        launch.ensure_placeholder_model(tmp_path / "empty", Path("python"), script, FakeRunner(2), print)
-
-
 def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[argparse.Namespace]:
     served: list[argparse.Namespace] = []
     app = types.ModuleType("webui.app")
@@ -189,17 +158,9 @@ def test_main_serves_inside_the_venv(launch: types.ModuleType, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     served = fake_serve(monkeypatch)
     monkeypatch.setattr(launch, "running_in_venv", lambda venv_dir: True)
-    placeholders: list[Path] = []
-    monkeypatch.setattr(launch, "ensure_placeholder_model",
-                        lambda ckpt_dir, python: placeholders.append(ckpt_dir))
 
     launch.main(["--skip-install", "--data-dir", str(tmp_path), "--port", "7999"])
     assert [args.port for args in served] == [7999]
-    assert placeholders == [tmp_path.resolve() / "models" / "Stable-diffusion"]
-
-    launch.main(["--skip-install", "--ckpt", str(tmp_path / "mine.safetensors")])
-    assert len(served) == 2
-    assert len(placeholders) == 1
 
 
 def test_main_restarts_in_the_venv(launch: types.ModuleType, tmp_path: Path,

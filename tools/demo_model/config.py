@@ -20,11 +20,11 @@ class TrainConfig:
     minutes: float | None = None  # wall-time cap per stage and run; the next run resumes
     batch_size: int = 32  # UNet, ControlNet and LoRA stages (16x16 latents)
     vae_batch_size: int = 32  # 32x32 crops: a quarter of the cost of whole images
-    # steps per stage: ~2 h in total on 2 CPU cores with FULL sizes (see README.md)
-    vae_steps: int = 1200
+    # steps per stage: ~75 min in total on 2 CPU cores with FULL sizes (see README.md)
+    vae_steps: int = 800
     unet_steps: int = 5000
-    controlnet_steps: int = 1200
-    lora_steps: int = 500
+    controlnet_steps: int = 300
+    lora_steps: int = 150
     # images rendered for each stage (jittered scenes of the training combos)
     vae_images: int = 4096
     corpus_images: int = 16384

@@ -1,9 +1,10 @@
 """Read a scene back from pixels alone, to score generated images against what their caption asked.
 
-- background colour: the palette colour most of the border pixels are nearest to;
-- shape: the largest connected region of pixels that differ clearly from the background's colour and
-  are nearer the region's own (median) colour than the background's;
-- shape colour: the palette colour most of the shape's pixels are nearest to;
+- every pixel is named by its nearest palette colour;
+- background colour: the name most of the border pixels have;
+- shape: the largest solid region of pixels named otherwise (an opening first drops the lone off-colour
+  pixels of a textured background), grown back by one pixel onto its blended edge;
+- shape colour: the name most of the shape's pixels have (the dominant non-background colour);
 - position: the anchor nearest to the shape's centroid; size: the shape's area against the two sizes;
 - shape kind: how much of its bounding box it fills (square ~1, circle ~0.79, triangle ~0.5).
 """
@@ -24,8 +25,6 @@ from tools.demo_model.data import ANCHORS, PALETTE, RADII, Combo
 _NAMES = tuple(PALETTE)
 _RGB = np.array([PALETTE[n] for n in _NAMES], dtype=np.float32)
 BORDER = 2  # pixels of the image's edge that count as background
-SHAPE_DISTANCE = 40.0  # RGB distance from the background colour that makes a pixel a shape candidate (the
-# closest palette pair, orange and yellow, is 92 apart)
 MIN_AREA = 12  # pixels; a smaller region is noise, not a shape
 # between the areas of the two sizes (geometric mean), in pixels
 SIZE_THRESHOLD = math.pi * RADII["small"] * RADII["large"]
@@ -80,21 +79,18 @@ def _nearest_anchor(x: float, y: float) -> str:
 def read_image(image: Image.Image | np.ndarray) -> Reading:
     """What a 64x64 RGB image shows, by the rules in the module docstring."""
     pixels = np.asarray(image, dtype=np.float32)[..., :3]
-    border = _border(pixels)
-    background = _majority(nearest_colors(border))
-    reference = np.median(border[nearest_colors(border) == _NAMES.index(background)], axis=0)
-    to_background = np.linalg.norm(pixels - reference, axis=-1)
-    rough = _largest_region(to_background > SHAPE_DISTANCE)
-    if rough.sum() < MIN_AREA:
-        return Reading(background, None, None, None, None, np.zeros_like(rough))
-    # keep the pixels nearer the shape's colour than the background's: edge pixels count when they are
-    # more than half covered, as in the generator's own masks
-    to_shape = np.linalg.norm(pixels - np.median(pixels[rough], axis=0), axis=-1)
-    mask = _largest_region(rough & (to_shape < to_background))
+    names = nearest_colors(pixels)
+    background = _majority(_border(names))
+    foreign = names != _NAMES.index(background)
+    solid = _largest_region(ndimage.binary_opening(foreign))
+    if solid.sum() < MIN_AREA:
+        return Reading(background, None, None, None, None, np.zeros_like(foreign))
+    # the anti-aliased edge pixels the opening took off (more than half covered: not background-named)
+    mask = ndimage.binary_fill_holes(ndimage.binary_dilation(solid) & foreign)
     rows, cols = np.nonzero(mask)
     return Reading(
         background=background,
-        color=_majority(nearest_colors(pixels[mask])),
+        color=_majority(names[solid]),
         position=_nearest_anchor(cols.mean() + 0.5, rows.mean() + 0.5),
         size="large" if mask.sum() > SIZE_THRESHOLD else "small",
         shape=_shape_kind(mask),
