@@ -15,7 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from webui.core.params import Txt2Img
+
 log = logging.getLogger(__name__)
+_UI = Txt2Img()  # the A1111 defaults a checkpoint without metadata gets
 
 RESOLUTION_KEY = "modelspec.resolution"
 PARAMS_KEY = "webui.default_params"
@@ -26,10 +29,10 @@ CFG_RANGE = (1.0, 30.0)
 
 @dataclass(frozen=True)
 class GenerationDefaults:
-    width: int = 512
-    height: int = 512
-    steps: int = 20
-    cfg_scale: float = 7.0
+    width: int = _UI.width
+    height: int = _UI.height
+    steps: int = _UI.steps
+    cfg_scale: float = _UI.cfg_scale
 
 
 class BadDefaults(ValueError):
