@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from tools.tiny_models import TinyCheckpoint, save_tiny_checkpoint
+from webui.core import samplers
 from webui.core.errors import ModelLoadError
 from webui.engine import ldm_layout
 from webui.engine.loader import (
@@ -23,6 +24,7 @@ from webui.engine.loader import (
     detect_architecture,
     load_checkpoint,
 )
+from webui.engine.schedulers import TERMINAL_ALPHA_BAR, make_scheduler
 from webui.engine.weights_files import read_metadata, read_state_dict
 
 CPU = torch.device("cpu")
@@ -310,3 +312,17 @@ def test_v_pred_marker_tensor_marks_an_sdxl_v_model(tiny_sdxl: TinyCheckpoint, t
     result = load(_saved(tmp_path / "xl-v.safetensors", sd))
     assert result.architecture == Architecture("sdxl", "v_prediction", False, 1024)
     assert result.pipe.scheduler.config.prediction_type == "v_prediction"
+
+
+def test_ztsnr_marker_gives_every_sampler_the_zero_terminal_snr_schedule(
+    tiny_sd1: TinyCheckpoint, tmp_path: Path
+) -> None:
+    sd = {**read_state_dict(tiny_sd1.path), "ztsnr": torch.tensor([])}
+    result = load(_saved(tmp_path / "zsnr.safetensors", sd))
+    assert result.architecture.zero_terminal_snr
+    assert not load(tiny_sd1.path).architecture.zero_terminal_snr
+    for name in ("Euler", "Heun", "DPM++ 2M"):  # Heun has no rescale_betas_zero_snr option of its own
+        scheduler = make_scheduler(samplers.resolve(name), result.pipe.scheduler.config)
+        scheduler.set_timesteps(20)
+        assert scheduler.alphas_cumprod[-1].item() == pytest.approx(TERMINAL_ALPHA_BAR, rel=1e-3), name
+        assert scheduler.sigmas.max().item() == pytest.approx(TERMINAL_ALPHA_BAR**-0.5, rel=1e-3), name

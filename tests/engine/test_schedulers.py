@@ -10,7 +10,15 @@ import torch
 
 from webui.core import samplers
 from webui.core.errors import InvalidParameter
-from webui.engine.schedulers import accepted_config_keys, make_scheduler, scheduler_class
+from diffusers import DDIMScheduler
+
+from webui.engine.schedulers import (
+    TERMINAL_ALPHA_BAR,
+    accepted_config_keys,
+    make_scheduler,
+    scheduler_class,
+    zero_terminal_snr_betas,
+)
 
 # The scheduler config shipped with SD 1.5 (PNDM, scaled_linear betas 0.00085..0.012, 1000 steps).
 SD15_CONFIG = {
@@ -126,3 +134,13 @@ def test_an_override_the_class_does_not_take_is_refused() -> None:
     choice = samplers.SamplerChoice("DDIM", "Karras", "DDIMScheduler", {"use_karras_sigmas": True})
     with pytest.raises(InvalidParameter, match="use_karras_sigmas"):
         make_scheduler(choice, SD15_CONFIG)
+
+
+def test_zero_terminal_snr_betas_are_diffusers_rescaled_schedule() -> None:
+    betas = torch.tensor(zero_terminal_snr_betas(SD15_CONFIG), dtype=torch.float64)
+    alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+    reference = DDIMScheduler.from_config(SD15_CONFIG, rescale_betas_zero_snr=True).alphas_cumprod
+    assert reference[-1].item() == 0.0  # diffusers' own: exactly zero, an infinite sigma for Karras & co.
+    assert torch.allclose(alphas_cumprod[:-1], reference[:-1].double(), rtol=1e-4)
+    assert alphas_cumprod[-1].item() == pytest.approx(TERMINAL_ALPHA_BAR, rel=1e-6)
+    assert bool((alphas_cumprod[1:] < alphas_cumprod[:-1]).all())

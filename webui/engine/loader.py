@@ -30,6 +30,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from webui.core.errors import ModelLoadError
 from webui.engine import ldm_layout as L
 from webui.engine.model_defaults import GenerationDefaults, read_defaults
+from webui.engine.schedulers import zero_terminal_snr_betas
 from webui.engine.weights_files import read_metadata, read_state_dict
 
 Family = Literal["sd1", "sd2", "sdxl"]
@@ -66,6 +67,8 @@ class Architecture:
     prediction_type: PredictionType
     inpainting: bool  # UNet takes 9 input channels (latents + mask + masked image)
     default_size: int  # the side length, in pixels, the model was trained for
+    # trained with a zero-terminal-SNR schedule (a `ztsnr` marker tensor, as ComfyUI and NoobAI use)
+    zero_terminal_snr: bool = False
 
     @property
     def config_name(self) -> str:
@@ -236,6 +239,7 @@ def detect_architecture(
         prediction_type=prediction or "epsilon",
         inpainting=_is_inpainting(state_dict),
         default_size=_default_size(family, prediction or "epsilon"),
+        zero_terminal_snr="ztsnr" in state_dict,
     )
 
 
@@ -376,10 +380,12 @@ def _unused(sd: Mapping[str, torch.Tensor], used: set[str], family: Family) -> l
     return surplus
 
 
-def _scheduler(config_name: str, prediction_type: PredictionType) -> Any:
-    config = _read_json(CONFIGS / config_name / "scheduler" / "scheduler_config.json")
-    cls = getattr(diffusers_schedulers, config["_class_name"])
-    return cls.from_config({**config, "prediction_type": prediction_type})
+def _scheduler(architecture: Architecture) -> Any:
+    config = _read_json(CONFIGS / architecture.config_name / "scheduler" / "scheduler_config.json")
+    config["prediction_type"] = architecture.prediction_type
+    if architecture.zero_terminal_snr:
+        config["trained_betas"] = zero_terminal_snr_betas(config)
+    return getattr(diffusers_schedulers, config["_class_name"]).from_config(config)
 
 
 def _assemble(
@@ -434,7 +440,7 @@ def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) 
             parts["unet"] = _rebuild_unet(parts["unet"], unet_config)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{path.name}: {exc}") from None
-    scheduler = _scheduler(architecture.config_name, architecture.prediction_type)
+    scheduler = _scheduler(architecture)
     index = _read_json(CONFIGS / architecture.config_name / "model_index.json")
     if family == "sdxl":
         flags = ("force_zeros_for_empty_prompt", "requires_aesthetics_score")

@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import diffusers
-from diffusers import SchedulerMixin
+import torch
+from diffusers import DDPMScheduler, SchedulerMixin
+from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
 
 from webui.core.errors import InvalidParameter
 from webui.core.samplers import OWNED_CONFIG_KEYS, SamplerChoice
@@ -23,6 +25,22 @@ def scheduler_class(class_name: str) -> type[SchedulerMixin]:
 def accepted_config_keys(cls: type[SchedulerMixin]) -> frozenset[str]:
     """The config keys a scheduler class takes (its __init__ parameters)."""
     return frozenset(name for name in inspect.signature(cls.__init__).parameters if name != "self")
+
+
+# What diffusers' own zero-terminal-SNR schedulers put in place of a terminal alpha_bar of exactly 0
+# (whose sigma would be infinite).
+TERMINAL_ALPHA_BAR = 2.0**-24
+
+
+def zero_terminal_snr_betas(config: Mapping[str, Any]) -> list[float]:
+    """The betas of `config`'s schedule rescaled to zero terminal SNR (Lin et al. 2023), with the last
+    alpha_bar at TERMINAL_ALPHA_BAR instead of 0. As `trained_betas` they give every sampler the same
+    schedule, including those without a `rescale_betas_zero_snr` option (Heun, LMS, DPM2, ...)."""
+    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
+    betas = rescale_zero_terminal_snr(DDPMScheduler(**{k: config[k] for k in keys if k in config}).betas)
+    alphas_cumprod = torch.cumprod(1.0 - betas.double(), dim=0)
+    betas[-1] = 1.0 - TERMINAL_ALPHA_BAR / alphas_cumprod[-2].item()
+    return betas.tolist()
 
 
 def make_scheduler(
