@@ -19,8 +19,8 @@ from tools.demo_model.build import build
 from tools.demo_model.config import TrainConfig
 from tools.demo_model.corpus import render_pixels, to_model_range
 from tools.demo_model.data import sample_scenes, split_combos
-from tools.demo_model.export import ExportedFiles, lora_to_kohya
-from tools.demo_model.models import TINY, build_text_encoder, build_vae
+from tools.demo_model.export import ExportedFiles, export_checkpoint, lora_to_kohya
+from tools.demo_model.models import TINY, build_text_encoder, build_vae, noise_scheduler
 from tools.demo_model.stages import standardize_latents
 from webui.engine.controlnet import load_controlnet
 from webui.engine.loader import LoadedCheckpoint, load_checkpoint
@@ -83,6 +83,11 @@ def test_checkpoint_loads_through_the_web_ui_loader(
     config, files = built
     assert loaded.architecture.family == "sd1"
     assert loaded.architecture.prediction_type == "v_prediction"  # from the file's modelspec metadata
+    assert loaded.architecture.zero_terminal_snr == config.zero_terminal_snr  # the file's ztsnr marker
+    training = noise_scheduler(config.prediction_type, config.zero_terminal_snr)
+    assert torch.allclose(loaded.pipe.scheduler.alphas_cumprod, training.alphas_cumprod), (
+        "the loader's schedule differs from the one the model was trained with"
+    )
     pipe = loaded.pipe
     assert tuple(pipe.unet.config.block_out_channels) == TINY.unet_channels
     assert pipe.text_encoder.config.hidden_size == TINY.text_width
@@ -101,6 +106,20 @@ def test_checkpoint_loads_through_the_web_ui_loader(
         output_type="np",
     ).images[0]
     assert image.shape == (64, 64, 3)
+
+
+def test_zero_terminal_snr_export_loads_with_the_training_schedule(
+    loaded: LoadedCheckpoint, tmp_path: Path
+) -> None:
+    pipe = loaded.pipe
+    path = export_checkpoint(
+        tmp_path / "zsnr.safetensors", pipe.vae, pipe.unet, pipe.text_encoder, "v_prediction", True
+    )
+    zsnr = load_checkpoint(path, torch.device("cpu"), torch.float32)
+    assert zsnr.architecture.zero_terminal_snr
+    training = noise_scheduler("v_prediction", zero_terminal_snr=True)
+    assert training.alphas_cumprod[-1].item() < 1e-6  # the rescaled schedule, not SD's 0.0047
+    assert torch.allclose(zsnr.pipe.scheduler.alphas_cumprod, training.alphas_cumprod)
 
 
 def test_controlnet_file_has_the_original_layout(

@@ -20,7 +20,9 @@ def build(config: TrainConfig, models_dir: Path) -> ExportedFiles | None:
     if trained is None:
         return None
     unet, text_encoder = trained
-    export_checkpoint(files.checkpoint, vae, unet, text_encoder, config.prediction_type)
+    export_checkpoint(
+        files.checkpoint, vae, unet, text_encoder, config.prediction_type, config.zero_terminal_snr
+    )
     controlnet = train_controlnet(config, vae, unet, text_encoder)
     if controlnet is None:
         return None

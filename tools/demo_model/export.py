@@ -86,10 +86,14 @@ def export_checkpoint(
     unet: UNet2DConditionModel,
     text_encoder: CLIPTextModel,
     prediction_type: str,
+    zero_terminal_snr: bool,
 ) -> Path:
-    """The SD1 single file (fp16) that the web UI's loader reads like any SD 1.5 checkpoint."""
+    """The SD1 single file (fp16) that the web UI's loader reads like any SD 1.5 checkpoint; a
+    zero-terminal-SNR model carries the `ztsnr` marker tensor (ComfyUI's and NoobAI's convention)."""
     parts = SimpleNamespace(vae=vae, unet=unet, text_encoder=text_encoder)
     tensors = _half(pipeline_to_ldm_state_dict(parts, family="sd1"))
+    if zero_terminal_snr:
+        tensors["ztsnr"] = torch.tensor([])
     return _save(tensors, path, {"format": "pt", **checkpoint_metadata(prediction_type)})
 
 

@@ -15,6 +15,7 @@ from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DCondi
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from webui.engine.loader import CONFIGS, TOKENIZER_DIR
+from webui.engine.schedulers import zero_terminal_snr_betas
 
 SD1 = CONFIGS / "sd1"
 
@@ -119,10 +120,13 @@ def load_tokenizer() -> CLIPTokenizer:
     )
 
 
-def noise_scheduler(prediction_type: str) -> DDPMScheduler:
-    """SD 1.x's own training schedule (scaled linear betas), so the loader's bundled scheduler matches."""
+def noise_scheduler(prediction_type: str, zero_terminal_snr: bool) -> DDPMScheduler:
+    """SD 1.x's own training schedule (scaled linear betas), so the loader's bundled scheduler matches;
+    with `zero_terminal_snr`, the same betas rescaled exactly as the loader rescales them for a model
+    marked `ztsnr`."""
     config = _config("scheduler", "scheduler_config.json")
     keep = {"beta_start", "beta_end", "beta_schedule", "num_train_timesteps", "steps_offset", "clip_sample"}
-    return DDPMScheduler.from_config(
-        {k: v for k, v in config.items() if k in keep}, prediction_type=prediction_type
-    )
+    config = {k: v for k, v in config.items() if k in keep}
+    if zero_terminal_snr:
+        config["trained_betas"] = zero_terminal_snr_betas(config)
+    return DDPMScheduler.from_config(config, prediction_type=prediction_type)

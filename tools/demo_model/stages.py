@@ -150,7 +150,7 @@ def train_unet(config: TrainConfig, vae: AutoencoderKL) -> tuple[UNet2DCondition
         return unet.eval().requires_grad_(False), text_encoder.eval().requires_grad_(False)
     corpus = _plain_corpus(config, vae)
     captioner = Captioner(load_tokenizer())
-    scheduler = noise_scheduler(config.prediction_type)
+    scheduler = noise_scheduler(config.prediction_type, config.zero_terminal_snr)
 
     def step(generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(corpus.latents), (config.batch_size,), generator=generator)
@@ -187,7 +187,7 @@ def train_controlnet(
         return controlnet.eval().requires_grad_(False)
     corpus = _plain_corpus(config, vae)
     captioner = Captioner(load_tokenizer())
-    scheduler = noise_scheduler(config.prediction_type)
+    scheduler = noise_scheduler(config.prediction_type, config.zero_terminal_snr)
 
     def step(generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(corpus.latents), (config.batch_size,), generator=generator)
@@ -254,7 +254,7 @@ def train_lora(
     scenes = sample_scenes(split_combos(config.seed).train, config.lora_images, config.seed + 6)
     corpus = load_corpus(config.work_dir / "corpus" / "pastel.pt", scenes, vae, "pastel", device)
     captioner = Captioner(load_tokenizer())
-    scheduler = noise_scheduler(config.prediction_type)
+    scheduler = noise_scheduler(config.prediction_type, config.zero_terminal_snr)
     parameters = [p for p in unet.parameters() if p.requires_grad]  # add_adapter leaves only LoRA trainable
 
     def step(generator: torch.Generator) -> torch.Tensor:
