@@ -121,8 +121,16 @@ def test_model_facts_are_kept() -> None:
     scheduler = make_scheduler(samplers.resolve("Euler"), config)
     assert scheduler.config["prediction_type"] == "v_prediction"
     assert scheduler.config["rescale_betas_zero_snr"] is True
-    with pytest.raises(InvalidParameter, match="zero-terminal-SNR"):
-        make_scheduler(samplers.resolve("LMS"), config)
+
+
+def test_a_sampler_without_the_zero_snr_option_gets_the_rescaled_betas() -> None:
+    config = {**SD15_CONFIG, "prediction_type": "v_prediction", "rescale_betas_zero_snr": True}
+    euler = make_scheduler(samplers.resolve("Euler"), config)
+    for name in ("LMS", "Heun", "DPM2"):  # none of them has rescale_betas_zero_snr
+        other = make_scheduler(samplers.resolve(name), config)
+        assert "rescale_betas_zero_snr" not in other.config
+        assert torch.allclose(other.alphas_cumprod, euler.alphas_cumprod, rtol=1e-5)
+        assert other.alphas_cumprod[-1].item() == pytest.approx(TERMINAL_ALPHA_BAR, rel=1e-5)
 
 
 def test_seed_reaches_the_brownian_noise_of_dpmpp_sde() -> None:

@@ -61,15 +61,19 @@ def make_scheduler(
             f"{choice.sampler_name} / {choice.scheduler}: diffusers {diffusers.__version__} "
             f"{choice.class_name} does not accept {', '.join(unsupported)}"
         )
-    if base_config.get("rescale_betas_zero_snr") and "rescale_betas_zero_snr" not in accepted:
-        raise InvalidParameter(
-            f"Sampler {choice.sampler_name!r} cannot run this zero-terminal-SNR model: diffusers' "
-            f"{choice.class_name} has no rescale_betas_zero_snr"
-        )
     # noise_sampler_seed belongs to one run (the seed of the images), never to the next one.
     config = {
         key: value for key, value in base_config.items() if key not in OWNED_CONFIG_KEYS | {"noise_sampler_seed"}
     }
+    if config.get("rescale_betas_zero_snr") and "rescale_betas_zero_snr" not in accepted:
+        # the same rescaled schedule, spelt as betas that every scheduler takes
+        if "trained_betas" not in accepted:
+            raise InvalidParameter(
+                f"Sampler {choice.sampler_name!r} cannot run this zero-terminal-SNR model: diffusers' "
+                f"{choice.class_name} takes neither rescale_betas_zero_snr nor trained_betas"
+            )
+        del config["rescale_betas_zero_snr"]
+        config["trained_betas"] = zero_terminal_snr_betas(config)
     overrides = dict(choice.config_overrides)
     if seed is not None and "noise_sampler_seed" in accepted:
         overrides["noise_sampler_seed"] = seed
