@@ -7,11 +7,10 @@ import itertools
 
 import pytest
 import torch
+from diffusers import DDIMScheduler
 
 from webui.core import samplers
 from webui.core.errors import InvalidParameter
-from diffusers import DDIMScheduler
-
 from webui.engine.schedulers import (
     TERMINAL_ALPHA_BAR,
     accepted_config_keys,
