@@ -22,6 +22,8 @@ STOPPED = 3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from tools.demo_model.config import STAGES
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -40,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--minutes", type=float, help="wall-time cap per stage; a later run resumes")
     parser.add_argument("--steps", type=int, help="steps of every stage (overrides the per-stage defaults)")
-    for stage in ("vae", "unet", "controlnet", "lora"):
+    for stage in STAGES:
         parser.add_argument(f"--{stage}-steps", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--eval-only", action="store_true", help="only evaluate the files in --out")
@@ -51,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def make_config(args: argparse.Namespace):
     import torch
 
-    from tools.demo_model.config import TrainConfig
+    from tools.demo_model.config import STAGES, TrainConfig
     from tools.demo_model.models import PRESETS
 
     device = args.device
@@ -65,7 +67,7 @@ def make_config(args: argparse.Namespace):
         minutes=args.minutes,
     )
     overrides = {}
-    for stage in ("vae", "unet", "controlnet", "lora"):
+    for stage in STAGES:
         steps = getattr(args, f"{stage}_steps") or args.steps
         if steps is not None:
             overrides[f"{stage}_steps"] = steps

@@ -16,12 +16,12 @@ from tools import train_demo_model
 from tools.demo_model import evaluate as evaluation
 from tools.demo_model import loop
 from tools.demo_model.build import build
-from tools.demo_model.config import TrainConfig
+from tools.demo_model.config import STAGES, TrainConfig
 from tools.demo_model.corpus import render_pixels, to_model_range
 from tools.demo_model.data import sample_scenes, split_combos
 from tools.demo_model.export import ExportedFiles, export_checkpoint, lora_to_kohya
 from tools.demo_model.models import TINY, build_text_encoder, build_vae, noise_scheduler
-from tools.demo_model.stages import standardize_latents
+from tools.demo_model.stages import first_step_loss, standardize_latents
 from webui.engine.controlnet import load_controlnet
 from webui.engine.loader import LoadedCheckpoint, load_checkpoint
 from webui.engine.model_defaults import GenerationDefaults
@@ -41,7 +41,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainConfig, Export
         batch_size=4,
         vae_batch_size=4,
         vae_steps=2,
+        decoder_steps=2,
         unet_steps=3,
+        layout_steps=2,
+        settle_steps=2,
         controlnet_steps=2,
         lora_steps=3,
         vae_images=16,
@@ -69,12 +72,25 @@ def _final(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
 
 def test_every_stage_finishes_and_exports(built: tuple[TrainConfig, ExportedFiles]) -> None:
     config, files = built
-    for stage in ("vae", "unet", "controlnet", "lora"):
+    for stage in STAGES:
         assert loop.is_done(config.work_dir / stage), stage
         assert torch.load(config.work_dir / stage / loop.CHECKPOINT, weights_only=True)["losses"]
     for path in (files.checkpoint, files.controlnet, files.lora):
         assert path.is_file() and path.stat().st_size > 1000
     assert files.checkpoint.parent.name == "Stable-diffusion" and files.lora.parent.name == "Lora"
+
+
+def test_decoder_phase_trains_only_the_decoder(
+    built: tuple[TrainConfig, ExportedFiles], loaded: LoadedCheckpoint
+) -> None:
+    """The cached latents stay valid: encoder and latent convs as the crop phase left them."""
+    config = built[0]
+    crops, finished = _final(config.work_dir / "vae", "vae."), _final(config.work_dir / "decoder", "vae.")
+    assert crops.keys() == finished.keys()
+    changed = {k for k in crops if not torch.equal(crops[k], finished[k])}
+    assert changed and all(k.startswith("decoder.") for k in changed), changed
+    exported = loaded.pipe.vae.state_dict()
+    assert all(torch.equal(exported[k], finished[k].half().float()) for k in changed)
 
 
 def test_checkpoint_loads_through_the_web_ui_loader(
@@ -91,9 +107,13 @@ def test_checkpoint_loads_through_the_web_ui_loader(
     pipe = loaded.pipe
     assert tuple(pipe.unet.config.block_out_channels) == TINY.unet_channels
     assert pipe.text_encoder.config.hidden_size == TINY.text_width
-    trained = _final(config.work_dir / "unet", "unet.")
+    trained, before_layout = (
+        _final(config.work_dir / "settle", "unet."),
+        _final(config.work_dir / "unet", "unet."),
+    )
     for name in ("conv_in.weight", "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight"):
         assert torch.equal(pipe.unet.state_dict()[name], trained[name].half().float()), name
+        assert not torch.equal(trained[name], before_layout[name]), f"the layout stage left {name} as it was"
     metadata = read_metadata(files.checkpoint)
     assert metadata["modelspec.resolution"] == "64x64"
     assert json.loads(metadata["webui.default_params"])["width"] == 64
@@ -238,6 +258,31 @@ def test_standardized_vae_keeps_reconstructions_and_whitens_latents() -> None:
     assert torch.allclose(scaled.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-3)
 
 
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+def test_first_step_loss_targets_the_clean_latent_from_pure_noise(prediction_type: str) -> None:
+    scheduler = noise_scheduler(prediction_type, zero_terminal_snr=False)
+    latents = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    kept = scheduler.alphas_cumprod[-1]
+
+    def exact(noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """The prediction whose x0, by the scheduler's own formula, is the clean latent."""
+        seen.append((noisy, timesteps))
+        if prediction_type == "v_prediction":
+            return (kept.sqrt() * noisy - latents) / (1 - kept).sqrt()
+        return (noisy - kept.sqrt() * latents) / (1 - kept).sqrt()
+
+    loss = first_step_loss(exact, scheduler, latents, torch.Generator().manual_seed(2))
+    assert loss.item() < 1e-10
+    noisy, timesteps = seen[0]
+    assert timesteps.tolist() == [999, 999, 999]
+    assert torch.equal(noisy, torch.randn(latents.shape, generator=torch.Generator().manual_seed(2)))
+    x0 = scheduler.step(exact(noisy, timesteps), 999, noisy).pred_original_sample
+    assert torch.allclose(x0, latents, atol=1e-4)
+    wrong = first_step_loss(lambda n, t: exact(n, t) + 0.1, scheduler, latents, torch.Generator())
+    assert wrong.item() == pytest.approx(0.01, rel=1e-3)
+
+
 def test_kohya_names() -> None:
     peft = {
         "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_out.0.lora_A.weight": torch.zeros(2, 4),
@@ -257,7 +302,7 @@ def test_command_line_step_overrides() -> None:
     )
     config = train_demo_model.make_config(args)
     assert config.sizes == TINY and config.device == "cpu"
-    assert (config.vae_steps, config.unet_steps, config.controlnet_steps, config.lora_steps) == (2, 2, 2, 5)
+    assert [getattr(config, f"{stage}_steps") for stage in STAGES] == [2, 2, 2, 2, 2, 2, 5]
 
 
 def test_text_encoder_width_fits_the_loader() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tools.demo_model.config import TrainConfig
 from tools.demo_model.export import ExportedFiles, export_checkpoint, export_controlnet, export_lora
-from tools.demo_model.stages import train_controlnet, train_lora, train_unet, train_vae
+from tools.demo_model.stages import train_controlnet, train_layout, train_lora, train_unet, train_vae
 
 
 def build(config: TrainConfig, models_dir: Path) -> ExportedFiles | None:
@@ -17,6 +17,9 @@ def build(config: TrainConfig, models_dir: Path) -> ExportedFiles | None:
     if vae is None:
         return None
     trained = train_unet(config, vae)
+    if trained is None:
+        return None
+    trained = train_layout(config, vae, *trained)
     if trained is None:
         return None
     unet, text_encoder = trained

@@ -1,4 +1,4 @@
-"""The four training stages, in order: VAE, UNet + text encoder, ControlNet, LoRA.
+"""The training stages, in order: VAE, UNet + text encoder, their layout tuning, ControlNet, LoRA.
 
 Each returns its finished models, or None when the time cap stopped it (run again to resume). A finished
 stage is loaded from its work folder instead of being trained again.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,15 @@ def _schedule(config: TrainConfig, steps: int, lr: float) -> loop.Schedule:
     )
 
 
+def _target(
+    scheduler: DDPMScheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+) -> torch.Tensor:
+    """What the model predicts for `latents` noised with `noise`: the velocity or the noise."""
+    if scheduler.config.prediction_type == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    return noise
+
+
 def diffusion_loss(
     predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     scheduler: DDPMScheduler,
@@ -55,11 +65,25 @@ def diffusion_loss(
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
     noise, timesteps = noise.to(latents.device), timesteps.to(latents.device)
     noisy = scheduler.add_noise(latents, noise, timesteps)
-    if scheduler.config.prediction_type == "v_prediction":
-        target = scheduler.get_velocity(latents, noise, timesteps)
-    else:
-        target = noise
-    return F.mse_loss(predict(noisy, timesteps), target)
+    return F.mse_loss(predict(noisy, timesteps), _target(scheduler, latents, noise, timesteps))
+
+
+def first_step_loss(
+    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    scheduler: DDPMScheduler,
+    latents: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The sampler's first step: pure noise in at the last timestep, and as target the prediction that
+    turns exactly that input into the clean latent, so only the caption can say what goes where. (SD's
+    last timestep still keeps 7 % of the image in its inputs; the noise that pure noise implies is
+    solved for, so the target is consistent with the scheduler's own x0 formula.)"""
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+    last = scheduler.config.num_train_timesteps - 1
+    timesteps = torch.full((len(latents),), last, device=latents.device)
+    kept = scheduler.alphas_cumprod[last].to(latents.device)
+    implied_noise = (noise - kept.sqrt() * latents) / (1 - kept).sqrt()
+    return F.mse_loss(predict(noise, timesteps), _target(scheduler, latents, implied_noise, timesteps))
 
 
 # --- VAE ------------------------------------------------------------------------------------------
@@ -89,16 +113,15 @@ def standardize_latents(vae: AutoencoderKL, pixels: torch.Tensor) -> None:
     encoder_out.bias[latent:] += 2 * torch.log(gain)  # log-variance of the rescaled posterior
 
 
-def train_vae(config: TrainConfig) -> AutoencoderKL | None:
-    folder, device = config.work_dir / "vae", torch.device(config.device)
-    torch.manual_seed(config.seed)
-    vae = build_vae(config.sizes).to(device)
-    if loop.is_done(folder):
-        loop.load_final(folder, {"vae": vae})
-        return vae.eval().requires_grad_(False)
+def _vae_pixels(config: TrainConfig) -> torch.Tensor:
     scenes = sample_scenes(split_combos(config.seed).train, config.vae_images, config.seed + 1)
     pastel = len(scenes) // PASTEL_SHARE
-    pixels = torch.cat([render_pixels(scenes[pastel:]), render_pixels(scenes[:pastel], "pastel")])
+    return torch.cat([render_pixels(scenes[pastel:]), render_pixels(scenes[:pastel], "pastel")])
+
+
+def _train_on_crops(config: TrainConfig, vae: AutoencoderKL, pixels: torch.Tensor) -> bool:
+    """Encoder and decoder on random crops, then the latents standardised; False when the time cap hit."""
+    device = torch.device(config.device)
 
     def step(generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(pixels), (config.vae_batch_size,), generator=generator)
@@ -117,16 +140,61 @@ def train_vae(config: TrainConfig) -> AutoencoderKL | None:
         # L1 keeps flat colours and sharp edges better than MSE at this size
         return F.l1_loss(vae.decode(sample).sample, images) + config.kl_weight * posterior.kl().mean()
 
+    folder = config.work_dir / "vae"
     schedule = _schedule(config, config.vae_steps, config.vae_lr)
     outcome = loop.run(
         folder, {"vae": vae}, list(vae.parameters()), schedule, step, config.seed, config.minutes, "vae"
     )
     if not outcome.finished:
-        return None
+        return False
     vae.eval()
     standardize_latents(vae, pixels)
     loop.save_final(folder, {"vae": vae})
-    return vae.requires_grad_(False)
+    return True
+
+
+def _train_decoder(config: TrainConfig, vae: AutoencoderKL, pixels: torch.Tensor) -> bool:
+    """The decoder alone on whole images: crops leave a frame and shifted colours on whole images. The
+    encoder and the latent convs stay as they are, so every latent (and the corpus cache) is unchanged.
+    False when the time cap hit."""
+    device = torch.device(config.device)
+    vae.requires_grad_(False)
+    parameters = list(vae.decoder.requires_grad_(True).parameters())
+
+    def step(generator: torch.Generator) -> torch.Tensor:
+        index = torch.randint(len(pixels), (config.decoder_batch_size,), generator=generator)
+        images = to_model_range(pixels[index]).to(device)
+        with torch.no_grad():
+            posterior = vae.encode(images).latent_dist
+            noise = torch.randn(posterior.mean.shape, generator=generator).to(device)
+            sample = posterior.mean + posterior.std * noise
+        return F.l1_loss(vae.decode(sample).sample, images)
+
+    folder = config.work_dir / "decoder"
+    schedule = _schedule(config, config.decoder_steps, config.decoder_lr)
+    seed = config.seed + 9
+    outcome = loop.run(folder, {"vae": vae}, parameters, schedule, step, seed, config.minutes, "decoder")
+    if not outcome.finished:
+        return False
+    loop.save_final(folder, {"vae": vae})
+    return True
+
+
+def train_vae(config: TrainConfig) -> AutoencoderKL | None:
+    """The VAE, trained on crops, standardised, then its decoder fine-tuned on whole images."""
+    torch.manual_seed(config.seed)
+    vae = build_vae(config.sizes).to(torch.device(config.device))
+    if loop.is_done(config.work_dir / "decoder"):
+        loop.load_final(config.work_dir / "decoder", {"vae": vae})
+        return vae.eval().requires_grad_(False)
+    pixels = _vae_pixels(config)
+    if loop.is_done(config.work_dir / "vae"):
+        loop.load_final(config.work_dir / "vae", {"vae": vae})
+    elif not _train_on_crops(config, vae, pixels):
+        return None
+    if not _train_decoder(config, vae, pixels):
+        return None
+    return vae.eval().requires_grad_(False)
 
 
 # --- UNet + text encoder --------------------------------------------------------------------------
@@ -139,6 +207,44 @@ def _plain_corpus(config: TrainConfig, vae: AutoencoderKL) -> Corpus:
     )
 
 
+def _unet_step(
+    config: TrainConfig,
+    corpus: Corpus,
+    unet: UNet2DConditionModel,
+    text_encoder: CLIPTextModel,
+    first_step_share: float,
+    caption_dropout: float,
+) -> Callable[[torch.Generator], torch.Tensor]:
+    """One batch's loss for UNet + text encoder: `first_step_share` of it by `first_step_loss`, the rest
+    by the ordinary `diffusion_loss`."""
+    device = torch.device(config.device)
+    captioner = Captioner(load_tokenizer())
+    scheduler = noise_scheduler(config.prediction_type, config.zero_terminal_snr)
+    first = round(config.batch_size * first_step_share)
+
+    def step(generator: torch.Generator) -> torch.Tensor:
+        index = torch.randint(len(corpus.latents), (config.batch_size,), generator=generator)
+        captions = captioner.sample([corpus.combos[i] for i in index], caption_dropout, generator)
+        context = text_encoder(captioner.ids(captions).to(device)).last_hidden_state
+        latents = corpus.latents[index].to(device)
+
+        def predictor(rows: slice) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+            return lambda noisy, timesteps: unet(noisy, timesteps, encoder_hidden_states=context[rows]).sample
+
+        total = torch.zeros((), device=device)
+        if first:
+            total += first * first_step_loss(
+                predictor(slice(None, first)), scheduler, latents[:first], generator
+            )
+        if first < config.batch_size:
+            rest = slice(first, None)
+            loss = diffusion_loss(predictor(rest), scheduler, latents[rest], config.offset_noise, generator)
+            total += (config.batch_size - first) * loss
+        return total / config.batch_size
+
+    return step
+
+
 def train_unet(config: TrainConfig, vae: AutoencoderKL) -> tuple[UNet2DConditionModel, CLIPTextModel] | None:
     """The UNet and the text encoder, trained together from scratch with caption dropout."""
     folder, device = config.work_dir / "unet", torch.device(config.device)
@@ -148,22 +254,7 @@ def train_unet(config: TrainConfig, vae: AutoencoderKL) -> tuple[UNet2DCondition
     if loop.is_done(folder):
         loop.load_final(folder, modules)
         return unet.eval().requires_grad_(False), text_encoder.eval().requires_grad_(False)
-    corpus = _plain_corpus(config, vae)
-    captioner = Captioner(load_tokenizer())
-    scheduler = noise_scheduler(config.prediction_type, config.zero_terminal_snr)
-
-    def step(generator: torch.Generator) -> torch.Tensor:
-        index = torch.randint(len(corpus.latents), (config.batch_size,), generator=generator)
-        captions = captioner.sample([corpus.combos[i] for i in index], config.caption_dropout, generator)
-        context = text_encoder(captioner.ids(captions).to(device)).last_hidden_state
-
-        def predict(noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-            return unet(noisy, timesteps, encoder_hidden_states=context).sample
-
-        return diffusion_loss(
-            predict, scheduler, corpus.latents[index].to(device), config.offset_noise, generator
-        )
-
+    step = _unet_step(config, _plain_corpus(config, vae), unet, text_encoder, 0.0, config.caption_dropout)
     parameters = [*unet.parameters(), *text_encoder.parameters()]
     schedule = _schedule(config, config.unet_steps, config.unet_lr)
     outcome = loop.run(folder, modules, parameters, schedule, step, config.seed + 2, config.minutes, "unet")
@@ -171,6 +262,56 @@ def train_unet(config: TrainConfig, vae: AutoencoderKL) -> tuple[UNet2DCondition
         return None
     loop.save_final(folder, modules)
     return unet.requires_grad_(False), text_encoder.requires_grad_(False)
+
+
+@dataclass(frozen=True)
+class _Phase:
+    name: str  # also its work-dir folder
+    steps: int
+    lr: float
+    first_step_share: float
+    caption_dropout: float
+
+
+def train_layout(
+    config: TrainConfig, vae: AutoencoderKL, unet: UNet2DConditionModel, text_encoder: CLIPTextModel
+) -> tuple[UNet2DConditionModel, CLIPTextModel] | None:
+    """Teach the trained UNet + text encoder where the caption puts the shape (README.md: on SD's
+    schedule even the noisiest inputs show it, so the ordinary loss never needs the position words).
+    Two phases, each resumable in its own folder: "layout", first steps only and no empty captions
+    (caption -> clean latent); then "settle", half first steps and half the ordinary loss with caption
+    dropout, so the other timesteps and CFG's unconditional branch recover. Trains `unet` and
+    `text_encoder` in place."""
+    modules = {"unet": unet, "text_encoder": text_encoder}
+    phases = (
+        _Phase("layout", config.layout_steps, config.layout_lr, first_step_share=1.0, caption_dropout=0.0),
+        _Phase(
+            "settle",
+            config.settle_steps,
+            config.settle_lr,
+            config.settle_first_step_share,
+            config.caption_dropout,
+        ),
+    )
+    corpus = None
+    for number, phase in enumerate(phases):
+        folder = config.work_dir / phase.name
+        if loop.is_done(folder):
+            loop.load_final(folder, modules)
+            continue
+        corpus = corpus or _plain_corpus(config, vae)
+        step = _unet_step(config, corpus, unet, text_encoder, phase.first_step_share, phase.caption_dropout)
+        parameters = [
+            *unet.requires_grad_(True).parameters(),
+            *text_encoder.requires_grad_(True).parameters(),
+        ]
+        schedule = _schedule(config, phase.steps, phase.lr)
+        seed = config.seed + 7 + number
+        outcome = loop.run(folder, modules, parameters, schedule, step, seed, config.minutes, phase.name)
+        if not outcome.finished:
+            return None
+        loop.save_final(folder, modules)
+    return unet.eval().requires_grad_(False), text_encoder.eval().requires_grad_(False)
 
 
 # --- ControlNet -----------------------------------------------------------------------------------
