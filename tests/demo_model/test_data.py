@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -72,6 +73,13 @@ def test_position_phrases_differ_between_positions() -> None:
     right = set(data.caption_variants(Combo("circle", "red", "blue", "right", "large")))
     assert not left & right
     assert "a large red circle on the left, blue background" in left
+
+
+def test_moved_picks_each_other_position_once() -> None:
+    combo = Combo("circle", "red", "blue", "left", "large")
+    moves = [data.moved(combo, pick) for pick in range(4)]
+    assert sorted(m.position for m in moves) == sorted(set(data.ANCHORS) - {"left"})
+    assert {dataclasses.replace(m, position="left") for m in moves} == {combo}
 
 
 def test_scenes_and_images_are_deterministic_per_seed() -> None:

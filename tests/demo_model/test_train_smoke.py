@@ -3,6 +3,7 @@ web UI's loaders (checkpoint, ControlNet) and diffusers (kohya LoRA)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -213,6 +214,11 @@ def test_evaluation_uses_held_out_captions_only() -> None:
     assert {case.combo for case in cases} <= set(split_combos(0).held_out)
     assert cases == evaluation.eval_cases(seed=0, count=40)
     assert len({case.seed for case in cases}) == 40
+    # the ControlNet hint contradicts the caption's position, and changes nothing else
+    for case in cases:
+        assert case.scene.combo.position != case.combo.position
+        assert dataclasses.replace(case.scene.combo, position=case.combo.position) == case.combo
+    assert len({case.scene.combo.position for case in cases}) == 5
 
 
 def test_interrupted_stage_resumes_to_the_same_weights(tmp_path: Path) -> None:

@@ -48,7 +48,9 @@ class TrainConfig:
     # the position words go unlearnt until the layout stage trains it (README.md)
     settle_first_step_share: float = 0.5
     caption_dropout: float = 0.1  # empty captions: the unconditional branch of CFG and negative prompts
+    control_first_step_share: float = 0.25
     control_caption_dropout: float = 0.5  # ControlNet paper: half the prompts empty, so the hint must work
+    control_moved_caption_share: float = 0.5  # captions naming another position: the hint must win
     kl_weight: float = 1e-6
     lora_rank: int = 8
     vae_lr: float = 1e-3

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Literal
 
@@ -137,6 +137,11 @@ def caption_variants(combo: Combo) -> list[str]:
 
 def random_caption(combo: Combo, rng: random.Random) -> str:
     return rng.choice(caption_variants(combo))
+
+
+def moved(combo: Combo, pick: int) -> Combo:
+    """The combo at the `pick`-th (0-3) of the four other positions."""
+    return replace(combo, position=[p for p in ANCHORS if p != combo.position][pick])
 
 
 def sample_scene(combo: Combo, rng: random.Random) -> Scene:

@@ -21,6 +21,7 @@ from tools.demo_model.data import (
     Combo,
     Scene,
     control_image,
+    moved,
     random_caption,
     render,
     sample_scene,
@@ -49,18 +50,21 @@ class EvalCase:
     combo: Combo
     caption: str
     seed: int
-    scene: Scene  # the ControlNet hint's scene (the caption's combo, jittered)
+    scene: Scene  # the ControlNet hint's scene: the caption's combo at another position, jittered
 
 
 def eval_cases(seed: int, count: int) -> list[EvalCase]:
-    """`count` held-out combos (cycling through them in a seeded order), one random phrasing each."""
+    """`count` held-out combos (cycling through them in a seeded order), one random phrasing each; the
+    hint puts the shape elsewhere than the caption says, so following it is the ControlNet's doing."""
     held_out = list(split_combos(seed).held_out)
-    rng = random.Random(seed + 100)
+    rng, moves = random.Random(seed + 100), random.Random(seed + 200)
     rng.shuffle(held_out)
     cases = []
     for i in range(count):
         combo = held_out[i % len(held_out)]
-        cases.append(EvalCase(combo, random_caption(combo, rng), FIRST_SEED + i, sample_scene(combo, rng)))
+        caption = random_caption(combo, rng)
+        scene = sample_scene(moved(combo, moves.randrange(4)), rng)
+        cases.append(EvalCase(combo, caption, FIRST_SEED + i, scene))
     return cases
 
 

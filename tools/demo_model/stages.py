@@ -19,7 +19,7 @@ from transformers import CLIPTextModel
 from tools.demo_model import loop
 from tools.demo_model.config import TrainConfig
 from tools.demo_model.corpus import Captioner, Corpus, hint_batch, load_corpus, render_pixels, to_model_range
-from tools.demo_model.data import sample_scenes, split_combos
+from tools.demo_model.data import moved, sample_scenes, split_combos
 from tools.demo_model.models import (
     build_controlnet,
     build_text_encoder,
@@ -33,6 +33,8 @@ from tools.demo_model.models import (
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
 PASTEL_SHARE = 4  # one VAE training image in 4 is pastel, so the VAE also reconstructs the LoRA's style
 VAE_CROP = 32  # the VAE trains on random 32x32 crops: 4x cheaper than whole images, same local content
+
+Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (noisy latents, timesteps) -> output
 
 
 def _schedule(config: TrainConfig, steps: int, lr: float) -> loop.Schedule:
@@ -51,7 +53,7 @@ def _target(
 
 
 def diffusion_loss(
-    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    predict: Predictor,
     scheduler: DDPMScheduler,
     latents: torch.Tensor,
     offset_noise: float,
@@ -69,7 +71,7 @@ def diffusion_loss(
 
 
 def first_step_loss(
-    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    predict: Predictor,
     scheduler: DDPMScheduler,
     latents: torch.Tensor,
     generator: torch.Generator,
@@ -84,6 +86,27 @@ def first_step_loss(
     kept = scheduler.alphas_cumprod[last].to(latents.device)
     implied_noise = (noise - kept.sqrt() * latents) / (1 - kept).sqrt()
     return F.mse_loss(predict(noise, timesteps), _target(scheduler, latents, implied_noise, timesteps))
+
+
+def mixed_loss(
+    predictor: Callable[[slice], Predictor],
+    scheduler: DDPMScheduler,
+    latents: torch.Tensor,
+    first_steps: int,
+    offset_noise: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The batch's mean loss: its first `first_steps` rows by `first_step_loss`, the rest by
+    `diffusion_loss`; `predictor(rows)` is the model for those rows (their captions, hints)."""
+    total = torch.zeros((), device=latents.device)
+    if first_steps:
+        rows = slice(None, first_steps)
+        total += first_steps * first_step_loss(predictor(rows), scheduler, latents[rows], generator)
+    if first_steps < len(latents):
+        rows = slice(first_steps, None)
+        loss = diffusion_loss(predictor(rows), scheduler, latents[rows], offset_noise, generator)
+        total += (len(latents) - first_steps) * loss
+    return total / len(latents)
 
 
 # --- VAE ------------------------------------------------------------------------------------------
@@ -228,19 +251,10 @@ def _unet_step(
         context = text_encoder(captioner.ids(captions).to(device)).last_hidden_state
         latents = corpus.latents[index].to(device)
 
-        def predictor(rows: slice) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        def predictor(rows: slice) -> Predictor:
             return lambda noisy, timesteps: unet(noisy, timesteps, encoder_hidden_states=context[rows]).sample
 
-        total = torch.zeros((), device=device)
-        if first:
-            total += first * first_step_loss(
-                predictor(slice(None, first)), scheduler, latents[:first], generator
-            )
-        if first < config.batch_size:
-            rest = slice(first, None)
-            loss = diffusion_loss(predictor(rest), scheduler, latents[rest], config.offset_noise, generator)
-            total += (config.batch_size - first) * loss
-        return total / config.batch_size
+        return mixed_loss(predictor, scheduler, latents, first, config.offset_noise, generator)
 
     return step
 
@@ -320,7 +334,9 @@ def train_layout(
 def train_controlnet(
     config: TrainConfig, vae: AutoencoderKL, unet: UNet2DConditionModel, text_encoder: CLIPTextModel
 ) -> ControlNetModel | None:
-    """A ControlNet copied from the trained UNet, taught to follow the edge hints (UNet and text frozen)."""
+    """A ControlNet copied from the trained UNet, taught to follow the edge hints (UNet and text frozen).
+    Some captions name another position than the hint's, so the hint wins over the prompt's position
+    words; some of each batch by `first_step_loss`, as the first sampling step decides the layout."""
     folder, device = config.work_dir / "controlnet", torch.device(config.device)
     controlnet = build_controlnet(unet, config.sizes).to(device)
     if loop.is_done(folder):
@@ -329,31 +345,42 @@ def train_controlnet(
     corpus = _plain_corpus(config, vae)
     captioner = Captioner(load_tokenizer())
     scheduler = noise_scheduler(config.prediction_type, config.zero_terminal_snr)
+    first = round(config.batch_size * config.control_first_step_share)
 
     def step(generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(corpus.latents), (config.batch_size,), generator=generator)
-        captions = captioner.sample(
-            [corpus.combos[i] for i in index], config.control_caption_dropout, generator
-        )
+        moves = (torch.rand(len(index), generator=generator) < config.control_moved_caption_share).tolist()
+        picks = torch.randint(4, (len(index),), generator=generator).tolist()
+        combos = [
+            moved(corpus.combos[i], pick) if move else corpus.combos[i]
+            for i, move, pick in zip(index.tolist(), moves, picks, strict=True)
+        ]
+        captions = captioner.sample(combos, config.control_caption_dropout, generator)
         with torch.no_grad():
             context = text_encoder(captioner.ids(captions).to(device)).last_hidden_state
         hint = hint_batch(corpus.hints[index]).to(device)
 
-        def predict(noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-            down, middle = controlnet(
-                noisy, timesteps, encoder_hidden_states=context, controlnet_cond=hint, return_dict=False
-            )
-            return unet(
-                noisy,
-                timesteps,
-                encoder_hidden_states=context,
-                down_block_additional_residuals=down,
-                mid_block_additional_residual=middle,
-            ).sample
+        def predictor(rows: slice) -> Predictor:
+            def predict(noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+                down, middle = controlnet(
+                    noisy,
+                    timesteps,
+                    encoder_hidden_states=context[rows],
+                    controlnet_cond=hint[rows],
+                    return_dict=False,
+                )
+                return unet(
+                    noisy,
+                    timesteps,
+                    encoder_hidden_states=context[rows],
+                    down_block_additional_residuals=down,
+                    mid_block_additional_residual=middle,
+                ).sample
 
-        return diffusion_loss(
-            predict, scheduler, corpus.latents[index].to(device), config.offset_noise, generator
-        )
+            return predict
+
+        latents = corpus.latents[index].to(device)
+        return mixed_loss(predictor, scheduler, latents, first, config.offset_noise, generator)
 
     schedule = _schedule(config, config.controlnet_steps, config.controlnet_lr)
     outcome = loop.run(
