@@ -23,7 +23,7 @@ class TrainConfig:
     batch_size: int = 32  # UNet, ControlNet and LoRA stages (16x16 latents)
     vae_batch_size: int = 32  # 32x32 crops: a quarter of the cost of whole images
     decoder_batch_size: int = 16  # whole images
-    # steps per stage: ~85 min in total on 2 CPU cores with FULL sizes (see README.md)
+    # steps per stage: ~95 min in total on 2 CPU cores with FULL sizes (see README.md)
     vae_steps: int = 800
     decoder_steps: int = 300  # then the VAE's decoder alone on whole images
     unet_steps: int = 5000
@@ -48,7 +48,7 @@ class TrainConfig:
     # the position words go unlearnt until the layout stage trains it (README.md)
     settle_first_step_share: float = 0.5
     caption_dropout: float = 0.1  # empty captions: the unconditional branch of CFG and negative prompts
-    control_first_step_share: float = 0.25
+    control_first_step_share: float = 0.5
     control_caption_dropout: float = 0.5  # ControlNet paper: half the prompts empty, so the hint must work
     control_moved_caption_share: float = 0.5  # captions naming another position: the hint must win
     kl_weight: float = 1e-6
@@ -58,7 +58,7 @@ class TrainConfig:
     unet_lr: float = 5e-4
     layout_lr: float = 3e-4
     settle_lr: float = 2e-4
-    controlnet_lr: float = 3e-4
+    controlnet_lr: float = 1e-3
     lora_lr: float = 1e-3
     warmup: int = 100  # steps of linear learning-rate warm-up at the start of every stage
     save_every: int = 200
