@@ -71,6 +71,16 @@ def test_combined_sampler_name_is_split_as_a1111_does(running_app):
     assert "Sampler: DPM++ 2M, Schedule type: Karras," in info["infotexts"][0]
 
 
+def test_cfg_rescale_changes_the_image_and_is_recorded(running_app):
+    _, url = running_app
+    plain = txt2img(url, prompt="x", seed=3, cfg_scale=30).json()
+    body = txt2img(url, prompt="x", seed=3, cfg_scale=30, cfg_rescale=0.7).json()
+    assert body["parameters"]["cfg_rescale"] == 0.7
+    assert "CFG Rescale: 0.7," in json.loads(body["info"])["infotexts"][0]
+    assert "CFG Rescale" not in json.loads(plain["info"])["infotexts"][0]
+    assert decode(body["images"][0]).tobytes() != decode(plain["images"][0]).tobytes()
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
@@ -79,6 +89,7 @@ def test_combined_sampler_name_is_split_as_a1111_does(running_app):
         ({"sampler_name": "Euler z"}, "Euler a"),  # the error lists the valid names
         ({"enable_hr": True}, "enable_hr"),
         ({"override_settings": {"no_such_option": 1}}, "no_such_option"),
+        ({"cfg_rescale": 1.5}, "cfg_rescale"),
     ],
 )
 def test_invalid_payload_is_422_with_reason(running_app, payload, reason):

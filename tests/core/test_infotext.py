@@ -81,6 +81,18 @@ def test_key_order_follows_a1111_with_extras_in_known_places() -> None:
     )
 
 
+def test_cfg_rescale_is_written_after_a1111s_keys_and_read_in_every_spelling() -> None:
+    extra = {"TI hashes": "x", "RNG": "CPU"}
+    text = infotext.build(PARAMS.replace(cfg_rescale=0.7, clip_skip=2), extra=extra, version="v1")
+    assert text.endswith("Size: 512x512, Clip skip: 2, RNG: CPU, CFG Rescale: 0.7, TI hashes: x, Version: v1")
+    assert "CFG Rescale" not in infotext.build(PARAMS)  # 0: plain CFG, left out
+    for key in ("CFG Rescale", "CFG Rescale φ", "CFG Rescale phi"):  # ours (reForge's), the extensions'
+        assert infotext.to_params(infotext.parse(f"cat\nSteps: 5, {key}: 0.5, Seed: 1")).cfg_rescale == 0.5
+    assert infotext.to_params({"Prompt": "x"}).cfg_rescale == 0.0
+    with pytest.raises(InvalidParameter, match="'CFG Rescale'"):
+        infotext.to_params({"CFG Rescale": "strong"})
+
+
 def test_schedule_type_is_written_as_in_effect() -> None:
     assert "Sampler: DPM++ 2M, Schedule type: Exponential," in infotext.build(
         PARAMS.replace(scheduler="Exponential")
@@ -237,6 +249,7 @@ def txt2img(draw: st.DrawFn) -> Txt2Img:
         width=draw(st.integers(8, 256)) * 8,
         height=draw(st.integers(8, 256)) * 8,
         clip_skip=draw(st.integers(1, 12)),
+        cfg_rescale=draw(st.floats(0, 1)),
     )
 
 

@@ -118,7 +118,7 @@ def test_checkpoint_loads_through_the_web_ui_loader(
     metadata = read_metadata(files.checkpoint)
     assert metadata["modelspec.resolution"] == "64x64"
     assert json.loads(metadata["webui.default_params"])["width"] == 64
-    assert loaded.defaults == GenerationDefaults(width=64, height=64, steps=20, cfg_scale=7.0)
+    assert loaded.defaults == GenerationDefaults(width=64, height=64, steps=20, cfg_scale=7.0, cfg_rescale=0.7)
     image = pipe(
         "a large red circle on the left, blue background",
         num_inference_steps=2,

@@ -1,4 +1,4 @@
-"""A checkpoint's default size, steps and CFG from its safetensors metadata."""
+"""A checkpoint's default size, steps, CFG and CFG Rescale from its safetensors metadata."""
 
 from __future__ import annotations
 
@@ -25,9 +25,12 @@ def test_modelspec_resolution_sets_width_and_height() -> None:
 def test_webui_params_win_over_the_resolution() -> None:
     metadata = {
         "modelspec.resolution": "1024x1024",
-        "webui.default_params": json.dumps({"width": 64, "height": 96, "steps": 12, "cfg_scale": 5}),
+        "webui.default_params": json.dumps(
+            {"width": 64, "height": 96, "steps": 12, "cfg_scale": 5, "cfg_rescale": 0.7}
+        ),
     }
-    assert read_defaults(metadata, 1024) == GenerationDefaults(width=64, height=96, steps=12, cfg_scale=5.0)
+    expected = GenerationDefaults(width=64, height=96, steps=12, cfg_scale=5.0, cfg_rescale=0.7)
+    assert read_defaults(metadata, 1024) == expected
 
 
 def test_a_subset_of_params_keeps_the_rest() -> None:
@@ -47,6 +50,7 @@ def test_a_subset_of_params_keeps_the_rest() -> None:
         ({"webui.default_params": '{"steps": 2.5}'}, "steps 2.5"),
         ({"webui.default_params": '{"cfg_scale": "high"}'}, "cfg_scale 'high'"),
         ({"webui.default_params": '{"width": true}'}, "width True"),
+        ({"webui.default_params": '{"cfg_rescale": 1.5}'}, "cfg_rescale 1.5 is not a number from 0 to 1"),
     ],
 )
 def test_broken_entries_are_named_in_the_log_and_ignored(

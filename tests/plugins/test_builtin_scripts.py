@@ -77,6 +77,7 @@ def test_xyz_values_are_checked_before_generating(app):
     steps = xyz.find_axis("Steps", False)
     assert xyz.parse_values("1-5 (+2), 8", steps) == [1, 3, 5, 8]
     assert xyz.parse_values("1-2 [3]", xyz.find_axis("CFG Scale", False)) == [1.0, 1.5, 2.0]
+    assert xyz.parse_values("0, 0.7", xyz.find_axis("CFG Rescale", False)) == [0.0, 0.7]
     with pytest.raises(InvalidParameter, match="'many' is not a valid Steps value"):
         xyz.parse_values("1, many", steps)
     with pytest.raises(InvalidParameter, match="unknown axis type 'Denoising'"):
@@ -101,15 +102,17 @@ def test_prompt_matrix_combines_the_parts(app):
 
 
 def test_prompts_from_textbox_one_generation_a_line(app):
-    lines = 'a dog\n\n--prompt "a bird" --negative_prompt "blurry" --seed 9 --steps 2\n'
+    lines = 'a dog\n\n--prompt "a bird" --negative_prompt "blurry" --seed 9 --steps 2 --cfg_rescale 0.5\n'
     params = BASE.replace(
         prompt="", script_name="Prompts from file or textbox", script_args=(False, False, "start", lines)
     )
     result = app.generate(params, save_images=False)
     fields = [infotext.parse(text) for text in result.infotexts]
-    assert [(f["Prompt"], f["Negative prompt"], f["Seed"], f["Steps"]) for f in fields] == [
-        ("a dog", "", "3", "1"),
-        ("a bird", "blurry", "9", "2"),
+    assert [
+        (f["Prompt"], f["Negative prompt"], f["Seed"], f["Steps"], f.get("CFG Rescale")) for f in fields
+    ] == [
+        ("a dog", "", "3", "1", None),
+        ("a bird", "blurry", "9", "2", "0.5"),
     ]
     with pytest.raises(InvalidParameter, match="unknown option '--colour'"):
         app.generate(params.replace(script_args=(False, False, "start", "--colour red")))

@@ -52,18 +52,22 @@ def test_reads_every_field_the_infotext_names() -> None:
     assert pasted.values == {
         "prompt": "a red cube, (shiny:1.2)\nsecond line", "negative_prompt": "blurry, low quality",
         "steps": 13, "sampler_name": "Euler", "scheduler": "Karras", "cfg_scale": 6.5, "seed": 4242,
-        "width": 64, "height": 96, "clip_skip": 2,
+        "width": 64, "height": 96, "clip_skip": 2, "cfg_rescale": 0.0,
     }  # fmt: skip
     assert pasted.fields["Model"] == "tiny-b" and pasted.warnings == []
 
 
 def test_absent_fields_keep_their_value_except_those_a1111_resets() -> None:
     pasted = paste.read("just a prompt\nSteps: 5, Sampler: DPM++ 2M Karras, Seed: 7")
-    # Prompts, Clip skip (→ 1) and Schedule type (→ Automatic) are always set; size and CFG are not.
+    # Prompts, Clip skip (→ 1), CFG Rescale (→ 0) and Schedule type (→ Automatic) are always set; size
+    # and CFG are not.
     assert pasted.values == {
         "prompt": "just a prompt", "negative_prompt": "", "steps": 5, "seed": 7,
-        "sampler_name": "DPM++ 2M", "scheduler": "Automatic", "clip_skip": 1,
+        "sampler_name": "DPM++ 2M", "scheduler": "Automatic", "clip_skip": 1, "cfg_rescale": 0.0,
     }  # fmt: skip
+    assert (
+        paste.read("cat\nSteps: 5, Seed: 1, CFG Rescale phi: 0.3").values["cfg_rescale"] == 0.3
+    )  # the extension's
     # Without a parameters line everything is prompt, as in A1111.
     assert paste.read("only words, here").values["prompt"] == "only words, here"
     assert "steps" not in paste.read("only words, here").values

@@ -1,7 +1,8 @@
 """Score the exported files as a user gets them: loaded by the web UI's own loaders and sampler table.
 
 Held-out captions (combos training never saw), fixed seeds, 20 steps of DPM++ 2M (A1111's default
-sampler), CFG 7, at the model's native 64x64; every image read back by the pixel scorer (score.py).
+sampler), CFG 7 with the CFG Rescale the checkpoint asks for (the UI's default for it), at the model's
+native 64x64; every image read back by the pixel scorer (score.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tools.demo_model.data import (
 from tools.demo_model.export import NATIVE_SIZE, ExportedFiles
 from tools.demo_model.score import accuracy, iou, judge, read_image, saturation
 from webui.core import samplers
+from webui.engine import cfg_rescale
 from webui.engine.controlnet import load_controlnet
 from webui.engine.loader import LoadedCheckpoint, load_checkpoint
 from webui.engine.schedulers import make_scheduler
@@ -77,6 +79,7 @@ class Report:
     saturation_on: float  # with the pastel LoRA at weight 1
     seconds_per_image: float  # one 64x64 image, 20 steps, CFG, batch 1
     threads: int
+    cfg_rescale: float  # the checkpoint's default, used throughout
 
     def checks(self) -> dict[str, bool]:
         results = {key: self.accuracy[key] >= THRESHOLDS[key] for key in ("color", "background", "position")}
@@ -89,7 +92,7 @@ class Report:
         marks = {k: "ok" if v else "FAIL" for k, v in self.checks().items()}
         acc = self.accuracy
         return [
-            f"held-out txt2img ({SAMPLER}, {STEPS} steps, CFG {CFG_SCALE:g}):",
+            f"held-out txt2img ({SAMPLER}, {STEPS} steps, CFG {CFG_SCALE:g}, CFG Rescale {self.cfg_rescale:g}):",
             *(f"  {key:<10} {acc[key]:6.1%}  {marks.get(key, '')}" for key in acc),
             f"ControlNet IoU {self.control_iou:.3f} (prompt alone {self.control_iou_without:.3f})  {marks['control_iou']}",
             f"LoRA saturation off {self.saturation_off:.3f} on {self.saturation_on:.3f}  {marks['lora']}",
@@ -106,40 +109,45 @@ def load(files: ExportedFiles, device: torch.device) -> LoadedCheckpoint:
     return loaded
 
 
-def generate(pipe: StableDiffusionPipeline, cases: Sequence[EvalCase], **extra: object) -> list[np.ndarray]:
-    """Images (uint8 H x W x 3) for the cases, in batches; `extra` goes to the pipeline (ControlNet hints
-    are built here from the cases' scenes when the pipeline takes them)."""
+def generate(
+    pipe: StableDiffusionPipeline, cases: Sequence[EvalCase], rescale: float, **extra: object
+) -> list[np.ndarray]:
+    """Images (uint8 H x W x 3) for the cases, in batches, with CFG Rescale `rescale` (the web UI's hook);
+    `extra` goes to the pipeline (ControlNet hints are built here from the cases' scenes when the
+    pipeline takes them)."""
     images = []
     for start in range(0, len(cases), BATCH):
         batch = cases[start : start + BATCH]
         if isinstance(pipe, StableDiffusionControlNetPipeline):
             extra["image"] = [control_image(render(case.scene)) for case in batch]
-        output = pipe(
-            prompt=[case.caption for case in batch],
-            num_inference_steps=STEPS,
-            guidance_scale=CFG_SCALE,
-            height=NATIVE_SIZE,
-            width=NATIVE_SIZE,
-            generator=[torch.Generator().manual_seed(case.seed) for case in batch],
-            output_type="np",
-            **extra,
-        )
+        with cfg_rescale.installed(pipe.unet, CFG_SCALE, rescale, len(batch)):
+            output = pipe(
+                prompt=[case.caption for case in batch],
+                num_inference_steps=STEPS,
+                guidance_scale=CFG_SCALE,
+                height=NATIVE_SIZE,
+                width=NATIVE_SIZE,
+                generator=[torch.Generator().manual_seed(case.seed) for case in batch],
+                output_type="np",
+                **extra,
+            )
         images.extend((np.clip(output.images, 0, 1) * 255).round().astype(np.uint8))
     return images
 
 
-def seconds_per_image(pipe: StableDiffusionPipeline, repeats: int = 3) -> float:
+def seconds_per_image(pipe: StableDiffusionPipeline, rescale: float, repeats: int = 3) -> float:
     def once() -> float:
         started = time.perf_counter()
-        pipe(
-            SPEED_PROMPT,
-            num_inference_steps=STEPS,
-            guidance_scale=CFG_SCALE,
-            height=NATIVE_SIZE,
-            width=NATIVE_SIZE,
-            generator=torch.Generator().manual_seed(0),
-            output_type="np",
-        )
+        with cfg_rescale.installed(pipe.unet, CFG_SCALE, rescale, 1):
+            pipe(
+                SPEED_PROMPT,
+                num_inference_steps=STEPS,
+                guidance_scale=CFG_SCALE,
+                height=NATIVE_SIZE,
+                width=NATIVE_SIZE,
+                generator=torch.Generator().manual_seed(0),
+                output_type="np",
+            )
         return time.perf_counter() - started
 
     once()  # warm-up
@@ -159,21 +167,21 @@ def evaluate(
     if not count >= max(control_count, lora_count) > 0:
         raise ValueError("evaluate needs count >= control_count, lora_count > 0")
     loaded = load(files, torch.device(device))
-    pipe = loaded.pipe
+    pipe, rescale = loaded.pipe, loaded.defaults.cfg_rescale
     cases = eval_cases(seed, count)
-    plain = generate(pipe, cases)
+    plain = generate(pipe, cases, rescale)
     marks = [judge(read_image(image), case.combo) for image, case in zip(plain, cases, strict=True)]
 
     controlnet = load_controlnet(files.controlnet, loaded, torch.device(device), torch.float32)
     control_pipe = StableDiffusionControlNetPipeline.from_pipe(pipe, controlnet=controlnet)
     control_pipe.set_progress_bar_config(disable=True)
-    controlled = generate(control_pipe, cases[:control_count])
+    controlled = generate(control_pipe, cases[:control_count], rescale)
     targets = [shape_mask(case.scene) for case in cases[:control_count]]
     with_control = [iou(read_image(img).mask, t) for img, t in zip(controlled, targets, strict=True)]
     without = [iou(read_image(img).mask, t) for img, t in zip(plain, targets, strict=False)]
 
     pipe.load_lora_weights(load_file(files.lora), adapter_name="pastel")
-    pastel = generate(pipe, cases[:lora_count])
+    pastel = generate(pipe, cases[:lora_count], rescale)
     pipe.unload_lora_weights()
 
     return Report(
@@ -182,6 +190,7 @@ def evaluate(
         control_iou_without=float(np.mean(without)),
         saturation_off=float(np.mean([saturation(i) for i in plain[:lora_count]])),
         saturation_on=float(np.mean([saturation(i) for i in pastel])),
-        seconds_per_image=seconds_per_image(pipe),
+        seconds_per_image=seconds_per_image(pipe, rescale),
         threads=torch.get_num_threads(),
+        cfg_rescale=rescale,
     )

@@ -35,6 +35,7 @@ class Txt2ImgRequest(BaseModel):
     n_iter: int = 1
     steps: int = 50
     cfg_scale: float = 7.0
+    cfg_rescale: float = 0.0  # CFG Rescale φ (not in A1111's core API; SD.Next, Forge and extensions have it)
     width: int = 512
     height: int = 512
     override_settings: dict[str, Any] = Field(default_factory=dict)
@@ -60,6 +61,7 @@ class Txt2ImgRequest(BaseModel):
             negative_prompt=self.negative_prompt,
             steps=self.steps,
             cfg_scale=self.cfg_scale,
+            cfg_rescale=self.cfg_rescale,
             sampler_name=self.sampler_name or self.sampler_index,
             scheduler=self.scheduler or "Automatic",
             seed=self.seed,

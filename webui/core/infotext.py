@@ -55,6 +55,10 @@ A1111_KEY_ORDER = (
     "Tiling",
 )
 
+# CFG Rescale φ, as reForge writes it; the A1111 extensions' spellings are read too
+CFG_RESCALE_KEY = "CFG Rescale"
+CFG_RESCALE_ALIASES = (CFG_RESCALE_KEY, "CFG Rescale φ", "CFG Rescale phi")
+
 Value = str | int | float | bool
 
 _KEY = re.compile(r"\w[\w \-/]+")
@@ -128,6 +132,7 @@ def build(
         }
     )
     fields.update(_inpaint_fields(params))
+    fields[CFG_RESCALE_KEY] = params.cfg_rescale or None  # not an A1111 key: after its keys, 0 left out
     # What extensions added (p.extra_generation_params), then the engine's own extras, which win.
     fields.update(getattr(params, "extra_generation_params", ()))
     fields.update(extra or {})
@@ -214,7 +219,8 @@ def _number(fields: Mapping[str, str], key: str, kind: type[int | float]) -> int
 
 
 def to_params(fields: Mapping[str, str]) -> Txt2Img:
-    """Txt2Img from parsed infotext fields; missing keys take A1111's defaults (no Clip skip → 1).
+    """Txt2Img from parsed infotext fields; missing keys take A1111's defaults (no Clip skip → 1, no
+    CFG Rescale → 0).
 
     The sampler is split as A1111 does ("DPM++ 2M Karras" → DPM++ 2M + Automatic), "Size" gives width
     and height, and "Model" (or "Model hash" without it) selects the checkpoint. Not validated: call
@@ -230,6 +236,7 @@ def to_params(fields: Mapping[str, str]) -> Txt2Img:
         if size is None:
             raise InvalidParameter(f"Infotext 'Size' must look like 512x768, got {fields['Size']!r}")
         width, height = int(size[1]), int(size[2])
+    rescale_key = next((key for key in CFG_RESCALE_ALIASES if key in fields), CFG_RESCALE_KEY)
     numbers = {
         name: value
         for name, value in (
@@ -237,6 +244,7 @@ def to_params(fields: Mapping[str, str]) -> Txt2Img:
             ("cfg_scale", _number(fields, "CFG scale", float)),
             ("seed", _number(fields, "Seed", int)),
             ("clip_skip", _number(fields, "Clip skip", int)),
+            ("cfg_rescale", _number(fields, rescale_key, float)),
         )
         if value is not None
     }

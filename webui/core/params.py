@@ -107,6 +107,7 @@ class Txt2Img:
     negative_prompt: str = ""
     steps: int = 20
     cfg_scale: float = 7.0
+    cfg_rescale: float = 0.0  # CFG Rescale φ (engine.cfg_rescale); 0 is plain CFG
     sampler_name: str = "DPM++ 2M"
     scheduler: str = "Automatic"
     seed: int = -1
@@ -130,6 +131,7 @@ class Txt2Img:
         """Raise InvalidParameter naming the first field that is out of range."""
         _check_range("steps", self.steps, 1, 150)
         _check_range("cfg_scale", self.cfg_scale, 0.0, 30.0)
+        _check_range("cfg_rescale", self.cfg_rescale, 0.0, 1.0)
         for name in ("width", "height"):
             value = getattr(self, name)
             _check_range(name, value, MIN_SIDE, MAX_SIDE)

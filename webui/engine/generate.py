@@ -20,7 +20,7 @@ from webui import __version__
 from webui.core import infotext, prompts, samplers
 from webui.core.errors import InvalidParameter
 from webui.core.params import Img2Img, Result, Txt2Img
-from webui.engine import composable, conditioning, controlnet, img2img, memory, previews
+from webui.engine import cfg_rescale, composable, conditioning, controlnet, img2img, memory, previews
 from webui.engine.loader import LoadedCheckpoint
 from webui.engine.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
 from webui.engine.manager import ModelManager
@@ -274,7 +274,15 @@ def _run_batch(
         inputs = task.inputs(noise.to(pipe.device, latents_dtype), generators, seeds)
         # ControlNet's UNet hook first: it must see diffusers' own batch (composable AND expands it)
         controlled = control.installed(pipe, len(seeds)) if control else nullcontext()
-        with autocast, controlled, hooks.denoising(pipe, params, len(seeds)), text.guiding(pipe.unet):
+        rescaled = cfg_rescale.installed(pipe.unet, params.cfg_scale, params.cfg_rescale, len(seeds))
+        # CFG Rescale's hook after composable's: it rescales the folded [uncond, cond] batch
+        with (
+            autocast,
+            controlled,
+            hooks.denoising(pipe, params, len(seeds)),
+            text.guiding(pipe.unet),
+            rescaled,
+        ):
             output = pipe(
                 **text.kwargs(0),
                 **inputs,

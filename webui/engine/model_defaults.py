@@ -1,10 +1,12 @@
-"""The generation settings a checkpoint says it wants (native size, steps, CFG), read from its metadata.
+"""The generation settings a checkpoint says it wants (native size, steps, CFG, CFG Rescale), read from
+its metadata.
 
 Two safetensors metadata entries are read:
 - `modelspec.resolution`: the Stability model-spec field, "<width>x<height>", e.g. "1024x1024";
-- `webui.default_params`: JSON such as {"width": 64, "height": 64, "steps": 20, "cfg_scale": 7.0}, which
-  the bundled demo model carries (any subset of those keys; it wins over modelspec.resolution).
-A checkpoint without them gets its architecture's native size and the usual 20 steps, CFG 7.
+- `webui.default_params`: JSON such as {"width": 64, "height": 64, "steps": 20, "cfg_scale": 7.0,
+  "cfg_rescale": 0.7}, which the bundled demo model carries (any subset of those keys; it wins over
+  modelspec.resolution).
+A checkpoint without them gets its architecture's native size and the usual 20 steps, CFG 7, no rescale.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ PARAMS_KEY = "webui.default_params"
 SIDE_RANGE = (64, 2048)  # the width/height sliders' range
 STEPS_RANGE = (1, 150)
 CFG_RANGE = (1.0, 30.0)
+CFG_RESCALE_RANGE = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class GenerationDefaults:
     height: int = _UI.height
     steps: int = _UI.steps
     cfg_scale: float = _UI.cfg_scale
+    cfg_rescale: float = _UI.cfg_rescale
 
 
 class BadDefaults(ValueError):
@@ -80,6 +84,10 @@ def _params(text: str) -> dict[str, Any]:
         found["steps"] = _in_range(given["steps"], "steps", (int,), STEPS_RANGE)
     if "cfg_scale" in given:
         found["cfg_scale"] = float(_in_range(given["cfg_scale"], "cfg_scale", (int, float), CFG_RANGE))
+    if "cfg_rescale" in given:
+        found["cfg_rescale"] = float(
+            _in_range(given["cfg_rescale"], "cfg_rescale", (int, float), CFG_RESCALE_RANGE)
+        )
     return found
 
 

@@ -76,13 +76,19 @@ class GenerationTab:
 
 
 def model_defaults(app: App) -> Txt2Img:
-    """Txt2Img's defaults with the loaded checkpoint's own size, steps and CFG (its metadata, else its
-    architecture's native size): the page opens ready for the model the server started with."""
+    """Txt2Img's defaults with the loaded checkpoint's own size, steps, CFG and CFG Rescale (its metadata,
+    else its architecture's native size): the page opens ready for the model the server started with."""
     loaded = app.manager.current
     if loaded is None:
         return Txt2Img()
     wanted = loaded.defaults
-    return Txt2Img(width=wanted.width, height=wanted.height, steps=wanted.steps, cfg_scale=wanted.cfg_scale)
+    return Txt2Img(
+        width=wanted.width,
+        height=wanted.height,
+        steps=wanted.steps,
+        cfg_scale=wanted.cfg_scale,
+        cfg_rescale=wanted.cfg_rescale,
+    )
 
 
 def build_generation_tab(
@@ -133,9 +139,14 @@ def build_generation_tab(
             with gr.Row():
                 n_iter = gr.Slider(1, 100, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count")
                 batch_size = gr.Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{name}_batch_size")
-            cfg_scale = gr.Slider(
-                1, 30, value=defaults.cfg_scale, step=0.5, label="CFG Scale", elem_id=f"{name}_cfg_scale"
-            )
+            with gr.Row():
+                cfg_scale = gr.Slider(
+                    1, 30, value=defaults.cfg_scale, step=0.5, label="CFG Scale", elem_id=f"{name}_cfg_scale"
+                )
+                cfg_rescale = gr.Slider(
+                    0, 1, value=defaults.cfg_rescale, step=0.05, label="CFG Rescale",
+                    elem_id=f"{name}_cfg_rescale", info="for zero-terminal-SNR models (0.7); 0: plain CFG",
+                )
             with gr.Row(equal_height=True):
                 seed = gr.Number(label="Seed", value=-1, precision=0, elem_id=f"{name}_seed", scale=4)
                 random_seed = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=40)
@@ -170,7 +181,7 @@ def build_generation_tab(
     controls: dict[str, gr.components.Component] = {
         "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "scheduler": schedule,
         "steps": steps, "cfg_scale": cfg_scale, "seed": seed, "width": width, "height": height,
-        "n_iter": n_iter, "batch_size": batch_size, "clip_skip": clip_skip,
+        "n_iter": n_iter, "batch_size": batch_size, "clip_skip": clip_skip, "cfg_rescale": cfg_rescale,
     }  # fmt: skip
     base_names = list(controls)
     for section in built_sections:
@@ -249,6 +260,7 @@ def _base_params(values: dict[str, Any]) -> Txt2Img:
         scheduler=values["scheduler"],
         steps=int(values["steps"]),
         cfg_scale=float(values["cfg_scale"]),
+        cfg_rescale=float(values["cfg_rescale"]),
         seed=int(seed if seed is not None else -1),
         width=int(values["width"]),
         height=int(values["height"]),

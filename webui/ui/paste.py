@@ -1,7 +1,8 @@
 """Infotext → a generation tab's controls: the ↙ paste button, and PNG Info's "Send to" uses it too.
 
 Every parameter the infotext names is set; the others keep their value, except those A1111 resets when
-absent (the prompts, Clip skip → 1, Schedule type → Automatic and, for img2img, the inpaint fields).
+absent (the prompts, Clip skip → 1, CFG Rescale → 0, Schedule type → Automatic and, for img2img, the
+inpaint fields).
 The checkpoint is switched only when the option `disable_weights_auto_swap` is off, as in A1111.
 Extensions see the parsed fields first (on_infotext_pasted), and scripts' `infotext_fields` are filled
 from the keys they name.
@@ -36,9 +37,11 @@ _SOURCES: Mapping[str, tuple[str, ...]] = {
     "Seed": ("seed",),
     "Size": ("width", "height"),
     "Clip skip": ("clip_skip",),
+    **dict.fromkeys(infotext.CFG_RESCALE_ALIASES, ("cfg_rescale",)),
 }
-# Set even when the infotext lacks them: to_params gives A1111's default then.
-_ALWAYS = ("prompt", "negative_prompt", "scheduler", "clip_skip")
+# Set even when the infotext lacks them: to_params gives A1111's default then (no CFG Rescale: 0, so
+# that an image made without it is remade without it).
+_ALWAYS = ("prompt", "negative_prompt", "scheduler", "clip_skip", "cfg_rescale")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ OPTIONS: dict[str, Callable[[str], Any]] = {
     "n_iter": int,
     "steps": int,
     "cfg_scale": float,
+    "cfg_rescale": float,
     "width": int,
     "height": int,
     "clip_skip": int,

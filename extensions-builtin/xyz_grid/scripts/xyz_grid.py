@@ -56,6 +56,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Prompt S/R", str, _prompt_sr),
     Axis("Denoising", float, _field("denoising_strength"), img2img_only=True),
     Axis("Clip skip", int, _field("clip_skip")),
+    Axis("CFG Rescale", float, _field("cfg_rescale")),  # last: the API's axis indexes stay as they were
 )
 AXIS_NAMES = [axis.label for axis in AXES]
 
