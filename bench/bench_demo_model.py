@@ -10,6 +10,7 @@ process (goal <= 1.03x).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -49,10 +50,8 @@ def main() -> None:
         app = App(parse_args(["--data-dir", tmp, "--ckpt", str(DEMO)]))
         try:
             loaded = app.manager.get()
-            wanted = loaded.defaults
             params = Txt2Img(prompt="a large red circle on the left, blue background", seed=1,
-                             steps=wanted.steps, cfg_scale=wanted.cfg_scale, cfg_rescale=wanted.cfg_rescale,
-                             width=wanted.width, height=wanted.height)
+                             **dataclasses.asdict(loaded.defaults))
             pipe, choice = loaded.pipe, samplers.resolve(params.sampler_name, params.scheduler)
             latent_side = params.width // pipe.vae_scale_factor
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import gradio as gr
@@ -81,14 +81,7 @@ def model_defaults(app: App) -> Txt2Img:
     loaded = app.manager.current
     if loaded is None:
         return Txt2Img()
-    wanted = loaded.defaults
-    return Txt2Img(
-        width=wanted.width,
-        height=wanted.height,
-        steps=wanted.steps,
-        cfg_scale=wanted.cfg_scale,
-        cfg_rescale=wanted.cfg_rescale,
-    )
+    return Txt2Img(**asdict(loaded.defaults))  # its fields are Txt2Img's
 
 
 def build_generation_tab(
