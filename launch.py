@@ -77,13 +77,19 @@ def base_steps(torch_command: str, requirements: Path) -> tuple[InstallStep, ...
         raise SetupError("TORCH_COMMAND is empty; expected something like 'pip install torch'")
     steps = (
         InstallStep("Installing torch", torch_args),
-        InstallStep(f"Installing {requirements.name}", ("pip", "install", "-r", str(requirements)),
-                    (requirements,)),
+        InstallStep(
+            f"Installing {requirements.name}", ("pip", "install", "-r", str(requirements)), (requirements,)
+        ),
     )
     nodeps = requirements.with_name(NODEPS_REQUIREMENTS)
     if nodeps.is_file():
-        steps += (InstallStep(f"Installing {nodeps.name} without dependencies",
-                              ("pip", "install", "--no-deps", "-r", str(nodeps)), (nodeps,)),)
+        steps += (
+            InstallStep(
+                f"Installing {nodeps.name} without dependencies",
+                ("pip", "install", "--no-deps", "-r", str(nodeps)),
+                (nodeps,),
+            ),
+        )
     return steps
 
 
@@ -99,8 +105,9 @@ def fingerprint(steps: Sequence[InstallStep]) -> str:
     return digest.hexdigest()
 
 
-def ensure_installed(python: Path, steps: Sequence[InstallStep], stamp: Path,
-                     run: Runner = run_command, log: Log = print) -> bool:
+def ensure_installed(
+    python: Path, steps: Sequence[InstallStep], stamp: Path, run: Runner = run_command, log: Log = print
+) -> bool:
     """Run the steps with `python` unless the stamp says they already ran; True when they ran."""
     expected = fingerprint(steps)
     if stamp.is_file() and stamp.read_text().strip() == expected:
@@ -123,14 +130,20 @@ def ensure_venv(venv_dir: Path, run: Runner = run_command, log: Log = print) -> 
     log(f"Creating virtual environment: {sys.executable} -m venv {venv_dir}")
     code = run([sys.executable, "-m", "venv", str(venv_dir)])
     if code != 0 or not python.exists():
-        raise SetupError(f"could not create the virtual environment {venv_dir} (exit code {code}); "
-                         "on Debian/Ubuntu install the python3-venv package")
+        raise SetupError(
+            f"could not create the virtual environment {venv_dir} (exit code {code}); "
+            "on Debian/Ubuntu install the python3-venv package"
+        )
     return python
 
 
-def prepare_environment(venv_dir: Path = VENV_DIR, requirements: Path = REQUIREMENTS,
-                        torch_command: str | None = None, run: Runner = run_command,
-                        log: Log = print) -> Path:
+def prepare_environment(
+    venv_dir: Path = VENV_DIR,
+    requirements: Path = REQUIREMENTS,
+    torch_command: str | None = None,
+    run: Runner = run_command,
+    log: Log = print,
+) -> Path:
     """Make sure the venv exists with torch and requirements installed; returns its Python."""
     command = torch_command if torch_command is not None else torch_command_from_env(os.environ)
     python = ensure_venv(venv_dir, run, log)

@@ -30,15 +30,17 @@ from webui.app import App  # noqa: E402
 from webui.core import samplers  # noqa: E402
 from webui.core.cmd_args import parse_args  # noqa: E402
 from webui.core.params import Txt2Img  # noqa: E402
-from webui.engine.generate import initial_noise  # noqa: E402
-from webui.engine.schedulers import make_scheduler  # noqa: E402
+from webui.engine.sampling.generate import initial_noise  # noqa: E402
+from webui.engine.sampling.schedulers import make_scheduler  # noqa: E402
 
 DEMO = ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
 GOAL_SECONDS = 1.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     # One thread: on 2 cores a second one made these tiny tensors ~3x slower (measured 0.58 s vs 1.75 s)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -50,8 +52,11 @@ def main() -> None:
         app = App(parse_args(["--data-dir", tmp, "--ckpt", str(DEMO)]))
         try:
             loaded = app.manager.get()
-            params = Txt2Img(prompt="a large red circle on the left, blue background", seed=1,
-                             **dataclasses.asdict(loaded.defaults))
+            params = Txt2Img(
+                prompt="a large red circle on the left, blue background",
+                seed=1,
+                **dataclasses.asdict(loaded.defaults),
+            )
             pipe, choice = loaded.pipe, samplers.resolve(params.sampler_name, params.scheduler)
             latent_side = params.width // pipe.vae_scale_factor
 
@@ -61,10 +66,18 @@ def main() -> None:
             def raw() -> None:
                 pipe.scheduler = make_scheduler(choice, pipe.scheduler.config)
                 noise, generators = initial_noise([1], (4, latent_side, latent_side))
-                pipe(prompt=[params.prompt], negative_prompt=[""], num_inference_steps=params.steps,
-                     guidance_scale=params.cfg_scale, guidance_rescale=params.cfg_rescale,
-                     width=params.width, height=params.height,
-                     latents=noise, generator=generators, output_type="pil")
+                pipe(
+                    prompt=[params.prompt],
+                    negative_prompt=[""],
+                    num_inference_steps=params.steps,
+                    guidance_scale=params.cfg_scale,
+                    guidance_rescale=params.cfg_rescale,
+                    width=params.width,
+                    height=params.height,
+                    latents=noise,
+                    generator=generators,
+                    output_type="pil",
+                )
 
             ours(), raw()  # warm up both paths
             ours_times, raw_times = [], []
@@ -81,8 +94,10 @@ def main() -> None:
     print(f"demo model {size}, {args.threads} threads: {mine:.3f} s  goal <= {GOAL_SECONDS:g} s  {verdict}")
     ratio = mine / theirs
     verdict = "ok" if ratio <= 1.03 else "MISSED"
-    print(f"ours vs raw diffusers pipeline: {mine * 1000:.1f} ms vs {theirs * 1000:.1f} ms  "
-          f"ratio {ratio:.3f}  goal <= 1.03  {verdict}")
+    print(
+        f"ours vs raw diffusers pipeline: {mine * 1000:.1f} ms vs {theirs * 1000:.1f} ms  "
+        f"ratio {ratio:.3f}  goal <= 1.03  {verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,10 +27,10 @@ from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionMod
 from diffusers import schedulers as diffusers_schedulers  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer  # noqa: E402
 
-from webui.engine import memory  # noqa: E402
+from webui.engine.checkpoints import memory  # noqa: E402
+from webui.engine.checkpoints.loader import CONFIGS, TOKENIZER_DIR  # noqa: E402
+from webui.engine.checkpoints.memory import MemoryFlags  # noqa: E402
 from webui.engine.devices import DeviceChoice  # noqa: E402
-from webui.engine.loader import CONFIGS, TOKENIZER_DIR  # noqa: E402
-from webui.engine.memory import MemoryFlags  # noqa: E402
 
 MODES: dict[str, tuple[MemoryFlags, torch.dtype]] = {
     "fp16 (default)": (MemoryFlags(), torch.float16),
@@ -91,8 +91,14 @@ def measure(name: str, flags: MemoryFlags, dtype: torch.dtype, size: int, steps:
         with memory.sampling_autocast(flags, device, unet_dtype):
             start = time.perf_counter()
             output = pipe(
-                prompt="a photo of a cat", negative_prompt="blurry", num_inference_steps=steps, width=size,
-                height=size, latents=latents, output_type="latent", callback_on_step_end=on_step_end,
+                prompt="a photo of a cat",
+                negative_prompt="blurry",
+                num_inference_steps=steps,
+                width=size,
+                height=size,
+                latents=latents,
+                output_type="latent",
+                callback_on_step_end=on_step_end,
             )
         memory.decode_latents(pipe, output.images)
     torch.cuda.synchronize()

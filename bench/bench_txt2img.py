@@ -39,9 +39,9 @@ from webui.app import App  # noqa: E402
 from webui.core import samplers  # noqa: E402
 from webui.core.cmd_args import parse_args  # noqa: E402
 from webui.core.params import Txt2Img  # noqa: E402
-from webui.engine.generate import initial_noise  # noqa: E402
-from webui.engine.loader import load_checkpoint  # noqa: E402
-from webui.engine.schedulers import make_scheduler  # noqa: E402
+from webui.engine.checkpoints.loader import load_checkpoint  # noqa: E402
+from webui.engine.sampling.generate import initial_noise  # noqa: E402
+from webui.engine.sampling.schedulers import make_scheduler  # noqa: E402
 
 
 def median_time(action: Callable[[], object], repeats: int) -> float:
@@ -56,12 +56,21 @@ def median_time(action: Callable[[], object], repeats: int) -> float:
 def report(name: str, ours: float, baseline: float, goal: float) -> None:
     ratio = ours / baseline
     verdict = "ok" if ratio <= goal else "MISSED"
-    print(f"{name:<44} {ours * 1000:9.1f} ms vs {baseline * 1000:9.1f} ms  ratio {ratio:6.3f}  goal <= {goal}  {verdict}")
+    print(
+        f"{name:<44} {ours * 1000:9.1f} ms vs {baseline * 1000:9.1f} ms  ratio {ratio:6.3f}  goal <= {goal}  {verdict}"
+    )
 
 
 def bench_generation(app: App, size: int, steps: int, repeats: int) -> None:
-    params = Txt2Img(prompt="a red circle", negative_prompt="blue", steps=steps, width=size, height=size,
-                     seed=1, sampler_name="Euler a")
+    params = Txt2Img(
+        prompt="a red circle",
+        negative_prompt="blue",
+        steps=steps,
+        width=size,
+        height=size,
+        seed=1,
+        sampler_name="Euler a",
+    )
     loaded = app.manager.get()
     pipe = loaded.pipe
     choice = samplers.resolve(params.sampler_name, params.scheduler)
@@ -71,8 +80,16 @@ def bench_generation(app: App, size: int, steps: int, repeats: int) -> None:
         pipe.scheduler = make_scheduler(choice, pipe.scheduler.config)
         noise, generators = initial_noise([1], (4, size // factor, size // factor))
         with torch.inference_mode():
-            pipe(prompt=[params.prompt], negative_prompt=[params.negative_prompt], num_inference_steps=steps,
-                 width=size, height=size, latents=noise, generator=generators, output_type="pil")
+            pipe(
+                prompt=[params.prompt],
+                negative_prompt=[params.negative_prompt],
+                num_inference_steps=steps,
+                width=size,
+                height=size,
+                latents=noise,
+                generator=generators,
+                output_type="pil",
+            )
 
     def ours() -> None:
         app.generate(params, save_images=False)
@@ -83,7 +100,12 @@ def bench_generation(app: App, size: int, steps: int, repeats: int) -> None:
     for _ in range(repeats):
         ours_times.append(median_time(ours, 1))
         raw_times.append(median_time(raw, 1))
-    report(f"txt2img {size}x{size}, {steps} steps", statistics.median(ours_times), statistics.median(raw_times), 1.03)
+    report(
+        f"txt2img {size}x{size}, {steps} steps",
+        statistics.median(ours_times),
+        statistics.median(raw_times),
+        1.03,
+    )
 
 
 def bench_loading(app: App, first: Path, second: Path, config_dir: Path, repeats: int) -> None:
@@ -111,7 +133,15 @@ def bench_launch(data_dir: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, str(ROOT / "launch.py"), "--skip-install", "--data-dir", str(data_dir), "--port", str(port)]
+    command = [
+        sys.executable,
+        str(ROOT / "launch.py"),
+        "--skip-install",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+    ]
     start = time.perf_counter()
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -130,7 +160,9 @@ def bench_launch(data_dir: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
@@ -153,7 +185,9 @@ def main() -> None:
         app = App(parse_args(["--data-dir", str(data_dir)]))
         try:
             bench_generation(app, args.size, args.steps, args.repeats)
-            bench_loading(app, ckpt_dir / "first.safetensors", ckpt_dir / "second.safetensors", config_dir, args.repeats)
+            bench_loading(
+                app, ckpt_dir / "first.safetensors", ckpt_dir / "second.safetensors", config_dir, args.repeats
+            )
         finally:
             app.jobs.stop()
         bench_launch(data_dir)

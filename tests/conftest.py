@@ -38,7 +38,9 @@ def make_app(data_dir: Path, *flags: str):
 
 
 @pytest.fixture(scope="module")
-def running_app(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_file: Path) -> Iterator[tuple[object, str]]:
+def running_app(
+    tmp_path_factory: pytest.TempPathFactory, tiny_sd1_file: Path
+) -> Iterator[tuple[object, str]]:
     """(app, base_url) of a server on 127.0.0.1 with the UI and the API, serving the tiny checkpoint."""
     from webui.app import serve_in_thread
 

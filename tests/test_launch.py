@@ -53,18 +53,46 @@ def fake_venv(launch: types.ModuleType, tmp_path: Path) -> tuple[Path, Path]:
 
 def test_help_is_fast_lists_flags_and_imports_nothing_heavy() -> None:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-X", "importtime", "launch.py", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "launch.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
     assert elapsed < 2.0
-    for flag in ("--port", "--listen", "--share", "--gradio-auth", "--api", "--nowebui", "--ckpt",
-                 "--ckpt-dir", "--lora-dir", "--vae-dir", "--embeddings-dir", "--controlnet-dir",
-                 "--data-dir", "--use-cpu", "--no-half", "--no-half-vae", "--precision", "--medvram",
-                 "--lowvram", "--skip-install", "--server-name", "--device-id"):
+    for flag in (
+        "--port",
+        "--listen",
+        "--share",
+        "--gradio-auth",
+        "--api",
+        "--nowebui",
+        "--ckpt",
+        "--ckpt-dir",
+        "--lora-dir",
+        "--vae-dir",
+        "--embeddings-dir",
+        "--controlnet-dir",
+        "--data-dir",
+        "--use-cpu",
+        "--no-half",
+        "--no-half-vae",
+        "--precision",
+        "--medvram",
+        "--lowvram",
+        "--skip-install",
+        "--server-name",
+        "--device-id",
+    ):
         assert f"{flag} " in done.stdout
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
-                if line.startswith("import time:")}
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert "webui.core.cmd_args" in imported  # the check below would be blind without importtime lines
     assert not {name for name in imported if name.split(".")[0] in HEAVY_MODULES}
 
@@ -76,8 +104,10 @@ def test_install_runs_once_then_skips_until_inputs_change(launch: types.ModuleTy
     run, log = FakeRunner(), []
 
     assert launch.prepare_environment(venv, requirements, TORCH, run, log.append) == python
-    assert run.calls == [[str(python), "-m", "pip", "install", "torch==2.13.0"],
-                         [str(python), "-m", "pip", "install", "-r", str(requirements)]]
+    assert run.calls == [
+        [str(python), "-m", "pip", "install", "torch==2.13.0"],
+        [str(python), "-m", "pip", "install", "-r", str(requirements)],
+    ]
     assert any("Installing torch" in line for line in log)
 
     run.calls.clear()
@@ -91,8 +121,15 @@ def test_install_runs_once_then_skips_until_inputs_change(launch: types.ModuleTy
     run.calls.clear()
     gpu = "pip install torch --index-url https://download.pytorch.org/whl/cu124"
     launch.prepare_environment(venv, requirements, gpu, run, log.append)
-    assert run.calls[0] == [str(python), "-m", "pip", "install", "torch", "--index-url",
-                            "https://download.pytorch.org/whl/cu124"]
+    assert run.calls[0] == [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "torch",
+        "--index-url",
+        "https://download.pytorch.org/whl/cu124",
+    ]
 
 
 def test_failed_step_raises_and_leaves_no_stamp(launch: types.ModuleType, tmp_path: Path) -> None:
@@ -132,16 +169,20 @@ def test_venv_is_created_when_missing(launch: types.ModuleType, tmp_path: Path) 
 def test_torch_command_comes_from_the_environment(launch: types.ModuleType) -> None:
     assert launch.torch_command_from_env({}) == TORCH
     assert launch.torch_command_from_env({"TORCH_COMMAND": "  "}) == TORCH
-    assert launch.torch_command_from_env({"TORCH_COMMAND": "pip install torch==2.6.0"}) == \
-        "pip install torch==2.6.0"
+    assert (
+        launch.torch_command_from_env({"TORCH_COMMAND": "pip install torch==2.6.0"})
+        == "pip install torch==2.6.0"
+    )
     with pytest.raises(launch.SetupError, match="TORCH_COMMAND is empty"):
         launch.base_steps("", Path("requirements.txt"))
 
 
 def test_requirements_never_pull_torch() -> None:
-    names = [line.split("=")[0].split("<")[0].split(">")[0].strip().lower()
-             for line in (ROOT / "requirements.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    names = [
+        line.split("=")[0].split("<")[0].split(">")[0].strip().lower()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert "diffusers" in names
     assert not {"torch", "torchvision", "controlnet-aux"} & set(names)
 
@@ -154,8 +195,9 @@ def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[argparse.Namespace]:
     return served
 
 
-def test_main_serves_inside_the_venv(launch: types.ModuleType, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_serves_inside_the_venv(
+    launch: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     served = fake_serve(monkeypatch)
     monkeypatch.setattr(launch, "running_in_venv", lambda venv_dir: True)
 
@@ -163,8 +205,9 @@ def test_main_serves_inside_the_venv(launch: types.ModuleType, tmp_path: Path,
     assert [args.port for args in served] == [7999]
 
 
-def test_main_restarts_in_the_venv(launch: types.ModuleType, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_restarts_in_the_venv(
+    launch: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     venv, python = fake_venv(launch, tmp_path)
     monkeypatch.setattr(launch, "VENV_DIR", venv)
     monkeypatch.setattr(launch, "running_in_venv", lambda venv_dir: False)
@@ -191,7 +234,9 @@ def test_main_reports_setup_errors(launch: types.ModuleType, monkeypatch: pytest
     assert exit_info.value.code == "launch.py: Installing torch failed with exit code 1: pip install torch"
 
 
-def test_nodeps_requirements_install_last_without_dependencies(launch: types.ModuleType, tmp_path: Path) -> None:
+def test_nodeps_requirements_install_last_without_dependencies(
+    launch: types.ModuleType, tmp_path: Path
+) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("pillow\n")
     assert len(launch.base_steps(TORCH, requirements)) == 2  # no requirements-nodeps.txt: no third step
@@ -206,6 +251,9 @@ def test_nodeps_requirements_install_last_without_dependencies(launch: types.Mod
 
 
 def test_shipped_nodeps_requirements_hold_only_what_would_pull_torch() -> None:
-    lines = [line for line in (ROOT / "requirements-nodeps.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line
+        for line in (ROOT / "requirements-nodeps.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines == ["controlnet-aux==0.0.10"]

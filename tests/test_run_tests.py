@@ -42,8 +42,9 @@ def venv(run_tests: types.ModuleType, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("pytest_code", [0, 1, 5])
-def test_exit_code_is_pytests(run_tests: types.ModuleType, venv: Path, tmp_path: Path,
-                              pytest_code: int) -> None:
+def test_exit_code_is_pytests(
+    run_tests: types.ModuleType, venv: Path, tmp_path: Path, pytest_code: int
+) -> None:
     chromium = tmp_path / "chromium"
     chromium.touch()
     run = FakeRunner(pytest_code=pytest_code)
@@ -66,22 +67,26 @@ def test_setup_failure_is_exit_code_1(run_tests: types.ModuleType, venv: Path, t
     assert not any("pytest" in command for command, _ in run.calls)
 
 
-def test_chromium_is_installed_when_missing(run_tests: types.ModuleType, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chromium_is_installed_when_missing(
+    run_tests: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(run_tests.shutil, "which", lambda name: f"/usr/bin/{name}")
     chromium = tmp_path / "chromium"
     run = FakeRunner(creates=chromium)
     assert run_tests.ensure_chromium(chromium, run, print)
-    assert [command for command, _ in run.calls] == [["apt-get", "update"],
-                                                     ["apt-get", "install", "-y", "chromium"]]
+    assert [command for command, _ in run.calls] == [
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "chromium"],
+    ]
 
     run.calls.clear()
     assert run_tests.ensure_chromium(chromium, run, print)
     assert run.calls == []
 
 
-def test_chromium_failure_is_reported(run_tests: types.ModuleType, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chromium_failure_is_reported(
+    run_tests: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(run_tests.shutil, "which", lambda name: f"/usr/bin/{name}")
     log: list[str] = []
     assert not run_tests.ensure_chromium(tmp_path / "chromium", FakeRunner(code=100), log.append)

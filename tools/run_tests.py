@@ -28,22 +28,27 @@ NO_TESTS_COLLECTED = 5
 TEST_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
 
 
-def ensure_chromium(chromium: Path = CHROMIUM, run: launch.Runner = launch.run_command,
-                    log: launch.Log = print) -> bool:
+def ensure_chromium(
+    chromium: Path = CHROMIUM, run: launch.Runner = launch.run_command, log: launch.Log = print
+) -> bool:
     """Install Debian's chromium when it is missing; True when it is there afterwards."""
     if chromium.exists():
         return True
     if shutil.which("apt-get") is None:
-        log(f"WARNING: {chromium} is missing and there is no apt-get to install it; "
-            "install Chromium yourself or the browser tests will fail")
+        log(
+            f"WARNING: {chromium} is missing and there is no apt-get to install it; "
+            "install Chromium yourself or the browser tests will fail"
+        )
         return False
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
         log(f"Installing Chromium for the browser tests: {' '.join(command)}")
         code = run(command, env)
         if code != 0:
-            log(f"WARNING: '{' '.join(command)}' failed with exit code {code} (it needs root); "
-                "without Chromium the browser tests will fail")
+            log(
+                f"WARNING: '{' '.join(command)}' failed with exit code {code} (it needs root); "
+                "without Chromium the browser tests will fail"
+            )
             return False
     if not chromium.exists():
         log(f"WARNING: apt-get installed chromium but {chromium} does not exist")
@@ -52,12 +57,22 @@ def ensure_chromium(chromium: Path = CHROMIUM, run: launch.Runner = launch.run_c
 
 
 def steps_for_tests() -> tuple[launch.InstallStep, ...]:
-    return (launch.InstallStep(f"Installing {TEST_REQUIREMENTS.name}",
-                               ("pip", "install", "-r", str(TEST_REQUIREMENTS)), (TEST_REQUIREMENTS,)),)
+    return (
+        launch.InstallStep(
+            f"Installing {TEST_REQUIREMENTS.name}",
+            ("pip", "install", "-r", str(TEST_REQUIREMENTS)),
+            (TEST_REQUIREMENTS,),
+        ),
+    )
 
 
-def main(argv: Sequence[str], venv_dir: Path = launch.VENV_DIR, chromium: Path = CHROMIUM,
-         run: launch.Runner = launch.run_command, log: launch.Log = print) -> int:
+def main(
+    argv: Sequence[str],
+    venv_dir: Path = launch.VENV_DIR,
+    chromium: Path = CHROMIUM,
+    run: launch.Runner = launch.run_command,
+    log: launch.Log = print,
+) -> int:
     try:
         python = launch.prepare_environment(venv_dir, run=run, log=log)
         launch.ensure_installed(python, steps_for_tests(), venv_dir / TEST_STAMP, run, log)

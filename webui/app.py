@@ -30,17 +30,17 @@ from webui.core.cmd_args import (
 from webui.core.errors import ModelNotFound, UserError
 from webui.core.hashing import HashCache
 from webui.core.params import Img2Img, Request, Result, SwitchCheckpoint, SwitchVae, Txt2Img
-from webui.engine import generate
-from webui.engine.annotators import annotator_dirs
-from webui.engine.controlnet import ControlNetLibrary
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.memory import MemoryFlags, log_startup
+from webui.engine.checkpoints.registry import CheckpointRegistry
+from webui.engine.checkpoints.vae import VaeRegistry
+from webui.engine.controlnet.annotators import annotator_dirs
+from webui.engine.controlnet.units import ControlNetLibrary
 from webui.engine.devices import choose_device
-from webui.engine.embeddings import EmbeddingLibrary
-from webui.engine.lora import LoraLibrary
-from webui.engine.manager import ModelManager
-from webui.engine.memory import MemoryFlags, log_startup
-from webui.engine.previews import PreviewReporter
-from webui.engine.registry import CheckpointRegistry
-from webui.engine.vae import VaeRegistry
+from webui.engine.networks.embeddings import EmbeddingLibrary
+from webui.engine.networks.lora import LoraLibrary
+from webui.engine.sampling import generate
+from webui.engine.sampling.previews import PreviewReporter
 from webui.plugins.flow import ProcessingContext
 from webui.plugins.registry import Plugins
 from webui.services.jobs import Job, JobQueue
@@ -230,7 +230,11 @@ class App:
 
     def _preview_period(self) -> int:
         """Steps between live previews (A1111's setting; -1: at the end of each batch, 0: none)."""
-        return self.settings.get("show_progress_every_n_steps") if self.settings.get("live_previews_enable") else 0
+        return (
+            self.settings.get("show_progress_every_n_steps")
+            if self.settings.get("live_previews_enable")
+            else 0
+        )
 
     def _run_job(
         self, request: Request | OverriddenRequest | SwitchCheckpoint | SwitchVae, job: Job
@@ -291,9 +295,17 @@ def create_server(app: App, host: str, port: int) -> uvicorn.Server:
         # gradio serves its own static files, its upload/cache folder and these output folders, never
         # the models, settings or styles (blocked even if an output folder is set to contain them).
         outputs = [app.paths.outputs_dir, *(app._output_dir(kind) for kind in ("txt2img", "img2img"))]
-        private = [app.paths.models_dir, app.paths.ckpt_dir, app.paths.lora_dir, app.paths.vae_dir,
-                   app.paths.embeddings_dir, app.paths.controlnet_dir, app.paths.config_file,
-                   app.paths.cache_file, app.paths.styles_file]
+        private = [
+            app.paths.models_dir,
+            app.paths.ckpt_dir,
+            app.paths.lora_dir,
+            app.paths.vae_dir,
+            app.paths.embeddings_dir,
+            app.paths.controlnet_dir,
+            app.paths.config_file,
+            app.paths.cache_file,
+            app.paths.styles_file,
+        ]
         demo = build_ui(app)
         # before the mount: routes extensions add here must come before gradio's catch-all "/"
         app.plugins.app_started(demo, web)
@@ -356,7 +368,10 @@ def serve(args: argparse.Namespace) -> None:
     host = server_name(args)
     server = create_server(app, host, args.port)
     scheme = "https" if args.tls_certfile else "http"
-    print(f"Running on local URL:  {scheme}://{'127.0.0.1' if host == '0.0.0.0' else host}:{args.port}", flush=True)
+    print(
+        f"Running on local URL:  {scheme}://{'127.0.0.1' if host == '0.0.0.0' else host}:{args.port}",
+        flush=True,
+    )
     warn_if_exposed(args)
     if args.share:
         share_when_started(server, host)
@@ -366,7 +381,9 @@ def serve(args: argparse.Namespace) -> None:
         app.jobs.stop()
 
 
-def serve_in_thread(app: App, host: str = "127.0.0.1", port: int = 0) -> tuple[uvicorn.Server, threading.Thread]:
+def serve_in_thread(
+    app: App, host: str = "127.0.0.1", port: int = 0
+) -> tuple[uvicorn.Server, threading.Thread]:
     """For tests and embedding: start the server on a thread and wait until it accepts connections."""
     server = create_server(app, host, port)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -27,8 +27,16 @@ def decode(image_b64: str) -> Image.Image:
 
 def test_txt2img_returns_images_with_embedded_infotext(running_app):
     app, url = running_app
-    response = txt2img(url, prompt="a blue square", negative_prompt="red", seed=42, batch_size=2,
-                       sampler_name="Euler a", width=64, height=80)
+    response = txt2img(
+        url,
+        prompt="a blue square",
+        negative_prompt="red",
+        seed=42,
+        batch_size=2,
+        sampler_name="Euler a",
+        width=64,
+        height=80,
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     info = json.loads(body["info"])
@@ -113,8 +121,16 @@ def test_model_listing_options_and_lists(running_app):
     models = requests.get(f"{url}/sdapi/v1/sd-models", timeout=10).json()
     entry = app.registry.entries[0]
     sha = app.registry.hashes.sha256(entry.path)
-    assert models == [{"title": f"tiny-sd1.safetensors [{sha[:10]}]", "model_name": "tiny-sd1", "hash": sha[:10],
-                       "sha256": sha, "filename": str(entry.path), "config": None}]
+    assert models == [
+        {
+            "title": f"tiny-sd1.safetensors [{sha[:10]}]",
+            "model_name": "tiny-sd1",
+            "hash": sha[:10],
+            "sha256": sha,
+            "filename": str(entry.path),
+            "config": None,
+        }
+    ]
     options = requests.get(f"{url}/sdapi/v1/options", timeout=10).json()
     assert options["sd_model_checkpoint"] == models[0]["title"]
     assert options["samples_format"] == "png"
@@ -128,7 +144,9 @@ def test_options_validation_and_unknown_checkpoint(running_app):
     app, url = running_app
     bad = requests.post(f"{url}/sdapi/v1/options", json={"samples_format": "tiff"}, timeout=10)
     assert bad.status_code == 422 and "tiff" in bad.json()["detail"]
-    missing = requests.post(f"{url}/sdapi/v1/options", json={"sd_model_checkpoint": "nope.safetensors"}, timeout=10)
+    missing = requests.post(
+        f"{url}/sdapi/v1/options", json={"sd_model_checkpoint": "nope.safetensors"}, timeout=10
+    )
     assert missing.status_code == 404 and "tiny-sd1.safetensors" in missing.json()["detail"]
     assert txt2img(url, prompt="still serving").status_code == 200
 
@@ -139,7 +157,9 @@ def test_corrupt_checkpoint_is_a_clear_error_and_previous_model_stays(running_ap
     (app.paths.ckpt_dir / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     try:
         requests.post(f"{url}/sdapi/v1/refresh-checkpoints", timeout=10).raise_for_status()
-        response = requests.post(f"{url}/sdapi/v1/options", json={"sd_model_checkpoint": "broken.safetensors"}, timeout=30)
+        response = requests.post(
+            f"{url}/sdapi/v1/options", json={"sd_model_checkpoint": "broken.safetensors"}, timeout=30
+        )
         assert response.status_code == 400
         assert "broken.safetensors" in response.json()["detail"]
         assert app.current_checkpoint_title() == before
@@ -179,7 +199,9 @@ def test_progress_and_interrupt(running_app):
 def test_options_change_cache_size_and_persist(running_app, tmp_path):
     app, url = running_app
     try:
-        response = requests.post(f"{url}/sdapi/v1/options", json={"sd_checkpoints_limit": 2, "samples_format": "webp"}, timeout=10)
+        response = requests.post(
+            f"{url}/sdapi/v1/options", json={"sd_checkpoints_limit": 2, "samples_format": "webp"}, timeout=10
+        )
         assert response.status_code == 200, response.text
         assert app.manager.device_slots == 2
         saved = json.loads(app.paths.config_file.read_text())
@@ -188,7 +210,9 @@ def test_options_change_cache_size_and_persist(running_app, tmp_path):
         assert info["images_saved"][0].endswith("-9.webp")
         assert read_infotext(Image.open(info["images_saved"][0])) == info["infotexts"][0]  # EXIF UserComment
     finally:
-        requests.post(f"{url}/sdapi/v1/options", json={"sd_checkpoints_limit": 1, "samples_format": "png"}, timeout=10)
+        requests.post(
+            f"{url}/sdapi/v1/options", json={"sd_checkpoints_limit": 1, "samples_format": "png"}, timeout=10
+        )
 
 
 def test_vae_and_lora_lists_follow_their_folders(running_app):
@@ -205,7 +229,9 @@ def test_vae_and_lora_lists_follow_their_folders(running_app):
         requests.post(f"{url}/sdapi/v1/refresh-loras", timeout=10).raise_for_status()
         requests.post(f"{url}/sdapi/v1/refresh-checkpoints", timeout=10).raise_for_status()
         loras = requests.get(f"{url}/sdapi/v1/loras", timeout=10).json()
-        assert [(item["name"], item["path"]) for item in loras] == [("style", str(lora_dir / "style.safetensors"))]
+        assert [(item["name"], item["path"]) for item in loras] == [
+            ("style", str(lora_dir / "style.safetensors"))
+        ]
         titles = [m["title"] for m in requests.get(f"{url}/sdapi/v1/sd-models", timeout=10).json()]
         assert not any("vae" in title for title in titles)
         missing = txt2img(url, prompt="a cat <lora:nope:1>")

@@ -544,7 +544,10 @@ def test_progress_shows_a_live_preview(running_app, simple_txt2img_request):
             preview = get(url, "progress")["current_image"]
             time.sleep(0.05)
         factor = app.manager.current.pipe.vae_scale_factor
-        assert preview is not None and decode(preview).size == (64 // factor, 96 // factor)  # the latent's size
+        assert preview is not None and decode(preview).size == (
+            64 // factor,
+            96 // factor,
+        )  # the latent's size
         assert (
             requests.get(f"{url}/sdapi/v1/progress?skip_current_image=true", timeout=TIMEOUT).json()[
                 "current_image"

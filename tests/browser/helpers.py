@@ -6,12 +6,20 @@ import time
 
 import pytest
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by tools/run_tests.py")
+playwright = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is installed by tools/run_tests.py"
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 

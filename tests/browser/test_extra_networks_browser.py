@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from webui.engine.lora import LoraEntry
+from webui.engine.networks.lora import LoraEntry
 from webui.ui.extra_networks import find_preview, metadata_summary, read_card, toggle_lora
 
 METADATA = {
@@ -45,7 +45,10 @@ def test_toggle_appends_with_a_space_and_removes_any_weight() -> None:
 
 def test_metadata_summary_and_previews(tmp_path: Path) -> None:
     assert metadata_summary(METADATA) == (
-        "Base: sd_v1", "Output name: tiny_style_v2", "Dim: 4, alpha: 2", "3 training tags"
+        "Base: sd_v1",
+        "Output name: tiny_style_v2",
+        "Dim: 4, alpha: 2",
+        "3 training tags",
     )
     assert metadata_summary({"ss_tag_frequency": "not json"}) == ()
     root = tmp_path / "Lora"

@@ -86,7 +86,9 @@ def test_broken_checkpoint_shows_clear_error_and_previous_model_stays(browser, r
         set_number(page, "txt2img_height", 64)
         set_number(page, "txt2img_steps", 2)
         page.locator("#txt2img_generate").click()
-        playwright.expect(page.locator("#txt2img_infotext textarea")).to_have_value(re.compile(re.escape("Steps: 2,")), timeout=60_000)
+        playwright.expect(page.locator("#txt2img_infotext textarea")).to_have_value(
+            re.compile(re.escape("Steps: 2,")), timeout=60_000
+        )
         page.close()
     finally:
         broken.unlink()

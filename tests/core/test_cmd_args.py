@@ -63,8 +63,9 @@ def test_defaults_follow_a1111() -> None:
         (["--no-such-flag"], "unrecognized arguments"),
     ],
 )
-def test_bad_values_stop_with_a_message(argv: list[str], message: str,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_values_stop_with_a_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_args(argv)
     assert exit_info.value.code == 2
@@ -105,8 +106,9 @@ def test_default_paths_live_in_the_repository() -> None:
     assert paths.cache_file == REPO_ROOT / "cache.json"
 
 
-def test_data_dir_moves_everything_and_folder_flags_win(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_dir_moves_everything_and_folder_flags_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     paths = paths_from_args(parse_args(["--data-dir", "data", "--lora-dir", "/elsewhere/loras"]))
     data = tmp_path.resolve() / "data"

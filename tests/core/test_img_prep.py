@@ -11,8 +11,8 @@ from PIL import Image, ImageFilter
 
 from webui.core.errors import InvalidParameter
 from webui.core.params import Img2Img
-from webui.engine import image_prep
-from webui.engine.image_prep import CROP_AND_RESIZE, JUST_RESIZE, LATENT_UPSCALE, RESIZE_AND_FILL
+from webui.engine.sampling import image_prep
+from webui.engine.sampling.image_prep import CROP_AND_RESIZE, JUST_RESIZE, LATENT_UPSCALE, RESIZE_AND_FILL
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -161,7 +161,12 @@ def test_region_grows_to_the_output_aspect_and_stays_inside() -> None:
     assert image_prep.expand_region((35, 5, 55, 25), 128, 64, (100, 60)) == (25, 5, 65, 25)
     assert image_prep.expand_region((35, 5, 55, 25), 64, 128, (100, 60)) == (35, 0, 55, 40)  # moved down
     assert image_prep.expand_region((90, 10, 100, 20), 128, 64, (100, 60)) == (80, 10, 100, 20)  # moved left
-    assert image_prep.expand_region((0, 10, 100, 20), 64, 64, (100, 60)) == (0, 0, 100, 60)  # cut to the image
+    assert image_prep.expand_region((0, 10, 100, 20), 64, 64, (100, 60)) == (
+        0,
+        0,
+        100,
+        60,
+    )  # cut to the image
 
 
 # --- masked content "fill" and paste-back ---------------------------------------------------------

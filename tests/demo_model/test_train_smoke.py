@@ -23,10 +23,10 @@ from tools.demo_model.data import sample_scenes, split_combos
 from tools.demo_model.export import ExportedFiles, export_checkpoint, lora_to_kohya
 from tools.demo_model.models import TINY, build_text_encoder, build_vae, noise_scheduler
 from tools.demo_model.stages import first_step_loss, standardize_latents
-from webui.engine.controlnet import load_controlnet
-from webui.engine.loader import LoadedCheckpoint, load_checkpoint
-from webui.engine.model_defaults import GenerationDefaults
-from webui.engine.weights_files import read_metadata
+from webui.engine.checkpoints.loader import LoadedCheckpoint, load_checkpoint
+from webui.engine.checkpoints.model_defaults import GenerationDefaults
+from webui.engine.checkpoints.weights_files import read_metadata
+from webui.engine.controlnet.units import load_controlnet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -118,7 +118,9 @@ def test_checkpoint_loads_through_the_web_ui_loader(
     metadata = read_metadata(files.checkpoint)
     assert metadata["modelspec.resolution"] == "64x64"
     assert json.loads(metadata["webui.default_params"])["width"] == 64
-    assert loaded.defaults == GenerationDefaults(width=64, height=64, steps=20, cfg_scale=7.0, cfg_rescale=0.7)
+    assert loaded.defaults == GenerationDefaults(
+        width=64, height=64, steps=20, cfg_scale=7.0, cfg_rescale=0.7
+    )
     image = pipe(
         "a large red circle on the left, blue background",
         num_inference_steps=2,

@@ -14,11 +14,11 @@ from PIL import Image
 from tools.tiny_models import TinyCheckpoint
 from webui.core.hashing import HashCache
 from webui.core.params import Img2Img, Txt2Img
-from webui.engine import cfg_rescale, generate
+from webui.engine.checkpoints.loader import load_checkpoint
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.loader import load_checkpoint
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
+from webui.engine.sampling import cfg_rescale, generate
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -18,10 +18,10 @@ from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
 from webui.core.hashing import HashCache
 from webui.core.params import Txt2Img
-from webui.engine import composable, generate
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
+from webui.engine.sampling import composable, generate
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -37,7 +37,6 @@ BASE = Txt2Img(
     width=64,
     height=64,
 )
-
 
 
 def make_manager(folder: Path, checkpoint: TinyCheckpoint) -> ModelManager:

@@ -10,7 +10,7 @@ import torch
 from tools.tiny_models import tiny_pipeline
 from webui.core.errors import InvalidParameter
 from webui.core.prompts import entry_for_step
-from webui.engine.conditioning import (
+from webui.engine.sampling.conditioning import (
     CHUNK_LENGTH,
     emphasize,
     encode_pair,
@@ -37,8 +37,12 @@ def diffusers_encode(
     skip = clip_skip - 1 or None
     if hasattr(pipe, "text_encoder_2"):
         return pipe.encode_prompt(
-            prompt, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=True,
-            negative_prompt=negative, clip_skip=skip,
+            prompt,
+            device="cpu",
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=True,
+            negative_prompt=negative,
+            clip_skip=skip,
         )
     if skip is not None and not hasattr(pipe.text_encoder, "text_model"):
         # diffusers 0.42 reads text_encoder.text_model.final_layer_norm, which transformers 5 removed:
@@ -206,11 +210,18 @@ def test_pair_for_step_pads_each_step(pipes: dict[str, Any]) -> None:
 
 def test_pipeline_runs_on_the_embeddings_and_matches_plain_strings(pipes: dict[str, Any]) -> None:
     pipe = pipes["sd1"]
+
     def run(**prompts: Any) -> Any:
         generator = torch.Generator().manual_seed(1)
         with torch.no_grad():
-            return pipe(**prompts, num_inference_steps=1, width=32, height=32, output_type="latent",
-                        generator=generator)
+            return pipe(
+                **prompts,
+                num_inference_steps=1,
+                width=32,
+                height=32,
+                output_type="latent",
+                generator=generator,
+            )
 
     by_text = run(prompt=[PLAIN] * 2, negative_prompt=[""] * 2)
     by_embeds = run(**pipeline_kwargs(*encode_pair(pipe, PLAIN, "", 1), 2))

@@ -23,10 +23,12 @@ from webui.core import infotext
 from webui.core.errors import ModelLoadError, ModelNotFound
 from webui.core.hashing import HashCache
 from webui.core.params import CONTROL_MODES, ControlUnit, Img2Img, Result, Txt2Img
-from webui.engine import controlnet, generate, preprocessors
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
+from webui.engine.controlnet import preprocessors
+from webui.engine.controlnet import units as controlnet
 from webui.engine.devices import DeviceChoice
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
+from webui.engine.sampling import generate
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

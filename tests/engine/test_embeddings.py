@@ -1,4 +1,4 @@
-"""Textual-inversion embeddings (webui.engine.embeddings + conditioning) on the tiny SD1 and SDXL models.
+"""Textual-inversion embeddings (webui.engine.networks.embeddings + conditioning) on the tiny SD1 and SDXL models.
 
 The reference for "the embedding's vectors at its positions" is independent of the hook that puts them
 there: a copy of the text encoder whose token-embedding rows of some ordinary words are set to the
@@ -23,19 +23,18 @@ from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
 from webui.core.hashing import HashCache, sha256_file
 from webui.core.params import Txt2Img
-from webui.engine import conditioning, generate
-from webui.engine.conditioning import CHUNK_LENGTH, EmbeddingVector, encode_prompt, split_chunks
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.embeddings import EmbeddingLibrary, read_embedding
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
+from webui.engine.networks.embeddings import EmbeddingLibrary, read_embedding
+from webui.engine.sampling import conditioning, generate
+from webui.engine.sampling.conditioning import CHUNK_LENGTH, EmbeddingVector, encode_prompt, split_chunks
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 WIDTH = 32  # tools.tiny_models.TEXT_WIDTH
 STAND_INS = ("cat", "dog", "bird")  # words whose token rows stand in for the vectors in the reference
-
 
 
 def vectors(count: int, seed: int, width: int = WIDTH) -> torch.Tensor:
@@ -136,7 +135,7 @@ def test_embedding_of_the_wrong_width_is_skipped_with_a_warning(
 ) -> None:
     save_file({"emb_params": vectors(2, 1, width=48)}, tmp_path / "wideemb.safetensors")
     library = EmbeddingLibrary(tmp_path, HashCache(tmp_path / "cache.json"))
-    with caplog.at_level(logging.WARNING, logger="webui.engine.embeddings"):
+    with caplog.at_level(logging.WARNING, logger="webui.engine.networks.embeddings"):
         assert library.for_pipe(tiny_sd1.pipe) == {}
     assert "wideemb.safetensors" in caplog.text
 

@@ -21,10 +21,10 @@ from webui.core import infotext, samplers
 from webui.core.errors import InvalidParameter
 from webui.core.hashing import HashCache, sha256_file
 from webui.core.params import Result, Txt2Img
-from webui.engine import generate
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
+from webui.engine.sampling import generate
 from webui.services.jobs import Job, JobQueue, JobStatus
 
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)

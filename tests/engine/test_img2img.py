@@ -23,12 +23,12 @@ from webui.core import infotext
 from webui.core.errors import InvalidParameter
 from webui.core.hashing import HashCache
 from webui.core.params import Img2Img, Result
-from webui.engine import generate, img2img
+from webui.engine.checkpoints.loader import load_checkpoint
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.loader import load_checkpoint
-from webui.engine.lora import LoraLibrary
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
+from webui.engine.networks.lora import LoraLibrary
+from webui.engine.sampling import generate, img2img
 from webui.services.jobs import Job
 from webui.services.outputs import read_infotext
 

@@ -22,11 +22,11 @@ from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
 from webui.core.hashing import HashCache
 from webui.core.params import MASKED_CONTENT, Img2Img, Result, Txt2Img
-from webui.engine import generate
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.image_prep import blur_reach
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
+from webui.engine.sampling import generate
+from webui.engine.sampling.image_prep import blur_reach
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -202,7 +202,9 @@ def test_an_inpainting_checkpoint_is_detected_and_conditioned_on_the_mask(inpain
 def test_an_inpainting_checkpoint_also_does_txt2img_and_img2img(inpainting: ModelManager) -> None:
     """As A1111: a full mask over an empty (mid-grey) image."""
     loaded = inpainting.get()
-    txt2img = Txt2Img(prompt="a red cube", steps=2, cfg_scale=1.0, sampler_name="Euler a", seed=5, width=64, height=64)
+    txt2img = Txt2Img(
+        prompt="a red cube", steps=2, cfg_scale=1.0, sampler_name="Euler a", seed=5, width=64, height=64
+    )
     with unet_inputs(loaded.pipe.unet) as seen:
         first = run(inpainting, txt2img)
     assert seen[0].shape[1] == 9 and bool((seen[0][:, 4] == 1).all())

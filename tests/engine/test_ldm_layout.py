@@ -24,9 +24,9 @@ from diffusers.loaders.single_file_utils import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from tools.tiny_models import TinyCheckpoint, save_tiny_checkpoint
-from webui.engine import ldm_layout, loader
-from webui.engine.loader import detect_architecture
-from webui.engine.weights_files import read_state_dict
+from webui.engine.checkpoints import ldm_layout, loader
+from webui.engine.checkpoints.loader import detect_architecture
+from webui.engine.checkpoints.weights_files import read_state_dict
 
 
 def assert_same_tensors(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

@@ -16,16 +16,16 @@ from safetensors.torch import save_file
 from tools.tiny_models import TinyCheckpoint, save_tiny_checkpoint
 from webui.core import samplers
 from webui.core.errors import ModelLoadError
-from webui.engine import ldm_layout
-from webui.engine.loader import (
+from webui.engine.checkpoints import ldm_layout
+from webui.engine.checkpoints.loader import (
     Architecture,
     LoadedCheckpoint,
     answers_like_v_model,
     detect_architecture,
     load_checkpoint,
 )
-from webui.engine.schedulers import TERMINAL_ALPHA_BAR, make_scheduler
-from webui.engine.weights_files import read_metadata, read_state_dict
+from webui.engine.checkpoints.weights_files import read_metadata, read_state_dict
+from webui.engine.sampling.schedulers import TERMINAL_ALPHA_BAR, make_scheduler
 
 CPU = torch.device("cpu")
 EXPECTED = {

@@ -17,17 +17,21 @@ from webui.core.errors import InvalidParameter
 from webui.core.hashing import HashCache, addnet_hash_safetensors
 from webui.core.params import Result, Txt2Img
 from webui.core.prompts import NetworkTag
-from webui.engine import generate, loader
+from webui.engine.checkpoints import loader
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.lora import LoraLibrary, map_ldm_unet_keys
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
+from webui.engine.networks.lora import LoraLibrary, map_ldm_unet_keys
+from webui.engine.sampling import generate
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)
-BASE = Txt2Img(prompt="a red cube", negative_prompt="blurry", steps=2, cfg_scale=5.0, seed=77, width=64, height=64)
+BASE = Txt2Img(
+    prompt="a red cube", negative_prompt="blurry", steps=2, cfg_scale=5.0, seed=77, width=64, height=64
+)
+
 
 @pytest.fixture(scope="module")
 def lora_dir(tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinyCheckpoint) -> Path:
@@ -41,7 +45,10 @@ def lora_dir(tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinyCheckpoint)
     torch.save(kohya_lora(pipe, 1), folder / "style_pt.pt")
     sdxl = {k.replace("lora_te_", "lora_te2_"): v for k, v in kohya_lora(pipe, 4, unet=False).items()}
     save_file({**kohya_lora(pipe, 4, te=False), **sdxl}, folder / "for_sdxl.safetensors")
-    bigger = {k: torch.cat([v, v], dim=-1) if k.endswith("lora_down.weight") else v for k, v in kohya_lora(pipe, 5, te=False).items()}
+    bigger = {
+        k: torch.cat([v, v], dim=-1) if k.endswith("lora_down.weight") else v
+        for k, v in kohya_lora(pipe, 5, te=False).items()
+    }
     save_file(bigger, folder / "wrong_shapes.safetensors")
     unknown = {k.replace("attn1_to_q", "attn9_to_q"): v for k, v in kohya_lora(pipe, 6, te=False).items()}
     save_file(unknown, folder / "unknown_keys.safetensors")
@@ -128,7 +135,9 @@ def test_unet_output_is_exactly_the_base_after_loras_are_switched_off(
     assert torch.allclose(unet(), changed, atol=1e-5)
 
 
-def test_text_encoder_and_unet_weights_are_separate(manager: ModelManager, loras: LoraLibrary, plain: np.ndarray) -> None:
+def test_text_encoder_and_unet_weights_are_separate(
+    manager: ModelManager, loras: LoraLibrary, plain: np.ndarray
+) -> None:
     both = pixels(run(manager, loras, "a red cube <lora:style:1>"))
     unet_only = pixels(run(manager, loras, "a red cube <lora:style:0:1>"))
     te_only = pixels(run(manager, loras, "a red cube <lora:style:te=1:unet=0>"))
@@ -147,7 +156,9 @@ def test_pt_files_and_ldm_block_names_load(manager: ModelManager, loras: LoraLib
         assert np.abs(pixels(result) - reference).max() <= 1, name
 
 
-def test_infotext_keeps_tags_and_carries_lora_hashes(manager: ModelManager, loras: LoraLibrary, lora_dir: Path) -> None:
+def test_infotext_keeps_tags_and_carries_lora_hashes(
+    manager: ModelManager, loras: LoraLibrary, lora_dir: Path
+) -> None:
     result = run(manager, loras, "a red cube <lora:style:0.8> <lora:other:0.5>")
     style, other = (addnet_hash_safetensors(lora_dir / f"{n}.safetensors")[:12] for n in ("style", "other"))
     text = result.infotexts[0]
@@ -161,7 +172,12 @@ def test_infotext_keeps_tags_and_carries_lora_hashes(manager: ModelManager, lora
     [("for_sdxl", "SDXL"), ("wrong_shapes", "does not fit"), ("unknown_keys", "another model architecture")],
 )
 def test_a_lora_that_does_not_fit_warns_and_generation_goes_on(
-    manager: ModelManager, loras: LoraLibrary, plain: np.ndarray, name: str, reason: str, caplog: pytest.LogCaptureFixture
+    manager: ModelManager,
+    loras: LoraLibrary,
+    plain: np.ndarray,
+    name: str,
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     result = run(manager, loras, f"a red cube <lora:{name}:1>")
     assert np.array_equal(pixels(result), plain)
@@ -195,7 +211,7 @@ def test_changing_loras_never_reloads_the_checkpoint(
         calls.append(Path(str(args[0])))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("webui.engine.manager.load_checkpoint", spy)
+    monkeypatch.setattr("webui.engine.checkpoints.manager.load_checkpoint", spy)
     for prompt in ("a <lora:style:1>", "a <lora:other:1>", "a <lora:style:1><lora:other:0.3>", "a"):
         run(manager, loras, prompt)
     assert calls == []

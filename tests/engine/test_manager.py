@@ -18,11 +18,11 @@ from tools.tiny_models import TinyCheckpoint
 from webui.core import hashing
 from webui.core.errors import ModelLoadError, ModelNotFound, UserError
 from webui.core.hashing import HashCache
-from webui.engine import manager as manager_module
+from webui.engine.checkpoints import manager as manager_module
+from webui.engine.checkpoints.loader import Architecture, LoadedCheckpoint
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.loader import Architecture, LoadedCheckpoint
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
 
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 ACCELERATOR = DeviceChoice(torch.device("cuda"), torch.float16)  # only named: stand-in pipes never touch it

@@ -26,13 +26,14 @@ from webui.core.cmd_args import parse_args
 from webui.core.errors import InvalidParameter
 from webui.core.hashing import HashCache
 from webui.core.params import Txt2Img
-from webui.engine import generate, loader, memory
-from webui.engine import manager as manager_module
+from webui.engine.checkpoints import loader, memory
+from webui.engine.checkpoints import manager as manager_module
+from webui.engine.checkpoints.loader import Architecture, LoadedCheckpoint
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.memory import MemoryFlags
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.loader import Architecture, LoadedCheckpoint
-from webui.engine.manager import ModelManager
-from webui.engine.memory import MemoryFlags
-from webui.engine.registry import CheckpointRegistry
+from webui.engine.sampling import generate
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,7 +44,6 @@ ALL_FLAGS = ["--medvram", "--lowvram", "--medvram-sdxl", "--no-half-vae", "--upc
 PARAMS = Txt2Img(
     prompt="a red cube", negative_prompt="blurry", steps=2, cfg_scale=5.0, seed=5, width=64, height=64
 )
-
 
 
 def fresh_pipe(checkpoint: TinyCheckpoint) -> Any:
@@ -74,11 +74,11 @@ def random_latents(seed: int = 0, side: int = 32) -> torch.Tensor:
 
 
 def test_flags_are_accepted_on_cpu_and_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="webui.engine.memory")
+    caplog.set_level(logging.INFO, logger="webui.engine.checkpoints.memory")
     app = App(parse_args([*ALL_FLAGS, "--data-dir", str(tmp_path)]))
     try:
         assert app.manager.memory == MemoryFlags(True, True, True, True, True)
-        said = [r.getMessage() for r in caplog.records if r.name == "webui.engine.memory"]
+        said = [r.getMessage() for r in caplog.records if r.name == "webui.engine.checkpoints.memory"]
         assert len(said) == 1 and "no effect on cpu" in said[0]
         assert all(flag in said[0] for flag in ALL_FLAGS)
         # the tiling threshold option reaches the manager, and a bad value is refused
@@ -92,9 +92,9 @@ def test_flags_are_accepted_on_cpu_and_logged_once(tmp_path: Path, caplog: pytes
 
 
 def test_no_flags_log_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="webui.engine.memory")
+    caplog.set_level(logging.INFO, logger="webui.engine.checkpoints.memory")
     memory.log_startup(MemoryFlags.from_args(parse_args([])), CPU)
-    assert not [r for r in caplog.records if r.name == "webui.engine.memory"]
+    assert not [r for r in caplog.records if r.name == "webui.engine.checkpoints.memory"]
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tools.tiny_models import save_tiny_checkpoint
-from webui.engine.loader import load_checkpoint
-from webui.engine.model_defaults import GenerationDefaults, read_defaults
+from webui.engine.checkpoints.loader import load_checkpoint
+from webui.engine.checkpoints.model_defaults import GenerationDefaults, read_defaults
 
 
 def test_without_metadata_the_native_size_and_the_usual_steps_and_cfg() -> None:

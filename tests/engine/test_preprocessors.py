@@ -12,8 +12,8 @@ from PIL import Image, ImageDraw
 
 from webui.core.errors import InvalidParameter, ModelLoadError, ModelNotFound
 from webui.core.params import ControlUnit
-from webui.engine import preprocessors as P
-from webui.engine.annotators import Annotators
+from webui.engine.controlnet import preprocessors as P
+from webui.engine.controlnet.annotators import Annotators
 
 NO_WEIGHTS = Annotators([])
 

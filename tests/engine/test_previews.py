@@ -13,17 +13,17 @@ from PIL import Image
 from tools.tiny_models import TinyCheckpoint
 from webui.core.hashing import HashCache
 from webui.core.params import Txt2Img
-from webui.engine import generate
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.manager import ModelManager
-from webui.engine.previews import (
+from webui.engine.sampling import generate
+from webui.engine.sampling.previews import (
     LATENT_RGB_FACTORS,
     LatentPreview,
     PreviewReporter,
     latent_to_image,
     preview_due,
 )
-from webui.engine.registry import CheckpointRegistry
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

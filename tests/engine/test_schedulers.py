@@ -11,7 +11,7 @@ from diffusers import DDIMScheduler
 
 from webui.core import samplers
 from webui.core.errors import InvalidParameter
-from webui.engine.schedulers import (
+from webui.engine.sampling.schedulers import (
     TERMINAL_ALPHA_BAR,
     accepted_config_keys,
     make_scheduler,

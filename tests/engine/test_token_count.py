@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tools.tiny_models import tiny_pipeline
-from webui.engine.conditioning import CHUNK_LENGTH, count_tokens, encode_prompt
+from webui.engine.sampling.conditioning import CHUNK_LENGTH, count_tokens, encode_prompt
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""VAE files (webui.engine.vae) through the ModelManager on the tiny SD1 checkpoint: the "SD VAE" choices,
+"""VAE files (webui.engine.checkpoints.vae) through the ModelManager on the tiny SD1 checkpoint: the "SD VAE" choices,
 the three file layouts, exact restoring of the checkpoint's own VAE, refusals, and the infotext.
 
 The other VAE is the tiny SD1 VAE built with another seed: same shapes, other weights.
@@ -20,19 +20,18 @@ from webui.core import infotext
 from webui.core.errors import ModelLoadError, ModelNotFound
 from webui.core.hashing import HashCache, sha256_file
 from webui.core.params import Txt2Img
-from webui.engine import generate
-from webui.engine import ldm_layout as L
+from webui.engine.checkpoints import ldm_layout as L
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
+from webui.engine.checkpoints.vae import VaeRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.manager import ModelManager
-from webui.engine.registry import CheckpointRegistry
-from webui.engine.vae import VaeRegistry
+from webui.engine.sampling import generate
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 LATENT = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,11 @@ def test_xyz_plot_without_sub_images_returns_the_grid_only(app):
     result = app.generate(BASE.replace(script_name="x/y/z plot", script_args=axes), save_images=False)
     assert len(result.images) == 1 and result.images[0].size == (128, 64)  # no legend: just the cells
     fields = infotext.parse(result.infotexts[0])
-    assert (fields["X Type"], fields["Y Type"], fields["Y Values"]) == ("CFG Scale", "Checkpoint name", "tiny-sd1")
+    assert (fields["X Type"], fields["Y Type"], fields["Y Values"]) == (
+        "CFG Scale",
+        "Checkpoint name",
+        "tiny-sd1",
+    )
     assert fields["Model"] == "tiny-sd1" and not result.paths
 
 

@@ -121,7 +121,9 @@ def test_pasting_an_infotext_fills_script_fields_after_extensions_saw_it(tmp_pat
     section, inputs, plugins = build(tmp_path, "txt2img")
     with gr.Blocks():
         prompt = gr.Textbox()
-        tab = GenerationTab("txt2img", {"prompt": prompt}, gr.Row(), gr.Row(), gr.Gallery(), gr.Textbox(), gr.State([]))
+        tab = GenerationTab(
+            "txt2img", {"prompt": prompt}, gr.Row(), gr.Row(), gr.Gallery(), gr.Textbox(), gr.State([])
+        )
     tab.sections.append(section)
     handler, outputs = paste_handler(SimpleNamespace(plugins=plugins), tab, None)
     (always_text,) = [component for component, key in section.paste_fields]

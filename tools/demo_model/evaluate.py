@@ -32,10 +32,10 @@ from tools.demo_model.data import (
 from tools.demo_model.export import NATIVE_SIZE, ExportedFiles
 from tools.demo_model.score import accuracy, iou, judge, read_image, saturation
 from webui.core import samplers
-from webui.engine import cfg_rescale
-from webui.engine.controlnet import load_controlnet
-from webui.engine.loader import LoadedCheckpoint, load_checkpoint
-from webui.engine.schedulers import make_scheduler
+from webui.engine.checkpoints.loader import LoadedCheckpoint, load_checkpoint
+from webui.engine.controlnet.units import load_controlnet
+from webui.engine.sampling import cfg_rescale
+from webui.engine.sampling.schedulers import make_scheduler
 
 SAMPLER, SCHEDULE = "DPM++ 2M", "Automatic"
 STEPS, CFG_SCALE = 20, 7.0

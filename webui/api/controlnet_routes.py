@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from webui.api.models import decode_image
 from webui.core.errors import InvalidParameter
 from webui.core.params import ControlUnit, control_mode_name, control_resize_mode_name
-from webui.engine import preprocessors
+from webui.engine.controlnet import preprocessors
 
 if TYPE_CHECKING:
     from webui.app import App

@@ -81,9 +81,7 @@ class Txt2ImgRequest(BaseModel):
         """Features A1111 has and we do not yet: say so instead of silently generating something else."""
         extra = self.model_extra or {}
         wanted = [
-            name
-            for name in ("enable_hr", "restore_faces", "tiling", "subseed_strength")
-            if extra.get(name)
+            name for name in ("enable_hr", "restore_faces", "tiling", "subseed_strength") if extra.get(name)
         ]
         if wanted:
             raise InvalidParameter(f"Not supported yet: {', '.join(wanted)}")
@@ -110,7 +108,9 @@ class Img2ImgRequest(Txt2ImgRequest):
         base = super().to_params(default_clip_skip)
         return Img2Img.from_txt2img(
             base,
-            init_images=tuple(decode_image(text, f"init_images[{i}]") for i, text in enumerate(self.init_images)),
+            init_images=tuple(
+                decode_image(text, f"init_images[{i}]") for i, text in enumerate(self.init_images)
+            ),
             mask=decode_image(self.mask, "mask") if self.mask else None,
             denoising_strength=self.denoising_strength,
             resize_mode=self.resize_mode,
@@ -167,7 +167,9 @@ def alwayson_args(scripts: dict[str, Any]) -> tuple[tuple[str, tuple[Any, ...]],
             continue
         args = entry.get("args", []) if isinstance(entry, dict) else None
         if not isinstance(args, list):
-            raise InvalidParameter(f'alwayson_scripts[{title!r}] must look like {{"args": [...]}}, got {entry!r}')
+            raise InvalidParameter(
+                f'alwayson_scripts[{title!r}] must look like {{"args": [...]}}, got {entry!r}'
+            )
         result.append((title, tuple(args)))
     return tuple(result)
 
@@ -194,7 +196,9 @@ def decode_image(text: str, field: str) -> Image.Image:
     except Image.DecompressionBombError as error:
         raise InvalidParameter(f"{field}: image too large ({error})") from None
     except UnidentifiedImageError:
-        raise InvalidParameter(f"{field}: not an image (PNG, JPEG, WebP or another format Pillow reads)") from None
+        raise InvalidParameter(
+            f"{field}: not an image (PNG, JPEG, WebP or another format Pillow reads)"
+        ) from None
     except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
         raise InvalidParameter(f"{field}: a damaged image that cannot be read ({error})") from None
     return image

@@ -31,7 +31,9 @@ def register_api(web: FastAPI, app: App) -> None:
 
     @web.exception_handler(UserError)
     async def user_error(_: Request, error: UserError) -> JSONResponse:
-        return JSONResponse(status_code=error.status_code, content={"error": type(error).__name__, "detail": str(error)})
+        return JSONResponse(
+            status_code=error.status_code, content={"error": type(error).__name__, "detail": str(error)}
+        )
 
     @web.exception_handler(RequestValidationError)
     async def invalid_body(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -41,7 +43,9 @@ def register_api(web: FastAPI, app: App) -> None:
     async def generate(body: Txt2ImgRequest, params: Txt2Img, parameters: dict[str, Any]) -> dict[str, Any]:
         """Queue `params` as `body` asks, wait, and answer as A1111 does (`parameters` echo the request)."""
         params = app.apply_styles(params, body.styles)
-        job = app.submit(params, body.save_images, body.override_settings, body.override_settings_restore_afterwards)
+        job = app.submit(
+            params, body.save_images, body.override_settings, body.override_settings_restore_afterwards
+        )
         result: Result = await run_in_threadpool(job.wait)
         images = [base64_image(image, text) for image, text in zip(result.images, result.infotexts)]
         return {
@@ -90,7 +94,9 @@ def register_api(web: FastAPI, app: App) -> None:
     @web.get("/sdapi/v1/loras")
     def loras() -> list[dict[str, Any]]:
         library = app.manager.loras
-        return [{"name": e.name, "alias": e.name, "path": str(e.path), "metadata": {}} for e in library.entries]
+        return [
+            {"name": e.name, "alias": e.name, "path": str(e.path), "metadata": {}} for e in library.entries
+        ]
 
     @web.post("/sdapi/v1/refresh-loras")
     def refresh_loras() -> None:
@@ -122,7 +128,9 @@ def register_api(web: FastAPI, app: App) -> None:
             "progress": view.progress,
             "eta_relative": view.eta_relative,
             "state": view.state,
-            "current_image": base64_image(preview, "") if preview is not None and not skip_current_image else None,
+            "current_image": base64_image(preview, "")
+            if preview is not None and not skip_current_image
+            else None,
             "textinfo": None,
         }
 

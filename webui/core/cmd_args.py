@@ -96,92 +96,185 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 'pip install torch==2.13.0').",
     )
     server = parser.add_argument_group("server")
-    server.add_argument("--port", type=_port, default=DEFAULT_PORT,
-                        help="launch gradio with given server port, you need root/admin rights for ports "
-                        f"< 1024, defaults to {DEFAULT_PORT}")
-    server.add_argument("--listen", action="store_true",
-                        help=f"launch gradio with {LISTEN_ADDRESS} as server name, allowing to respond to "
-                        "network requests")
-    server.add_argument("--server-name", type=str, default=None,
-                        help="sets hostname of server (overrides --listen)")
-    server.add_argument("--share", action="store_true",
-                        help="use share=True for gradio and make the UI accessible through their site")
-    server.add_argument("--gradio-auth", type=_auth_text, default=None,
-                        help='set gradio authentication like "username:password"; or comma-delimit multiple '
-                        'like "u1:p1,u2:p2,u3:p3"')
-    server.add_argument("--gradio-auth-path", type=str, default=None,
-                        help='set gradio authentication file path ex. "/path/to/auth/file" same auth format as '
-                        "--gradio-auth")
-    server.add_argument("--api-auth", type=_auth_text, default=None,
-                        help='Set authentication for API like "username:password"; or comma-delimit multiple like '
-                        '"u1:p1,u2:p2,u3:p3"')
-    server.add_argument("--cors-allow-origins", type=str, default=None,
-                        help="Allowed CORS origin(s) in the form of a comma-separated list (no spaces)")
-    server.add_argument("--cors-allow-origins-regex", type=str, default=None,
-                        help="Allowed CORS origin(s) in the form of a single regular expression")
-    server.add_argument("--tls-keyfile", type=str, default=None,
-                        help="Partially enables TLS, requires --tls-certfile to fully function")
-    server.add_argument("--tls-certfile", type=str, default=None,
-                        help="Partially enables TLS, requires --tls-keyfile to fully function")
-    server.add_argument("--api", action="store_true",
-                        help="use api=True to launch the API together with the webui (use --nowebui instead "
-                        "for only the API)")
-    server.add_argument("--nowebui", action="store_true",
-                        help="use api=True to launch the API instead of the webui")
+    server.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help="launch gradio with given server port, you need root/admin rights for ports "
+        f"< 1024, defaults to {DEFAULT_PORT}",
+    )
+    server.add_argument(
+        "--listen",
+        action="store_true",
+        help=f"launch gradio with {LISTEN_ADDRESS} as server name, allowing to respond to network requests",
+    )
+    server.add_argument(
+        "--server-name", type=str, default=None, help="sets hostname of server (overrides --listen)"
+    )
+    server.add_argument(
+        "--share",
+        action="store_true",
+        help="use share=True for gradio and make the UI accessible through their site",
+    )
+    server.add_argument(
+        "--gradio-auth",
+        type=_auth_text,
+        default=None,
+        help='set gradio authentication like "username:password"; or comma-delimit multiple '
+        'like "u1:p1,u2:p2,u3:p3"',
+    )
+    server.add_argument(
+        "--gradio-auth-path",
+        type=str,
+        default=None,
+        help='set gradio authentication file path ex. "/path/to/auth/file" same auth format as --gradio-auth',
+    )
+    server.add_argument(
+        "--api-auth",
+        type=_auth_text,
+        default=None,
+        help='Set authentication for API like "username:password"; or comma-delimit multiple like '
+        '"u1:p1,u2:p2,u3:p3"',
+    )
+    server.add_argument(
+        "--cors-allow-origins",
+        type=str,
+        default=None,
+        help="Allowed CORS origin(s) in the form of a comma-separated list (no spaces)",
+    )
+    server.add_argument(
+        "--cors-allow-origins-regex",
+        type=str,
+        default=None,
+        help="Allowed CORS origin(s) in the form of a single regular expression",
+    )
+    server.add_argument(
+        "--tls-keyfile",
+        type=str,
+        default=None,
+        help="Partially enables TLS, requires --tls-certfile to fully function",
+    )
+    server.add_argument(
+        "--tls-certfile",
+        type=str,
+        default=None,
+        help="Partially enables TLS, requires --tls-keyfile to fully function",
+    )
+    server.add_argument(
+        "--api",
+        action="store_true",
+        help="use api=True to launch the API together with the webui (use --nowebui instead "
+        "for only the API)",
+    )
+    server.add_argument(
+        "--nowebui", action="store_true", help="use api=True to launch the API instead of the webui"
+    )
 
     paths = parser.add_argument_group("paths")
-    paths.add_argument("--data-dir", type=str, default=None,
-                       help="base path where all user data is stored (models/, outputs/, config.json); "
-                       "defaults to the repository folder")
-    paths.add_argument("--styles-file", type=str, default=None,
-                       help="filename to use for styles (default: styles.csv in the data dir)")
-    paths.add_argument("--ckpt", type=str, default=None,
-                       help="path to checkpoint of stable diffusion model; if specified, this checkpoint "
-                       "will be added to the list of checkpoints and loaded")
-    paths.add_argument("--ckpt-dir", type=str, default=None,
-                       help="path to directory with stable diffusion checkpoints")
+    paths.add_argument(
+        "--data-dir",
+        type=str,
+        default=None,
+        help="base path where all user data is stored (models/, outputs/, config.json); "
+        "defaults to the repository folder",
+    )
+    paths.add_argument(
+        "--styles-file",
+        type=str,
+        default=None,
+        help="filename to use for styles (default: styles.csv in the data dir)",
+    )
+    paths.add_argument(
+        "--ckpt",
+        type=str,
+        default=None,
+        help="path to checkpoint of stable diffusion model; if specified, this checkpoint "
+        "will be added to the list of checkpoints and loaded",
+    )
+    paths.add_argument(
+        "--ckpt-dir", type=str, default=None, help="path to directory with stable diffusion checkpoints"
+    )
     paths.add_argument("--lora-dir", type=str, default=None, help="path to directory with Lora networks")
     paths.add_argument("--vae-dir", type=str, default=None, help="path to directory with VAE files")
-    paths.add_argument("--embeddings-dir", type=str, default=None,
-                       help="embeddings directory for textual inversion (default: models/embeddings)")
-    paths.add_argument("--controlnet-dir", type=str, default=None,
-                       help="path to directory with ControlNet models")
+    paths.add_argument(
+        "--embeddings-dir",
+        type=str,
+        default=None,
+        help="embeddings directory for textual inversion (default: models/embeddings)",
+    )
+    paths.add_argument(
+        "--controlnet-dir", type=str, default=None, help="path to directory with ControlNet models"
+    )
 
     device = parser.add_argument_group("device and precision")
-    device.add_argument("--use-cpu", nargs="+", type=str.lower, default=[], metavar="MODULE",
-                        help="use CPU as torch device for specified modules ('all' or names such as 'sd')")
-    device.add_argument("--device-id", type=str, default=None,
-                        help="select the default CUDA device to use (export CUDA_VISIBLE_DEVICES=0,1,etc "
-                        "might be needed before)")
+    device.add_argument(
+        "--use-cpu",
+        nargs="+",
+        type=str.lower,
+        default=[],
+        metavar="MODULE",
+        help="use CPU as torch device for specified modules ('all' or names such as 'sd')",
+    )
+    device.add_argument(
+        "--device-id",
+        type=str,
+        default=None,
+        help="select the default CUDA device to use (export CUDA_VISIBLE_DEVICES=0,1,etc "
+        "might be needed before)",
+    )
     device.add_argument("--no-half", action="store_true", help="do not switch the model to 16-bit floats")
-    device.add_argument("--no-half-vae", action="store_true",
-                        help="do not switch the VAE model to 16-bit floats")
-    device.add_argument("--precision", type=str, choices=("full", "half", "autocast"), default="autocast",
-                        help="evaluate at this precision")
-    device.add_argument("--medvram", action="store_true",
-                        help="enable stable diffusion model optimizations for sacrificing a little speed "
-                        "for low VRAM usage")
-    device.add_argument("--lowvram", action="store_true",
-                        help="enable stable diffusion model optimizations for sacrificing a lot of speed "
-                        "for very low VRAM usage")
-    device.add_argument("--medvram-sdxl", action="store_true",
-                        help="enable --medvram optimization just for SDXL models")
-    device.add_argument("--upcast-sampling", action="store_true",
-                        help="upcast sampling. No effect with --no-half. Usually produces similar results to "
-                        "--no-half with better performance while using less memory.")
+    device.add_argument(
+        "--no-half-vae", action="store_true", help="do not switch the VAE model to 16-bit floats"
+    )
+    device.add_argument(
+        "--precision",
+        type=str,
+        choices=("full", "half", "autocast"),
+        default="autocast",
+        help="evaluate at this precision",
+    )
+    device.add_argument(
+        "--medvram",
+        action="store_true",
+        help="enable stable diffusion model optimizations for sacrificing a little speed for low VRAM usage",
+    )
+    device.add_argument(
+        "--lowvram",
+        action="store_true",
+        help="enable stable diffusion model optimizations for sacrificing a lot of speed "
+        "for very low VRAM usage",
+    )
+    device.add_argument(
+        "--medvram-sdxl", action="store_true", help="enable --medvram optimization just for SDXL models"
+    )
+    device.add_argument(
+        "--upcast-sampling",
+        action="store_true",
+        help="upcast sampling. No effect with --no-half. Usually produces similar results to "
+        "--no-half with better performance while using less memory.",
+    )
 
     extensions = parser.add_argument_group("extensions")
-    extensions.add_argument("--enable-insecure-extension-access", action="store_true",
-                            help="enable extensions tab regardless of other options")
-    extensions.add_argument("--disable-all-extensions", action="store_true",
-                            help="prevent all extensions from running regardless of any other settings")
-    extensions.add_argument("--disable-extra-extensions", action="store_true",
-                            help="prevent all extensions except built-in from running regardless of any "
-                            "other settings")
+    extensions.add_argument(
+        "--enable-insecure-extension-access",
+        action="store_true",
+        help="enable extensions tab regardless of other options",
+    )
+    extensions.add_argument(
+        "--disable-all-extensions",
+        action="store_true",
+        help="prevent all extensions from running regardless of any other settings",
+    )
+    extensions.add_argument(
+        "--disable-extra-extensions",
+        action="store_true",
+        help="prevent all extensions except built-in from running regardless of any other settings",
+    )
 
     setup = parser.add_argument_group("setup")
-    setup.add_argument("--skip-install", action="store_true",
-                       help="launch.py argument: skip installation of packages")
+    setup.add_argument(
+        "--skip-install", action="store_true", help="launch.py argument: skip installation of packages"
+    )
     return parser
 
 

@@ -103,7 +103,11 @@ class HashCache:
         stat = path.stat()
         digest = compute(path)
         with self._lock:
-            self._data.setdefault(section, {})[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+            self._data.setdefault(section, {})[key] = {
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "sha256": digest,
+            }
             self._save()
         return digest
 

@@ -29,7 +29,9 @@ _CONTROL_RESIZE_ALIASES = {  # older sd-webui-controlnet labels its API still ac
 }
 
 
-def _choice(name: str, value: str | int, choices: tuple[str, ...], aliases: dict[str, str] | None = None) -> str:
+def _choice(
+    name: str, value: str | int, choices: tuple[str, ...], aliases: dict[str, str] | None = None
+) -> str:
     """A label from a label, an alias or the label's API integer."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(choices):
         return choices[value]
@@ -37,7 +39,9 @@ def _choice(name: str, value: str | int, choices: tuple[str, ...], aliases: dict
         label = (aliases or {}).get(value, value)
         if label in choices:
             return label
-    raise InvalidParameter(f"{name} must be one of {', '.join(choices)} (or 0-{len(choices) - 1}), got {value!r}")
+    raise InvalidParameter(
+        f"{name} must be one of {', '.join(choices)} (or 0-{len(choices) - 1}), got {value!r}"
+    )
 
 
 def control_mode_name(value: str | int) -> str:
@@ -80,7 +84,9 @@ class ControlUnit:
         if not self.model or self.model == "None":
             raise InvalidParameter(f"{where}: choose a ControlNet model (model is {self.model!r})")
         if self.image is None and not (self.use_img2img_input and has_img2img_input):
-            fallback = " (it would use the img2img input, but there is none)" if self.use_img2img_input else ""
+            fallback = (
+                " (it would use the img2img input, but there is none)" if self.use_img2img_input else ""
+            )
             raise InvalidParameter(f"{where} needs an image{fallback}")
         try:
             _check_range("weight", self.weight, 0.0, 2.0)

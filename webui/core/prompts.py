@@ -8,7 +8,7 @@
 
 The order A1111 applies them in: extra-network tags are removed from the whole prompt, the rest is split
 on AND, each part is expanded into its step schedule, and each scheduled text is parsed for emphasis
-when it is encoded (webui/engine/conditioning.py).
+when it is encoded (webui/engine/sampling/conditioning.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A1111 sampler and schedule-type names ⇄ a diffusers scheduler class name plus config overrides.
 
-Pure data: no diffusers import here. `webui.engine.schedulers.make_scheduler` turns a `SamplerChoice`
+Pure data: no diffusers import here. `webui.engine.sampling.schedulers.make_scheduler` turns a `SamplerChoice`
 into a scheduler and checks the class really accepts the overrides.
 
 Names, aliases, order and default schedule types follow A1111 v1.10 (`/sdapi/v1/samplers`,

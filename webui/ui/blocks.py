@@ -44,7 +44,9 @@ def build_ui(app: App) -> gr.Blocks:
             with gr.Tab("ControlNet", id="controlnet"):
                 controlnet_ui.build_tab(app)
             for extension_tab in extension_tabs:
-                with gr.Tab(extension_tab.title, id=extension_tab.elem_id, elem_id=f"tab_{extension_tab.elem_id}"):
+                with gr.Tab(
+                    extension_tab.title, id=extension_tab.elem_id, elem_id=f"tab_{extension_tab.elem_id}"
+                ):
                     app.plugins.render_tab(extension_tab)
             with gr.Tab("Settings", id="settings"):
                 settings = settings_tab.build_settings_tab(app, skip=quicksettings)
@@ -58,7 +60,9 @@ def build_ui(app: App) -> gr.Blocks:
         for tab in generation_tabs:
             paste.add_paste_button(app, tab, checkpoint)
         style_lists = styles_ui.build_styles(app, generation_tabs)
-        png_info.connect_send_to(app, pnginfo, (targets.txt2img, targets.img2img, targets.inpaint), checkpoint)
+        png_info.connect_send_to(
+            app, pnginfo, (targets.txt2img, targets.img2img, targets.inpaint), checkpoint
+        )
         options = {**quicksettings, **settings}
         # The tabs' Clip skip sliders start from, and follow, the "Clip skip" setting.
         clip_skip = options.get("CLIP_stop_at_last_layers")

@@ -14,12 +14,12 @@ from PIL import Image
 
 from webui.core.errors import UserError
 from webui.core.params import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, Txt2Img
-from webui.engine import preprocessors
+from webui.engine.controlnet import preprocessors
 from webui.ui.generation import Section, SectionFactory
 
 if TYPE_CHECKING:
     from webui.app import App
-    from webui.engine.controlnet import ControlNetLibrary
+    from webui.engine.controlnet.units import ControlNetLibrary
 
 Component = gr.components.Component
 NO_MODEL = "None"

@@ -22,8 +22,8 @@ import gradio as gr
 from PIL import Image
 
 from webui.core.errors import UserError
-from webui.engine.lora import LoraEntry, LoraLibrary
-from webui.engine.weights_files import read_metadata
+from webui.engine.checkpoints.weights_files import read_metadata
+from webui.engine.networks.lora import LoraEntry, LoraLibrary
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,10 @@ class LoraCard:
 def metadata_summary(metadata: dict[str, str]) -> tuple[str, ...]:
     """The kohya training metadata worth a glance on a card (missing keys are left out)."""
     lines = []
-    base = metadata.get("ss_base_model_version") or metadata.get("ss_sd_model_name") or metadata.get(
-        "modelspec.architecture"
+    base = (
+        metadata.get("ss_base_model_version")
+        or metadata.get("ss_sd_model_name")
+        or metadata.get("modelspec.architecture")
     )
     if base:
         lines.append(f"Base: {base}")

@@ -55,7 +55,9 @@ class Runner(Protocol):
     """A section that can run the generation itself instead of the tab's one queued job (img2img's Batch
     queues one job per input file)."""
 
-    def generate_instead(self, params: Txt2Img, values: Sequence[Any], progress: gr.Progress) -> Result | None:
+    def generate_instead(
+        self, params: Txt2Img, values: Sequence[Any], progress: gr.Progress
+    ) -> Result | None:
         """The result for `params` (every section applied) run this section's way, or None to let the
         tab queue `params` as usual. `values` are this section's inputs, as for apply()."""
         ...
@@ -125,27 +127,46 @@ def build_generation_tab(
                     value=defaults.scheduler,
                     elem_id=f"{name}_scheduler",
                 )
-            steps = gr.Slider(1, 150, value=defaults.steps, step=1, label="Sampling steps", elem_id=f"{name}_steps")
+            steps = gr.Slider(
+                1, 150, value=defaults.steps, step=1, label="Sampling steps", elem_id=f"{name}_steps"
+            )
             with gr.Row():
-                width = gr.Slider(64, 2048, value=defaults.width, step=8, label="Width", elem_id=f"{name}_width")
-                height = gr.Slider(64, 2048, value=defaults.height, step=8, label="Height", elem_id=f"{name}_height")
+                width = gr.Slider(
+                    64, 2048, value=defaults.width, step=8, label="Width", elem_id=f"{name}_width"
+                )
+                height = gr.Slider(
+                    64, 2048, value=defaults.height, step=8, label="Height", elem_id=f"{name}_height"
+                )
             with gr.Row():
-                n_iter = gr.Slider(1, 100, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count")
-                batch_size = gr.Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{name}_batch_size")
+                n_iter = gr.Slider(
+                    1, 100, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count"
+                )
+                batch_size = gr.Slider(
+                    1, 8, value=1, step=1, label="Batch size", elem_id=f"{name}_batch_size"
+                )
             with gr.Row():
                 cfg_scale = gr.Slider(
                     1, 30, value=defaults.cfg_scale, step=0.5, label="CFG Scale", elem_id=f"{name}_cfg_scale"
                 )
                 cfg_rescale = gr.Slider(
-                    0, 1, value=defaults.cfg_rescale, step=0.05, label="CFG Rescale",
-                    elem_id=f"{name}_cfg_rescale", info="for zero-terminal-SNR models (0.7); 0: plain CFG",
+                    0,
+                    1,
+                    value=defaults.cfg_rescale,
+                    step=0.05,
+                    label="CFG Rescale",
+                    elem_id=f"{name}_cfg_rescale",
+                    info="for zero-terminal-SNR models (0.7); 0: plain CFG",
                 )
             with gr.Row(equal_height=True):
                 seed = gr.Number(label="Seed", value=-1, precision=0, elem_id=f"{name}_seed", scale=4)
                 random_seed = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=40)
                 reuse_seed = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=40)
             clip_skip = gr.Slider(
-                1, 12, value=app.settings.get("CLIP_stop_at_last_layers"), step=1, label="Clip skip",
+                1,
+                12,
+                value=app.settings.get("CLIP_stop_at_last_layers"),
+                step=1,
+                label="Clip skip",
                 elem_id=f"{name}_clip_skip",
             )
             for factory in sections:
@@ -155,12 +176,20 @@ def build_generation_tab(
         with gr.Column():
             # PNG: the browser (and "Send to") gets the exact pixels, not a lossy WebP copy
             gallery = gr.Gallery(
-                label="Output", elem_id=f"{name}_gallery", columns=4, height="auto", preview=True, format="png"
+                label="Output",
+                elem_id=f"{name}_gallery",
+                columns=4,
+                height="auto",
+                preview=True,
+                format="png",
             )
             with gr.Row(elem_id=f"{name}_output_buttons") as output_buttons:
                 pass
             infotext = gr.Textbox(
-                label="Generation parameters", interactive=False, lines=4, elem_id=f"{name}_infotext",
+                label="Generation parameters",
+                interactive=False,
+                lines=4,
+                elem_id=f"{name}_infotext",
                 buttons=["copy"],
             )
     counter = TokenCounter(app.manager)
@@ -193,7 +222,11 @@ def build_generation_tab(
                 if isinstance(section, Runner):
                     runners.append((section, own))
             result = next(
-                (r for runner, own in runners if (r := runner.generate_instead(params, own, progress)) is not None),
+                (
+                    r
+                    for runner, own in runners
+                    if (r := runner.generate_instead(params, own, progress)) is not None
+                ),
                 None,
             )
             if result is None:
@@ -209,7 +242,12 @@ def build_generation_tab(
         for warning in result.warnings:
             gr.Warning(warning)
         images = [(image, f"Seed {s}") for image, s in zip(result.images, result.seeds)]
-        yield images, result.infotexts[0] if result.infotexts else "", list(result.infotexts), result.params.seed
+        yield (
+            images,
+            result.infotexts[0] if result.infotexts else "",
+            list(result.infotexts),
+            result.params.seed,
+        )
 
     outputs = [gallery, infotext, infotexts, last_seed]
     # our own job queue runs one job at a time; gradio only waits on it

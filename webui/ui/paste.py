@@ -137,7 +137,12 @@ def switch_checkpoint(app: App, fields: Mapping[str, str]) -> str | None:
 
 def script_fields(tab: GenerationTab) -> list[tuple[Component, str]]:
     """(component, infotext key) of the tab's scripts' infotext_fields."""
-    return [pair for section in tab.sections if isinstance(section, ScriptsSection) for pair in section.paste_fields]
+    return [
+        pair
+        for section in tab.sections
+        if isinstance(section, ScriptsSection)
+        for pair in section.paste_fields
+    ]
 
 
 def text_value(component: Component, text: str) -> Any:
@@ -156,7 +161,11 @@ def paste_handler(
     """A handler from infotext text to updates of `tab`'s controls and script fields (and the checkpoint
     dropdown), and its outputs. Unreadable text leaves everything as it is and says why."""
     controls, scripted = tab.controls, script_fields(tab)
-    outputs = [*controls.values(), *(c for c, _ in scripted), *([checkpoint] if checkpoint is not None else [])]
+    outputs = [
+        *controls.values(),
+        *(c for c, _ in scripted),
+        *([checkpoint] if checkpoint is not None else []),
+    ]
 
     def paste(text: str) -> list[Any]:
         unchanged = [gr.update() for _ in outputs]
@@ -174,7 +183,9 @@ def paste_handler(
         result = updates(controls, pasted)
         for component, key in scripted:
             try:
-                result.append(text_value(component, pasted.fields[key]) if key in pasted.fields else gr.update())
+                result.append(
+                    text_value(component, pasted.fields[key]) if key in pasted.fields else gr.update()
+                )
             except ValueError:
                 gr.Warning(f"{key} not pasted: {pasted.fields[key]!r} is not a number")
                 result.append(gr.update())

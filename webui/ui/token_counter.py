@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from webui.core.prompts import extract_network_tags, prompt_schedule, split_and
-from webui.engine.conditioning import count_tokens
+from webui.engine.sampling.conditioning import count_tokens
 
 if TYPE_CHECKING:
-    from webui.engine.manager import ModelManager
+    from webui.engine.checkpoints.manager import ModelManager
 
 # Scoped to the counter: small, grey, at the right edge under its prompt box (A1111 overlays it there).
 _CSS = ".token-counter { text-align: right; font-size: 0.8em; opacity: 0.7; padding-right: 1em; }"
@@ -40,7 +40,7 @@ class TokenCounter:
             if self._tokenizer is None:
                 from transformers import CLIPTokenizer
 
-                from webui.engine.loader import TOKENIZER_DIR
+                from webui.engine.checkpoints.loader import TOKENIZER_DIR
 
                 self._tokenizer = CLIPTokenizer.from_pretrained(TOKENIZER_DIR, local_files_only=True)
             return self._tokenizer
@@ -66,7 +66,10 @@ def add_counter(
     """A counter under `box`, updated as the user types (only the latest text is counted) and when the
     step count changes (prompt editing depends on it)."""
     view = gr.HTML(
-        "0/75", elem_id=elem_id, html_template='<div class="token-counter">${value}</div>', css_template=_CSS,
+        "0/75",
+        elem_id=elem_id,
+        html_template='<div class="token-counter">${value}</div>',
+        css_template=_CSS,
         js_on_load=None,
     )
 

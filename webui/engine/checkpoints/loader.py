@@ -28,15 +28,15 @@ from diffusers import schedulers as diffusers_schedulers
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from webui.core.errors import ModelLoadError
-from webui.engine import ldm_layout as L
-from webui.engine.model_defaults import GenerationDefaults, read_defaults
-from webui.engine.schedulers import zero_terminal_snr_betas
-from webui.engine.weights_files import read_metadata, read_state_dict
+from webui.engine.checkpoints import ldm_layout as L
+from webui.engine.checkpoints.model_defaults import GenerationDefaults, read_defaults
+from webui.engine.checkpoints.weights_files import read_metadata, read_state_dict
+from webui.engine.sampling.schedulers import zero_terminal_snr_betas
 
 Family = Literal["sd1", "sd2", "sdxl"]
 PredictionType = Literal["epsilon", "v_prediction"]
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # one vocabulary for all; the family folders only set the pad token
 TOKENIZER_DIR = CONFIGS / "clip_tokenizer"
 CLIP_VOCAB_SIZE = 49408
@@ -322,7 +322,11 @@ def _build(
 
 
 def fill_module(
-    model: torch.nn.Module, tensors: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype, what: str
+    model: torch.nn.Module,
+    tensors: dict[str, torch.Tensor],
+    device: torch.device,
+    dtype: torch.dtype,
+    what: str,
 ) -> Any:
     """`model` (built on the meta device) holding exactly `tensors`, ready for inference.
 

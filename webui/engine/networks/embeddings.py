@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from webui.core.errors import ModelLoadError
 from webui.core.hashing import HashCache
-from webui.engine.conditioning import CHUNK_LENGTH, TextualInversions
+from webui.engine.sampling.conditioning import CHUNK_LENGTH, TextualInversions
 
 log = logging.getLogger(__name__)
 

@@ -44,11 +44,11 @@ from PIL import Image
 from webui.core import controlnet_infotext
 from webui.core.errors import InvalidParameter, ModelLoadError, ModelNotFound
 from webui.core.params import CONTROL_MODES, ControlUnit
-from webui.engine import ldm_layout as L
-from webui.engine import preprocessors
-from webui.engine.annotators import Annotators
-from webui.engine.loader import CONFIGS, LoadedCheckpoint, fill_module
-from webui.engine.weights_files import read_state_dict
+from webui.engine.checkpoints import ldm_layout as L
+from webui.engine.checkpoints.loader import CONFIGS, LoadedCheckpoint, fill_module
+from webui.engine.checkpoints.weights_files import read_state_dict
+from webui.engine.controlnet import preprocessors
+from webui.engine.controlnet.annotators import Annotators
 
 log = logging.getLogger(__name__)
 

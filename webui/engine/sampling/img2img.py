@@ -33,8 +33,8 @@ from PIL import Image
 
 from webui.core import infotext
 from webui.core.params import MASKED_CONTENT, Img2Img, Txt2Img
-from webui.engine import image_prep
-from webui.engine.loader import LoadedCheckpoint
+from webui.engine.checkpoints.loader import LoadedCheckpoint
+from webui.engine.sampling import image_prep
 
 PIPELINES = {  # (SDXL?, inpaint?) -> the pipeline class
     (False, False): StableDiffusionImg2ImgPipeline,

@@ -23,8 +23,8 @@ from PIL import Image
 
 from webui.core.errors import InvalidParameter
 from webui.core.params import CONTROL_RESIZE_MODES, ControlUnit, control_resize_mode_name
-from webui.engine import annotators as known
-from webui.engine.annotators import Annotator, Annotators, import_aux
+from webui.engine.controlnet import annotators as known
+from webui.engine.controlnet.annotators import Annotator, Annotators, import_aux
 
 JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL = CONTROL_RESIZE_MODES
 SHUFFLE_SEED = 0  # the shuffle is random in sd-webui-controlnet; fixed here so an infotext reproduces
@@ -208,6 +208,7 @@ def _scribble_xdog(image: Array, level: float, _: float) -> Array:
 
 
 # --- modules with annotator weights ---------------------------------------------------------------
+
 
 def _detector_module(
     name: str,

@@ -12,14 +12,14 @@ from pathlib import Path
 import torch
 
 from webui.core.errors import ModelLoadError
-from webui.engine.controlnet import ControlNetLibrary
+from webui.engine.checkpoints.loader import LoadedCheckpoint, load_checkpoint
+from webui.engine.checkpoints.memory import DEFAULT_TILING_THRESHOLD, MemoryFlags, Offload, prepare_pipe
+from webui.engine.checkpoints.registry import CheckpointEntry, CheckpointRegistry
+from webui.engine.checkpoints.vae import AUTOMATIC, VaeFile, VaeRegistry, VaeState, apply_vae
+from webui.engine.controlnet.units import ControlNetLibrary
 from webui.engine.devices import DeviceChoice
-from webui.engine.embeddings import EmbeddingLibrary
-from webui.engine.loader import LoadedCheckpoint, load_checkpoint
-from webui.engine.lora import LoraLibrary
-from webui.engine.memory import DEFAULT_TILING_THRESHOLD, MemoryFlags, Offload, prepare_pipe
-from webui.engine.registry import CheckpointEntry, CheckpointRegistry
-from webui.engine.vae import AUTOMATIC, VaeFile, VaeRegistry, VaeState, apply_vae
+from webui.engine.networks.embeddings import EmbeddingLibrary
+from webui.engine.networks.lora import LoraLibrary
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,9 @@ class ModelManager:
             elif self.registry.entries:
                 entry = self.registry.entries[0]
             else:
-                raise ModelLoadError(f"No checkpoint found in {self.registry.root}: put a .safetensors file there")
+                raise ModelLoadError(
+                    f"No checkpoint found in {self.registry.root}: put a .safetensors file there"
+                )
             return self._with_vae(self._activate(entry))
 
     def set_vae(self, choice: str) -> None:

@@ -35,7 +35,9 @@ LORA_SUFFIXES = (".safetensors", ".pt")
 TAG_KINDS = ("lora", "lyco")  # A1111 reads old LyCORIS tags as LoRA tags
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
 
-_LDM_KEY = re.compile(r"lora_unet_(input_blocks|output_blocks)_(\d+)_(\d+)_?(.*)|lora_unet_middle_block_(\d+)_?(.*)")
+_LDM_KEY = re.compile(
+    r"lora_unet_(input_blocks|output_blocks)_(\d+)_(\d+)_?(.*)|lora_unet_middle_block_(\d+)_?(.*)"
+)
 # LDM ResBlock layer names -> diffusers ResnetBlock2D names
 _RESNET_LAYERS = {
     "in_layers_0": "norm1",
@@ -113,7 +115,9 @@ class LoraLibrary:
             if path.suffix.lower() not in LORA_SUFFIXES or not path.is_file():
                 continue
             if path.stem in found:
-                log.warning("LoRA %s: name already used by %s; ignoring this file", path, found[path.stem].path)
+                log.warning(
+                    "LoRA %s: name already used by %s; ignoring this file", path, found[path.stem].path
+                )
                 continue
             found[path.stem] = LoraEntry(path.stem, path)
         with self._lock:
@@ -169,7 +173,9 @@ class LoraLibrary:
                 names.append(adapter.adapter)
                 weights.append(_component_weights(pipe, adapter.adapter, request))
                 applied.append(
-                    AppliedLora(request.name, self.short_hash(request.entry), request.te_weight, request.unet_weight)
+                    AppliedLora(
+                        request.name, self.short_hash(request.entry), request.te_weight, request.unet_weight
+                    )
                 )
             _activate(pipe, names, weights)
             return AppliedLoras(tuple(applied), tuple(warnings))
@@ -216,7 +222,9 @@ def _load(pipe: Any, state: dict[str, torch.Tensor], adapter: str) -> str | None
     except BaseException:
         _delete(pipe, adapter)
         raise
-    matched = sum(_count_layers(getattr(pipe, component, None), adapter) for component in pipe._lora_loadable_modules)
+    matched = sum(
+        _count_layers(getattr(pipe, component, None), adapter) for component in pipe._lora_loadable_modules
+    )
     if matched < wanted:
         _delete(pipe, adapter)
         return f"only {matched} of its {wanted} layers match this checkpoint: made for another model architecture"
@@ -268,7 +276,10 @@ def map_ldm_unet_keys(state: dict[str, torch.Tensor], unet_config: Any) -> dict[
             block = int(match.group(5))
             if block not in (0, 1, 2):
                 raise ValueError(f"{module}: the UNet has no middle block {block}")
-            target, inner = ("mid_block_attentions_0" if block == 1 else f"mid_block_resnets_{block // 2}"), match.group(6)
+            target, inner = (
+                ("mid_block_attentions_0" if block == 1 else f"mid_block_resnets_{block // 2}"),
+                match.group(6),
+            )
         else:
             table = inputs if match.group(1) == "input_blocks" else outputs
             place = (int(match.group(2)), int(match.group(3)))

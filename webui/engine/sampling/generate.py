@@ -20,11 +20,13 @@ from webui import __version__
 from webui.core import infotext, prompts, samplers
 from webui.core.errors import InvalidParameter
 from webui.core.params import Img2Img, Result, Txt2Img
-from webui.engine import cfg_rescale, composable, conditioning, controlnet, img2img, memory, previews
-from webui.engine.loader import LoadedCheckpoint
-from webui.engine.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
-from webui.engine.manager import ModelManager
-from webui.engine.schedulers import make_scheduler
+from webui.engine.checkpoints import memory
+from webui.engine.checkpoints.loader import LoadedCheckpoint
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.controlnet import units as controlnet
+from webui.engine.networks.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
+from webui.engine.sampling import cfg_rescale, composable, conditioning, img2img, previews
+from webui.engine.sampling.schedulers import make_scheduler
 
 MAX_SEED = 2**32 - 1
 
@@ -88,7 +90,9 @@ def resolve_seed(seed: int) -> int:
     return random.randrange(MAX_SEED + 1) if seed == -1 else seed
 
 
-def initial_noise(seeds: list[int], shape: tuple[int, int, int]) -> tuple[torch.Tensor, list[torch.Generator]]:
+def initial_noise(
+    seeds: list[int], shape: tuple[int, int, int]
+) -> tuple[torch.Tensor, list[torch.Generator]]:
     """One CPU generator per image, seeded with that image's seed.
 
     Drawing on the CPU makes the noise identical on every device (A1111's "RNG: CPU"), and one generator
@@ -382,7 +386,11 @@ def _plain_text(prompt: str) -> str:
 
 def _lora_requests(params: Txt2Img, loras: LoraLibrary | None) -> list[LoraRequest]:
     """The LoRAs both prompts' tags ask for; tags this version cannot apply are refused, never ignored."""
-    tags = [tag for text in (params.prompt, params.negative_prompt) for tag in prompts.extract_network_tags(text)[1]]
+    tags = [
+        tag
+        for text in (params.prompt, params.negative_prompt)
+        for tag in prompts.extract_network_tags(text)[1]
+    ]
     refused = [tag for tag in tags if loras is None or tag.kind not in TAG_KINDS]
     if refused:
         names = ", ".join(f"<{tag.kind}:{tag.name}>" for tag in refused)

@@ -297,7 +297,7 @@ def encode_prompt(
 
     negative=True marks a negative prompt: for SDXL, A1111 then encodes an empty one as zeros (embeddings
     and pooled), which is also what diffusers does when no negative prompt is given. `embeddings`: the
-    textual inversions usable with this pipeline (webui.engine.embeddings.EmbeddingLibrary.for_pipe).
+    textual inversions usable with this pipeline (webui.engine.networks.embeddings.EmbeddingLibrary.for_pipe).
     """
     encoders = _encoders(pipe)
     fragments = parse_prompt_attention(prompt)

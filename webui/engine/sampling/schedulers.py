@@ -63,7 +63,9 @@ def make_scheduler(
         )
     # noise_sampler_seed belongs to one run (the seed of the images), never to the next one.
     config = {
-        key: value for key, value in base_config.items() if key not in OWNED_CONFIG_KEYS | {"noise_sampler_seed"}
+        key: value
+        for key, value in base_config.items()
+        if key not in OWNED_CONFIG_KEYS | {"noise_sampler_seed"}
     }
     if config.get("rescale_betas_zero_snr") and "rescale_betas_zero_snr" not in accepted:
         # the same rescaled schedule, spelt as betas that every scheduler takes

@@ -18,8 +18,8 @@ from diffusers import AutoencoderKL
 
 from webui.core.errors import ModelLoadError, ModelNotFound
 from webui.core.hashing import HashCache
-from webui.engine import ldm_layout as L
-from webui.engine.weights_files import read_state_dict
+from webui.engine.checkpoints import ldm_layout as L
+from webui.engine.checkpoints.weights_files import read_state_dict
 
 log = logging.getLogger(__name__)
 

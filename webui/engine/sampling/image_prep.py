@@ -120,8 +120,11 @@ def crop_region(mask: Image.Image, padding: int) -> Box | None:
     if box is None:
         return None
     left, top, right, bottom = box
-    return max(left - padding, 0), max(top - padding, 0), min(right + padding, mask.width), min(
-        bottom + padding, mask.height
+    return (
+        max(left - padding, 0),
+        max(top - padding, 0),
+        min(right + padding, mask.width),
+        min(bottom + padding, mask.height),
     )
 
 
@@ -147,7 +150,7 @@ def _grow(start: int, end: int, length: int, limit: int) -> tuple[int, int]:
 
 
 def fill_masked(image: Image.Image, mask: Image.Image) -> Image.Image:
-    """"fill": the masked area painted with the colours around it, smoothly (coarse to fine), so the
+    """ "fill": the masked area painted with the colours around it, smoothly (coarse to fine), so the
     sampler starts from the surroundings instead of what was there. Unmasked pixels stay exactly.
 
     A pull-push fill: the known pixels (weighted by 1 - mask) are averaged down to one pixel, then each
@@ -291,4 +294,3 @@ def batch_size_for(params: Img2Img) -> int:
         batch = params.batch_size
         raise InvalidParameter(f"{count} input images but a batch size of {batch}: raise the batch size")
     return params.batch_size if count == 1 else count
-

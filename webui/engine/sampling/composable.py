@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from webui.core import prompts
-from webui.engine.conditioning import Conditioning, pad_pair
+from webui.engine.sampling.conditioning import Conditioning, pad_pair
 
 
 def prompt_parts(prompt: str) -> list[tuple[str, float]]:
