@@ -29,7 +29,7 @@ from webui.core.cmd_args import (
 )
 from webui.core.errors import ModelNotFound, UserError
 from webui.core.hashing import HashCache
-from webui.core.params import Img2Img, Request, Result, SwitchCheckpoint, SwitchVae, Txt2Img
+from webui.core.params import GenerationParams, Request, Result, SwitchCheckpoint, SwitchVae
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.memory import MemoryFlags, log_startup
 from webui.engine.checkpoints.registry import CheckpointRegistry
@@ -49,7 +49,7 @@ from webui.services.settings import Settings, option
 from webui.services.styles import StyleDatabase
 
 log = logging.getLogger(__name__)
-P = TypeVar("P", bound=Txt2Img)
+P = TypeVar("P", bound=GenerationParams)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +99,7 @@ class App:
 
     def submit(
         self,
-        params: Txt2Img | Img2Img,
+        params: GenerationParams,
         save_images: bool = True,
         override_settings: Mapping[str, Any] | None = None,
         restore_settings: bool = True,
@@ -125,7 +125,7 @@ class App:
         prompt, negative = self.styles.apply(params.prompt, params.negative_prompt, names)
         return dataclasses.replace(params, prompt=prompt, negative_prompt=negative)
 
-    def generate(self, params: Txt2Img | Img2Img, save_images: bool = True) -> Result:
+    def generate(self, params: GenerationParams, save_images: bool = True) -> Result:
         return self.submit(params, save_images).wait()
 
     def select_checkpoint(self, title: str) -> str:

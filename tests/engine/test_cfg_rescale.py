@@ -13,7 +13,7 @@ from PIL import Image
 
 from tools.tiny_models import TinyCheckpoint
 from webui.core.hashing import HashCache
-from webui.core.params import Img2Img, Txt2Img
+from webui.core.params import GenerationParams, Img2Img, Txt2Img
 from webui.engine.checkpoints.loader import load_checkpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
@@ -80,7 +80,7 @@ def manager(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_fast: TinyCheckpo
     )
 
 
-def run(manager: ModelManager, params: Txt2Img) -> np.ndarray:
+def run(manager: ModelManager, params: GenerationParams) -> np.ndarray:
     result = generate.run(params, manager, Job(params=None, kind="txt2img", clock=time.monotonic))
     return np.asarray(result.images[0], dtype=np.int16)
 
@@ -99,7 +99,9 @@ MASK.paste(255, (16, 16, 48, 48))
     ],
     ids=["txt2img", "img2img", "inpaint"],
 )
-def test_every_path_rescales_and_without_cfg_nothing_changes(manager: ModelManager, params: Txt2Img) -> None:
+def test_every_path_rescales_and_without_cfg_nothing_changes(
+    manager: ModelManager, params: GenerationParams
+) -> None:
     plain = run(manager, params)
     assert np.abs(run(manager, params.replace(cfg_rescale=0.7)) - plain).mean() > 0.5
     no_cfg = params.replace(cfg_scale=1.0)

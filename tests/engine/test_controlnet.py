@@ -22,7 +22,7 @@ from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
 from webui.core.errors import ModelLoadError, ModelNotFound
 from webui.core.hashing import HashCache
-from webui.core.params import CONTROL_MODES, ControlUnit, Img2Img, Result, Txt2Img
+from webui.core.params import CONTROL_MODES, ControlUnit, GenerationParams, Img2Img, Result, Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.controlnet import preprocessors
@@ -93,7 +93,7 @@ def manager(models: Path) -> ModelManager:
     return ModelManager(registry, CPU, device_slots=1, keep_in_cpu=True, controlnets=library)
 
 
-def run(manager: ModelManager, params: Txt2Img) -> Result:
+def run(manager: ModelManager, params: GenerationParams) -> Result:
     return generate.run(
         params.replace(sd_model_checkpoint=params.sd_model_checkpoint or "tiny-sd1"),
         manager,

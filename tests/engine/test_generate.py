@@ -20,7 +20,7 @@ from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext, samplers
 from webui.core.errors import InvalidParameter
 from webui.core.hashing import HashCache, sha256_file
-from webui.core.params import Result, Txt2Img
+from webui.core.params import GenerationParams, Result, Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
@@ -78,7 +78,7 @@ def manager(tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinyCheckpoint) 
     return manager
 
 
-def run(manager: ModelManager, params: Txt2Img) -> tuple[Result, RecordingJob]:
+def run(manager: ModelManager, params: GenerationParams) -> tuple[Result, RecordingJob]:
     job = RecordingJob()
     return generate.run(params, manager, job), job
 
@@ -233,7 +233,7 @@ def test_infotext_reads_back_to_the_params_that_remake_the_image(manager: ModelM
 def test_interrupt_during_the_first_step_stops_the_job(manager: ModelManager) -> None:
     steps: list[int] = []
 
-    def runner(params: Txt2Img, job: Job) -> Result:
+    def runner(params: GenerationParams, job: Job) -> Result:
         report = job.report
 
         def interrupting_report(step: int, total: int, preview: object | None = None) -> None:

@@ -21,7 +21,7 @@ from PIL import Image, ImageFilter
 from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
 from webui.core.hashing import HashCache
-from webui.core.params import MASKED_CONTENT, Img2Img, Result, Txt2Img
+from webui.core.params import MASKED_CONTENT, GenerationParams, Img2Img, Result, Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
@@ -80,7 +80,7 @@ def inpainting(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_inpaint: TinyC
     return make_manager(tmp_path_factory.mktemp("inpainting"), tiny_sd1_inpaint)
 
 
-def run(manager: ModelManager, params: Txt2Img) -> Result:
+def run(manager: ModelManager, params: GenerationParams) -> Result:
     return generate.run(params, manager, Job(params=None, kind="img2img", clock=time.monotonic))
 
 

@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
 from webui.core.errors import InvalidParameter
-from webui.core.params import Img2Img, Txt2Img
+from webui.core.params import GenerationParams, Img2Img, Txt2Img
 from webui.services.settings import OPTIONS_BY_NAME
 
 # A1111 options that map onto generation parameters when sent in `override_settings`; every other
@@ -48,7 +48,7 @@ class Txt2ImgRequest(BaseModel):
     script_args: list[Any] = Field(default_factory=list)
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
 
-    def to_params(self, default_clip_skip: int) -> Txt2Img:
+    def to_params(self, default_clip_skip: int) -> GenerationParams:
         self._refuse_unsupported()
         # Unknown names are refused by App.submit, which also knows the options extensions added.
         overrides = {

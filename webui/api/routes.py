@@ -19,7 +19,7 @@ from webui.api.models import Img2ImgRequest, Txt2ImgRequest
 from webui.api.script_routes import register_script_routes
 from webui.core import samplers
 from webui.core.errors import UserError
-from webui.core.params import Img2Img, Result, Txt2Img
+from webui.core.params import GenerationParams, Img2Img, Result
 from webui.services.outputs import embed_infotext
 
 if TYPE_CHECKING:
@@ -40,7 +40,9 @@ def register_api(web: FastAPI, app: App) -> None:
         reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         return JSONResponse(status_code=422, content={"error": "InvalidParameter", "detail": reasons})
 
-    async def generate(body: Txt2ImgRequest, params: Txt2Img, parameters: dict[str, Any]) -> dict[str, Any]:
+    async def generate(
+        body: Txt2ImgRequest, params: GenerationParams, parameters: dict[str, Any]
+    ) -> dict[str, Any]:
         """Queue `params` as `body` asks, wait, and answer as A1111 does (`parameters` echo the request)."""
         params = app.apply_styles(params, body.styles)
         job = app.submit(

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from webui.core import controlnet_infotext, samplers
 from webui.core.errors import InvalidParameter
-from webui.core.params import INPAINT_AREAS, MASK_MODES, MASKED_CONTENT, Img2Img, Txt2Img
+from webui.core.params import INPAINT_AREAS, MASK_MODES, MASKED_CONTENT, GenerationParams, Img2Img, Txt2Img
 
 NEGATIVE_PREFIX = "Negative prompt:"
 
@@ -97,7 +97,7 @@ def _pair(key: str, value: Value) -> str:
 
 
 def build(
-    params: Txt2Img,
+    params: GenerationParams,
     *,
     seed: int | None = None,
     model_name: str | None = None,
@@ -144,7 +144,7 @@ def build(
     return f"{params.prompt}{negative}\n{line}".strip()
 
 
-def _inpaint_fields(params: Txt2Img) -> dict[str, Value | None]:
+def _inpaint_fields(params: GenerationParams) -> dict[str, Value | None]:
     """What A1111 writes for an inpaint (img2img with a mask), in its order: "Mask blur" always (its
     img2img tab does), the rest only when not the default: "Mask mode" for "Inpaint not masked",
     "Inpaint area" + "Masked area padding" for "Only masked", "Masked content" unless "original"."""

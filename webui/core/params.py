@@ -108,7 +108,9 @@ class ControlUnit:
 
 
 @dataclass(frozen=True)
-class Txt2Img:
+class GenerationParams:
+    """What every generation has: txt2img and img2img/inpaint both extend it."""
+
     prompt: str = ""
     negative_prompt: str = ""
     steps: int = 20
@@ -151,12 +153,17 @@ class Txt2Img:
         for index, unit in enumerate(self.control_units):
             unit.validate(index, has_input)
 
-    def replace(self, **changes: Any) -> "Txt2Img":
+    def replace(self, **changes: Any) -> "GenerationParams":
         return dataclasses.replace(self, **changes)
 
     @property
     def total_images(self) -> int:
         return self.batch_size * self.n_iter
+
+
+@dataclass(frozen=True)
+class Txt2Img(GenerationParams):
+    """txt2img: the common fields (hires fix and the refiner's fields will live here)."""
 
 
 # A1111's choices, in the order of their API integers (resize_mode, inpainting_fill, inpaint_full_res,
@@ -168,7 +175,7 @@ MASK_MODES = ("Inpaint masked", "Inpaint not masked")
 
 
 @dataclass(frozen=True)
-class Img2Img(Txt2Img):
+class Img2Img(GenerationParams):
     """img2img, sketch and inpaint: txt2img's fields plus the input image(s) and, for inpaint, the mask.
 
     `width`/`height` are the output size; the input is resized to it with `resize_mode`. A mask is white
@@ -196,9 +203,9 @@ class Img2Img(Txt2Img):
         _check_range("inpainting_mask_invert", self.inpainting_mask_invert, 0, 1)
 
     @classmethod
-    def from_txt2img(cls, params: Txt2Img, **fields: Any) -> Img2Img:
-        """`params` as an Img2Img with `fields` set (img2img fields, or txt2img ones to change)."""
-        return cls(**{**{name: getattr(params, name) for name in field_names(Txt2Img)}, **fields})
+    def from_txt2img(cls, params: GenerationParams, **fields: Any) -> Img2Img:
+        """`params` as an Img2Img with `fields` set (img2img fields, or common ones to change)."""
+        return cls(**{**{name: getattr(params, name) for name in field_names(GenerationParams)}, **fields})
 
     @property
     def is_inpaint(self) -> bool:
@@ -220,7 +227,7 @@ def field_names(cls: type) -> list[str]:
 class Result:
     """What one finished job hands back: images in order, each with its infotext and seed."""
 
-    params: Txt2Img  # (or Img2Img) with the seed resolved (never -1)
+    params: GenerationParams  # with the seed resolved (never -1)
     images: tuple[Image.Image, ...]
     infotexts: tuple[str, ...]
     seeds: tuple[int, ...]
@@ -233,7 +240,7 @@ class Result:
 class Request:
     """A queued job: what to generate plus what to do with it. Plain data, so a queue could ship it."""
 
-    params: Txt2Img  # or Img2Img
+    params: GenerationParams
     save_images: bool = True
 
     @property

@@ -14,13 +14,13 @@ from typing import Any
 
 import torch
 
-from webui.core.params import Txt2Img
+from webui.core.params import GenerationParams
 from webui.plugins.callbacks import CFGDenoiserParams
 
 
 @contextmanager
 def installed(
-    pipe: Any, params: Txt2Img, count: int, callback: Callable[[CFGDenoiserParams], None]
+    pipe: Any, params: GenerationParams, count: int, callback: Callable[[CFGDenoiserParams], None]
 ) -> Iterator[None]:
     """While active, `callback` gets a CFGDenoiserParams before each UNet pass of a batch of `count`."""
 

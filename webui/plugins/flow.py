@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from webui.core.params import Result, Txt2Img
+from webui.core.params import GenerationParams, Result
 from webui.plugins import denoiser
 from webui.plugins.callbacks import CFGDenoiserParams, ImageSaveParams
 from webui.plugins.isolation import ScriptFailed
@@ -36,7 +36,7 @@ class ProcessingContext:
     """What the App lends one job: the engine call (generate.run bound to its manager and job) and where
     images go (None: this job does not save)."""
 
-    generate: Callable[[Txt2Img, Any], Result]  # (params, hooks) → Result
+    generate: Callable[[GenerationParams, Any], Result]  # (params, hooks) → Result
     save_image: Saver | None = None
     save_grid: Saver | None = None
     current_model: Callable[[], Any] = lambda: None
@@ -48,7 +48,7 @@ class JobRun:
         self.runner = runner
         self.context = context
 
-    def execute(self, params: Txt2Img) -> Result:
+    def execute(self, params: GenerationParams) -> Result:
         """The job's result; the extension errors recorded meanwhile become its warnings."""
         first_error = self.plugins.errors.count
         p = Processing(params, self)
@@ -106,7 +106,7 @@ class PluginHooks:
         self._run = run
         self._p = p
 
-    def before_batch(self, params: Txt2Img, batch: int, seeds: Sequence[int]) -> Txt2Img:
+    def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
         """process_batch; params a script changed on p apply from this batch on."""
         before = self._p.params
         self._run.runner.process_batch(self._p, batch, [params.prompt] * len(seeds), list(seeds))
@@ -118,7 +118,7 @@ class PluginHooks:
         }
         return params.replace(**changes) if changes else params
 
-    def denoising(self, pipe: Any, params: Txt2Img, count: int) -> AbstractContextManager[None]:
+    def denoising(self, pipe: Any, params: GenerationParams, count: int) -> AbstractContextManager[None]:
         """The on_cfg_denoiser hook on the UNet while a batch of `count` denoises (none without callbacks)."""
         if not self._run.plugins.callbacks.entries("cfg_denoiser"):
             return nullcontext()
@@ -128,7 +128,9 @@ class PluginHooks:
 
         return denoiser.installed(pipe, params, count, each_pass)
 
-    def after_image(self, params: Txt2Img, image: Image.Image, seed: int) -> tuple[Image.Image, Txt2Img]:
+    def after_image(
+        self, params: GenerationParams, image: Image.Image, seed: int
+    ) -> tuple[Image.Image, GenerationParams]:
         """postprocess_image; returns the image to keep and the params its infotext is built from."""
         pp = PostprocessImageArgs(image)
         self._run.runner.postprocess_image(self._p, pp)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from webui.core.params import Img2Img, Result, Txt2Img
+from webui.core.params import GenerationParams, Img2Img, Result
 
 if TYPE_CHECKING:
     from webui.plugins.flow import JobRun
@@ -24,7 +24,7 @@ class Processing:
 
     Other attributes a script sets are kept on this object only (handy to pass state between hooks)."""
 
-    def __init__(self, params: Txt2Img, run: JobRun | None = None) -> None:
+    def __init__(self, params: GenerationParams, run: JobRun | None = None) -> None:
         self.__dict__["_params"] = params
         self.__dict__["_run"] = run
         self.__dict__["extra_generation_params"] = dict(params.extra_generation_params)
@@ -42,14 +42,14 @@ class Processing:
             object.__setattr__(self, name, value)
 
     @property
-    def params(self) -> Txt2Img:
+    def params(self) -> GenerationParams:
         """The params as they are now, with extra_generation_params put in (validated at generation)."""
         return dataclasses.replace(
             self._params, extra_generation_params=infotext_items(self.extra_generation_params)
         )
 
     @params.setter
-    def params(self, params: Txt2Img) -> None:
+    def params(self, params: GenerationParams) -> None:
         self.__dict__["_params"] = params
         self.__dict__["extra_generation_params"] = dict(params.extra_generation_params)
 
@@ -84,7 +84,7 @@ def infotext_items(extra: Mapping[str, Any]) -> tuple[tuple[str, InfotextValue],
     return tuple(items)
 
 
-def _field_names(params: Txt2Img) -> frozenset[str]:
+def _field_names(params: GenerationParams) -> frozenset[str]:
     return frozenset(field.name for field in dataclasses.fields(params))
 
 
@@ -105,7 +105,7 @@ class Processed:
         paths: Sequence[str] = (),
         warnings: Sequence[str] = (),
         interrupted: bool = False,
-        params: Txt2Img | None = None,
+        params: GenerationParams | None = None,
     ) -> None:
         self.p = p
         self.params = params
@@ -145,7 +145,7 @@ class Processed:
             params=result.params,
         )
 
-    def to_result(self, params: Txt2Img) -> Result:
+    def to_result(self, params: GenerationParams) -> Result:
         seeds = self.seeds + [self.seed] * (len(self.images) - len(self.seeds))  # a script may omit some
         infotexts = self.infotexts + [self.info] * (len(self.images) - len(self.infotexts))
         return Result(

@@ -19,7 +19,7 @@ from typing import Any
 
 from webui.core.cmd_args import REPO_ROOT, insecure_access_allowed
 from webui.core.errors import InvalidParameter, UserError
-from webui.core.params import Txt2Img
+from webui.core.params import GenerationParams
 from webui.plugins import installer, introspect, isolation
 from webui.plugins.callbacks import Callbacks
 from webui.plugins.context import Active, Owner
@@ -199,11 +199,11 @@ class Plugins:
             for loaded in runner.all
         ]
 
-    def check(self, params: Txt2Img, kind: str) -> None:
+    def check(self, params: GenerationParams, kind: str) -> None:
         """InvalidParameter for a script name (or always-on title) no loaded script has."""
         self.runner(kind).check(params, ignore=lambda title: title.strip().lower() in FOREIGN_ALWAYSON)
 
-    def process(self, params: Txt2Img, kind: str, context: ProcessingContext) -> Any:
+    def process(self, params: GenerationParams, kind: str, context: ProcessingContext) -> Any:
         """Run one queued generation with its scripts (see flow.JobRun); the job's Result."""
         return JobRun(self, self.runner(kind), context).execute(params)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from webui.core.errors import InvalidParameter
-from webui.core.params import Txt2Img
+from webui.core.params import GenerationParams
 from webui.plugins.context import Active
 from webui.plugins.script import AlwaysVisible, PostprocessImageArgs, Script
 
@@ -68,7 +68,7 @@ class ScriptRunner:
                 return loaded
         return None
 
-    def check(self, params: Txt2Img, ignore: Callable[[str], bool] = lambda _: False) -> None:
+    def check(self, params: GenerationParams, ignore: Callable[[str], bool] = lambda _: False) -> None:
         """InvalidParameter naming an unknown script and listing the known ones (alwayson titles that
         `ignore` accepts belong to someone else, e.g. the built-in ControlNet)."""
         if params.script_name and self.find(params.script_name) is None:
@@ -89,7 +89,7 @@ class ScriptRunner:
         defaults = self._defaults(loaded.script, self.is_img2img)
         return given + tuple(defaults[len(given) :])
 
-    def selected(self, params: Txt2Img) -> tuple[LoadedScript, tuple[Any, ...]] | None:
+    def selected(self, params: GenerationParams) -> tuple[LoadedScript, tuple[Any, ...]] | None:
         if not params.script_name:
             return None
         loaded = self.find(params.script_name)
@@ -98,7 +98,7 @@ class ScriptRunner:
         assert loaded is not None
         return loaded, self.args(loaded, params.script_args)
 
-    def alwayson_args(self, params: Txt2Img) -> list[tuple[LoadedScript, tuple[Any, ...]]]:
+    def alwayson_args(self, params: GenerationParams) -> list[tuple[LoadedScript, tuple[Any, ...]]]:
         given = {title.strip().lower(): args for title, args in params.alwayson_scripts}
         return [
             (loaded, self.args(loaded, given.get(self.title(loaded).lower()))) for loaded in self.alwayson

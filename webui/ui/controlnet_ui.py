@@ -13,7 +13,7 @@ import gradio as gr
 from PIL import Image
 
 from webui.core.errors import UserError
-from webui.core.params import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, Txt2Img
+from webui.core.params import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, GenerationParams
 from webui.engine.controlnet import preprocessors
 from webui.ui.generation import Section, SectionFactory
 
@@ -203,7 +203,7 @@ class ControlNetSection(Section):
                         inputs += _build_unit(self.library, self.tab, index)
         return inputs
 
-    def apply(self, params: Txt2Img, values: Sequence[Any]) -> Txt2Img:
+    def apply(self, params: GenerationParams, values: Sequence[Any]) -> GenerationParams:
         size = len(UNIT_FIELDS)
         units = tuple(unit_from_values(values[i : i + size], self.tab) for i in range(0, len(values), size))
         return params.replace(control_units=units) if any(unit.enabled for unit in units) else params

@@ -18,7 +18,7 @@ import gradio as gr
 
 from webui.core import samplers
 from webui.core.errors import UserError
-from webui.core.params import Result, Txt2Img
+from webui.core.params import GenerationParams, Result, Txt2Img
 from webui.ui import extra_networks
 from webui.ui.progress import watch
 from webui.ui.token_counter import TokenCounter, add_counter
@@ -36,7 +36,7 @@ class Section(Protocol):
         """Render the controls (called inside the layout where they belong); return the handler inputs."""
         ...
 
-    def apply(self, params: Txt2Img, values: Sequence[Any]) -> Txt2Img:
+    def apply(self, params: GenerationParams, values: Sequence[Any]) -> GenerationParams:
         """The params changed by this section's input values (in build()'s order)."""
         ...
 
@@ -56,7 +56,7 @@ class Runner(Protocol):
     queues one job per input file)."""
 
     def generate_instead(
-        self, params: Txt2Img, values: Sequence[Any], progress: gr.Progress
+        self, params: GenerationParams, values: Sequence[Any], progress: gr.Progress
     ) -> Result | None:
         """The result for `params` (every section applied) run this section's way, or None to let the
         tab queue `params` as usual. `values` are this section's inputs, as for apply()."""
@@ -77,13 +77,13 @@ class GenerationTab:
     sections: list[Section] = field(default_factory=list)
 
 
-def model_defaults(app: App) -> Txt2Img:
+def model_defaults(app: App) -> GenerationParams:
     """Txt2Img's defaults with the loaded checkpoint's own size, steps, CFG and CFG Rescale (its metadata,
     else its architecture's native size): the page opens ready for the model the server started with."""
     loaded = app.manager.current
     if loaded is None:
         return Txt2Img()
-    return Txt2Img(**asdict(loaded.defaults))  # its fields are Txt2Img's
+    return Txt2Img(**asdict(loaded.defaults))  # its fields are GenerationParams's
 
 
 def build_generation_tab(
@@ -282,7 +282,7 @@ def build_generation_tab(
     )
 
 
-def _base_params(values: dict[str, Any]) -> Txt2Img:
+def _base_params(values: dict[str, Any]) -> GenerationParams:
     seed = values["seed"]
     return Txt2Img(
         prompt=values["prompt"],

@@ -22,9 +22,9 @@ from webui.core.params import (
     MASK_MODES,
     MASKED_CONTENT,
     RESIZE_MODES,
+    GenerationParams,
     Img2Img,
     Result,
-    Txt2Img,
 )
 from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
 from webui.ui.img2img_batch import batch_folders, run_batch, scaled_size
@@ -111,7 +111,7 @@ def sketch_over(background: Image.Image, drawn: Image.Image, mask: Image.Image, 
     return Image.composite(drawn.convert("RGB").filter(soften), base, mask.filter(soften))
 
 
-def to_img2img(params: Txt2Img, **fields: Any) -> Img2Img:
+def to_img2img(params: GenerationParams, **fields: Any) -> Img2Img:
     """`params` (with whatever other sections set) as an Img2Img with the given img2img fields."""
     return Img2Img.from_txt2img(params, **fields)
 
@@ -243,7 +243,7 @@ class Img2ImgSection:
             )
         return all_inputs
 
-    def apply(self, params: Txt2Img, values: Sequence[Any]) -> Txt2Img:
+    def apply(self, params: GenerationParams, values: Sequence[Any]) -> GenerationParams:
         v = Img2ImgValues(*values)
         fields: dict[str, Any] = {
             "resize_mode": int(v.resize_mode),
@@ -269,7 +269,7 @@ class Img2ImgSection:
     # generation.Runner: Batch runs one queued job per input file
 
     def generate_instead(
-        self, params: Txt2Img, values: Sequence[Any], progress: gr.Progress
+        self, params: GenerationParams, values: Sequence[Any], progress: gr.Progress
     ) -> Result | None:
         v = Img2ImgValues(*values)
         if v.mode != "batch" or not isinstance(params, Img2Img):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from webui.core.params import Txt2Img
+from webui.core.params import GenerationParams
 from webui.plugins.runner import NONE_TITLE, LoadedScript, ScriptRunner
 from webui.ui.generation import Section, SectionFactory
 
@@ -104,7 +104,7 @@ class ScriptsSection(Section):
             dropdown.change(show, inputs=dropdown, outputs=groups, queue=False)
         return [dropdown, *select_inputs, *always_inputs]
 
-    def apply(self, params: Txt2Img, values: Sequence[Any]) -> Txt2Img:
+    def apply(self, params: GenerationParams, values: Sequence[Any]) -> GenerationParams:
         choice, rest = values[0], list(values[1:])
         script_args: tuple[Any, ...] = ()
         for title, count in self._selectable:

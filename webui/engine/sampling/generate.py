@@ -19,7 +19,7 @@ from PIL import Image
 from webui import __version__
 from webui.core import infotext, prompts, samplers
 from webui.core.errors import InvalidParameter
-from webui.core.params import Img2Img, Result, Txt2Img
+from webui.core.params import GenerationParams, Img2Img, Result
 from webui.engine.checkpoints import memory
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
@@ -50,15 +50,17 @@ class StepReporter(Protocol):
 class RunHooks(Protocol):
     """Extension points inside a run; webui.plugins implements them (the engine knows nothing of plugins)."""
 
-    def before_batch(self, params: Txt2Img, batch: int, seeds: Sequence[int]) -> Txt2Img:
+    def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
         """The params this batch runs with (a script may have changed them)."""
         ...
 
-    def denoising(self, pipe: Any, params: Txt2Img, count: int) -> AbstractContextManager[None]:
+    def denoising(self, pipe: Any, params: GenerationParams, count: int) -> AbstractContextManager[None]:
         """Active while a batch of `count` images denoises (per-step hooks on the UNet)."""
         ...
 
-    def after_image(self, params: Txt2Img, image: Image.Image, seed: int) -> tuple[Image.Image, Txt2Img]:
+    def after_image(
+        self, params: GenerationParams, image: Image.Image, seed: int
+    ) -> tuple[Image.Image, GenerationParams]:
         """Each decoded image: the image to keep and the params its infotext is built from."""
         ...
 
@@ -66,13 +68,15 @@ class RunHooks(Protocol):
 class NoHooks:
     """A run without extensions."""
 
-    def before_batch(self, params: Txt2Img, batch: int, seeds: Sequence[int]) -> Txt2Img:
+    def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
         return params
 
-    def denoising(self, pipe: Any, params: Txt2Img, count: int) -> AbstractContextManager[None]:
+    def denoising(self, pipe: Any, params: GenerationParams, count: int) -> AbstractContextManager[None]:
         return nullcontext()
 
-    def after_image(self, params: Txt2Img, image: Image.Image, seed: int) -> tuple[Image.Image, Txt2Img]:
+    def after_image(
+        self, params: GenerationParams, image: Image.Image, seed: int
+    ) -> tuple[Image.Image, GenerationParams]:
         return image, params
 
 
@@ -107,7 +111,7 @@ def initial_noise(
 class Task(Protocol):
     """What one run's kind (txt2img, img2img, inpaint) decides; the rest of the run is shared."""
 
-    params: Txt2Img  # the params as they are carried out (img2img: batch size = number of inputs, …)
+    params: GenerationParams  # the params as they are carried out (img2img: batch size = number of inputs, …)
     pipe: Any  # the pipeline that denoises (built on the checkpoint's components)
     steps_run: int  # the sampler steps that actually run (img2img: steps × denoising strength)
     warnings: tuple[str, ...]  # what the user should know (e.g. an empty mask)
@@ -129,7 +133,7 @@ class Task(Protocol):
 class Txt2ImgTask:
     """txt2img: the checkpoint's own pipeline, starting from the seed noise."""
 
-    params: Txt2Img
+    params: GenerationParams
     pipe: Any
     warnings: tuple[str, ...] = ()
     infotext_fields: Mapping[str, infotext.Value] = field(default_factory=dict)
@@ -148,7 +152,7 @@ class Txt2ImgTask:
         return images
 
 
-def make_task(params: Txt2Img, loaded: LoadedCheckpoint) -> Task:
+def make_task(params: GenerationParams, loaded: LoadedCheckpoint) -> Task:
     """img2img and inpaint, and every run of an inpainting checkpoint, go through engine.img2img."""
     if isinstance(params, Img2Img) or loaded.architecture.inpainting:
         with torch.inference_mode():
@@ -156,7 +160,9 @@ def make_task(params: Txt2Img, loaded: LoadedCheckpoint) -> Task:
     return Txt2ImgTask(params, loaded.pipe)
 
 
-def run(params: Txt2Img, manager: ModelManager, job: StepReporter, hooks: RunHooks | None = None) -> Result:
+def run(
+    params: GenerationParams, manager: ModelManager, job: StepReporter, hooks: RunHooks | None = None
+) -> Result:
     """txt2img, or img2img / inpaint for Img2Img params: n_iter batches of batch_size images, seeds seed,
     seed+1, …
 
@@ -187,7 +193,9 @@ def run(params: Txt2Img, manager: ModelManager, job: StepReporter, hooks: RunHoo
 
     images: list[Image.Image] = []
     seeds: list[int] = []
-    image_params: list[Txt2Img] = []  # each image's params for its infotext (extensions may add to them)
+    image_params: list[
+        GenerationParams
+    ] = []  # each image's params for its infotext (extensions may add to them)
     job.set_batches(params.n_iter)
     for batch in range(params.n_iter):
         if batch:
@@ -223,7 +231,7 @@ def run(params: Txt2Img, manager: ModelManager, job: StepReporter, hooks: RunHoo
 
 
 def _control_plan(
-    params: Txt2Img, manager: ModelManager, loaded: LoadedCheckpoint, task: Task
+    params: GenerationParams, manager: ModelManager, loaded: LoadedCheckpoint, task: Task
 ) -> controlnet.ControlPlan | None:
     """The enabled ControlNet units' models and maps at the output size; img2img's first input image
     serves the units without an image of their own, and "Only masked" cuts them to its region."""
@@ -236,7 +244,7 @@ def _control_plan(
 
 
 def _run_batch(
-    params: Txt2Img,
+    params: GenerationParams,
     manager: ModelManager,
     loaded: LoadedCheckpoint,
     task: Task,
@@ -312,7 +320,7 @@ class PromptConditioning:
     def __init__(
         self,
         loaded: LoadedCheckpoint,
-        params: Txt2Img,
+        params: GenerationParams,
         count: int,
         embeddings: conditioning.TextualInversions | None = None,
     ) -> None:
@@ -384,7 +392,7 @@ def _plain_text(prompt: str) -> str:
     return prompts.extract_network_tags(prompt)[0]
 
 
-def _lora_requests(params: Txt2Img, loras: LoraLibrary | None) -> list[LoraRequest]:
+def _lora_requests(params: GenerationParams, loras: LoraLibrary | None) -> list[LoraRequest]:
     """The LoRAs both prompts' tags ask for; tags this version cannot apply are refused, never ignored."""
     tags = [
         tag
@@ -399,7 +407,7 @@ def _lora_requests(params: Txt2Img, loras: LoraLibrary | None) -> list[LoraReque
 
 
 def build_infotext(
-    params: Txt2Img,
+    params: GenerationParams,
     seed: int,
     model: ModelInfo,
     ti_hashes: str | None = None,

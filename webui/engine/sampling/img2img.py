@@ -32,7 +32,7 @@ from diffusers import (
 from PIL import Image
 
 from webui.core import infotext
-from webui.core.params import MASKED_CONTENT, Img2Img, Txt2Img
+from webui.core.params import MASKED_CONTENT, GenerationParams, Img2Img
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.sampling import image_prep
 
@@ -58,10 +58,10 @@ def steps_and_strength(steps: int, strength: float) -> tuple[int, float]:
 
 
 class Img2ImgTask:
-    """One img2img / inpaint run (see engine.generate.Task). `params` is Img2Img, or Txt2Img for an
+    """One img2img / inpaint run (see engine.generate.Task). `params` is Img2Img, or GenerationParams for an
     inpainting checkpoint: an empty image, fully masked, at strength 1 (the seed noise alone)."""
 
-    def __init__(self, params: Txt2Img, loaded: LoadedCheckpoint) -> None:
+    def __init__(self, params: GenerationParams, loaded: LoadedCheckpoint) -> None:
         source = params if isinstance(params, Img2Img) else _blank_img2img(params)
         prepared = image_prep.prepare(source, loaded.pipe.vae_scale_factor)
         self.prepared = prepared
@@ -126,8 +126,8 @@ class Img2ImgTask:
         return [self.prepared.finish(index, image) for index, image in enumerate(images)]
 
 
-def _blank_img2img(params: Txt2Img) -> Img2Img:
-    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(Txt2Img)}
+def _blank_img2img(params: GenerationParams) -> Img2Img:
+    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(GenerationParams)}
     blank = Image.new("RGB", (params.width, params.height), (127, 127, 127))
     return Img2Img(**fields, init_images=(blank,), denoising_strength=1.0)
 
