@@ -89,7 +89,8 @@ def main() -> None:
         finally:
             app.jobs.stop()
     mine, theirs = statistics.median(ours_times), statistics.median(raw_times)
-    size = f"{params.width}x{params.height}, {params.steps} steps, CFG {params.cfg_scale:g} ({params.cfg_rescale:g})"
+    cfg = f"CFG {params.cfg_scale:g} ({params.cfg_rescale:g})"
+    size = f"{params.width}x{params.height}, {params.steps} steps, {cfg}"
     verdict = "ok" if mine <= GOAL_SECONDS else "MISSED"
     print(f"demo model {size}, {args.threads} threads: {mine:.3f} s  goal <= {GOAL_SECONDS:g} s  {verdict}")
     ratio = mine / theirs

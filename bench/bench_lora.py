@@ -29,10 +29,7 @@ from diffusers.utils import logging as diffusers_logging  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
-from tools.tiny_models import (
-    build_tiny_checkpoint,  # noqa: E402
-    kohya_lora,  # noqa: E402
-)
+from tools.tiny_models import build_tiny_checkpoint, kohya_lora  # noqa: E402
 from webui.core.hashing import HashCache  # noqa: E402
 from webui.core.prompts import NetworkTag  # noqa: E402
 from webui.engine.checkpoints.loader import load_checkpoint  # noqa: E402

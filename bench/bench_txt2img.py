@@ -57,7 +57,8 @@ def report(name: str, ours: float, baseline: float, goal: float) -> None:
     ratio = ours / baseline
     verdict = "ok" if ratio <= goal else "MISSED"
     print(
-        f"{name:<44} {ours * 1000:9.1f} ms vs {baseline * 1000:9.1f} ms  ratio {ratio:6.3f}  goal <= {goal}  {verdict}"
+        f"{name:<44} {ours * 1000:9.1f} ms vs {baseline * 1000:9.1f} ms  "
+        f"ratio {ratio:6.3f}  goal <= {goal}  {verdict}"
     )
 
 

@@ -180,16 +180,22 @@ def save_tiny_checkpoint(
 
 # UNet modules the test LoRAs train, in diffusers names and in the LDM names kohya writes for SD1
 UNET_TARGETS = {
-    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q": "input_blocks_1_1_transformer_blocks_0_attn1_to_q",
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q": (
+        "input_blocks_1_1_transformer_blocks_0_attn1_to_q"
+    ),
     "down_blocks.0.attentions.1.proj_in": "input_blocks_2_1_proj_in",
     "down_blocks.0.downsamplers.0.conv": "input_blocks_3_0_op",
     "down_blocks.1.resnets.0.conv1": "input_blocks_4_0_in_layers_2",
     "down_blocks.1.resnets.1.time_emb_proj": "input_blocks_5_0_emb_layers_1",
-    "mid_block.attentions.0.transformer_blocks.0.attn2.to_k": "middle_block_1_transformer_blocks_0_attn2_to_k",
+    "mid_block.attentions.0.transformer_blocks.0.attn2.to_k": (
+        "middle_block_1_transformer_blocks_0_attn2_to_k"
+    ),
     "mid_block.resnets.1.conv2": "middle_block_2_out_layers_3",
     "up_blocks.0.upsamplers.0.conv": "output_blocks_2_1_conv",
     "up_blocks.1.resnets.0.conv_shortcut": "output_blocks_3_0_skip_connection",
-    "up_blocks.1.attentions.2.transformer_blocks.0.ff.net.2": "output_blocks_5_1_transformer_blocks_0_ff_net_2",
+    "up_blocks.1.attentions.2.transformer_blocks.0.ff.net.2": (
+        "output_blocks_5_1_transformer_blocks_0_ff_net_2"
+    ),
 }
 
 

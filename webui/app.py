@@ -63,7 +63,7 @@ class OverriddenRequest:
 
 
 class App:
-    """Everything a running UI/API needs, built from the command-line flags. Tests build as many as they like."""
+    """Everything a running UI/API needs, built from the command-line flags; tests build as many as needed."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args

@@ -57,7 +57,8 @@ def test_paste_button_reads_infotext_typed_into_the_prompt(browser, running_app)
     open_ui(page, base_url)
     prompt = page.locator("#txt2img_prompt textarea")
     prompt.fill(
-        "a tiny boat\nNegative prompt: waves\nSteps: 9, Sampler: Euler a, CFG scale: 3, Seed: 4321, Size: 96x80"
+        "a tiny boat\nNegative prompt: waves\n"
+        "Steps: 9, Sampler: Euler a, CFG scale: 3, Seed: 4321, Size: 96x80"
     )
     page.locator("#txt2img_paste").click()
     playwright.expect(prompt).to_have_value("a tiny boat", timeout=30_000)

@@ -43,7 +43,8 @@ V194 = (
     "Model hash: 0a880e98ab, Model: meinacetusorionmix_v10, VAE hash: df3c506e51, VAE: kl-f8-anime2.ckpt, "
     "Hypertile U-Net: True, ADetailer model: hand_yolov8n.pt, ADetailer confidence 2nd: 0.3, "
     'TI hashes: "Tower13_Gizelle: 9ece223c52f8, EasyNegative: c74b4e810b03", '
-    'Hardware Info: "RTX 3060 Ti 8GB, i7-13700, 32GB RAM", Time taken: 22.5 sec., Version: v1.9.4-191-g6ca0466e'
+    'Hardware Info: "RTX 3060 Ti 8GB, i7-13700, 32GB RAM", '
+    "Time taken: 22.5 sec., Version: v1.9.4-191-g6ca0466e"
 )
 
 

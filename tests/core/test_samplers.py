@@ -29,7 +29,8 @@ def test_samplers_in_a1111_order_with_aliases_and_options() -> None:
 
 def test_schedule_types_as_a1111_lists_them() -> None:
     assert [(s.name, s.label) for s in samplers.SCHEDULE_TYPES] == [
-        ("automatic", "Automatic"), ("uniform", "Uniform"), ("karras", "Karras"), ("exponential", "Exponential"),
+        ("automatic", "Automatic"), ("uniform", "Uniform"), ("karras", "Karras"),
+        ("exponential", "Exponential"),
         ("sgm_uniform", "SGM Uniform"), ("simple", "Simple"), ("normal", "Normal"), ("ddim", "DDIM"),
         ("beta", "Beta"),
     ]  # fmt: skip

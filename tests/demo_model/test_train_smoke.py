@@ -224,7 +224,7 @@ def test_evaluation_uses_held_out_captions_only() -> None:
 
 
 def test_interrupted_stage_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    """A run stopped after every step by its time cap ends with exactly the weights of an uninterrupted run."""
+    """A run stopped after every step by its time cap ends with the exact weights of an uninterrupted run."""
 
     def train(folder: Path, minutes: float | None) -> tuple[loop.Outcome, torch.Tensor]:
         torch.manual_seed(0)

@@ -1,4 +1,5 @@
-"""Textual-inversion embeddings (webui.engine.networks.embeddings + conditioning) on the tiny SD1 and SDXL models.
+"""Textual-inversion embeddings (webui.engine.networks.embeddings + conditioning) on the tiny SD1 and SDXL
+models.
 
 The reference for "the embedding's vectors at its positions" is independent of the hook that puts them
 there: a copy of the text encoder whose token-embedding rows of some ordinary words are set to the

@@ -1,5 +1,5 @@
-"""VAE files (webui.engine.checkpoints.vae) through the ModelManager on the tiny SD1 checkpoint: the "SD VAE" choices,
-the three file layouts, exact restoring of the checkpoint's own VAE, refusals, and the infotext.
+"""VAE files (webui.engine.checkpoints.vae) through the ModelManager on the tiny SD1 checkpoint: the "SD VAE"
+choices, the three file layouts, exact restoring of the checkpoint's own VAE, refusals, and the infotext.
 
 The other VAE is the tiny SD1 VAE built with another seed: same shapes, other weights.
 """

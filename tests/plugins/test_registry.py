@@ -225,7 +225,7 @@ def test_install_py_runs_once_and_again_when_changed(tmp_path, caplog):
     assert error.where == "install.py" and "exit code 3" in error.error
 
 
-def test_preload_adds_flags_and_a_failing_preload_is_skipped(tmp_path, capsys):
+def test_preload_adds_flags_and_a_failing_preload_is_skipped(tmp_path, caplog):
     add_example(tmp_path)
     write_extension(
         tmp_path, "badpre", {"preload.py": "def preload(parser):\n    raise ValueError('nope')\n"}
@@ -239,7 +239,7 @@ def test_preload_adds_flags_and_a_failing_preload_is_skipped(tmp_path, capsys):
         argv, extend=lambda parser: preload.add_extension_flags(parser, argv, tmp_path / "none")
     )
     assert args.watermark_text == "(c) me" and not hasattr(args, "off_flag")
-    assert "Extension badpre: preload.py failed" in capsys.readouterr().err
+    assert "Extension badpre: preload.py failed" in caplog.text
     assert (
         preload.preload_files(["--data-dir", str(tmp_path), "--disable-extra-extensions"], tmp_path / "none")
         == []

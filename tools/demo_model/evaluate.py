@@ -92,9 +92,11 @@ class Report:
         marks = {k: "ok" if v else "FAIL" for k, v in self.checks().items()}
         acc = self.accuracy
         return [
-            f"held-out txt2img ({SAMPLER}, {STEPS} steps, CFG {CFG_SCALE:g}, CFG Rescale {self.cfg_rescale:g}):",
+            f"held-out txt2img ({SAMPLER}, {STEPS} steps, "
+            f"CFG {CFG_SCALE:g}, CFG Rescale {self.cfg_rescale:g}):",
             *(f"  {key:<10} {acc[key]:6.1%}  {marks.get(key, '')}" for key in acc),
-            f"ControlNet IoU {self.control_iou:.3f} (prompt alone {self.control_iou_without:.3f})  {marks['control_iou']}",
+            f"ControlNet IoU {self.control_iou:.3f} (prompt alone {self.control_iou_without:.3f})  "
+            f"{marks['control_iou']}",
             f"LoRA saturation off {self.saturation_off:.3f} on {self.saturation_on:.3f}  {marks['lora']}",
             f"speed {self.seconds_per_image:.2f} s per image on {self.threads} threads  {marks['speed']}",
         ]

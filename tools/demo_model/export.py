@@ -1,7 +1,7 @@
 """Write the trained models in the formats users' files come in.
 
-- checkpoint: one .safetensors in the A1111/LDM single-file layout (webui.engine.checkpoints.ldm_layout), fp16,
-  with safetensors metadata that tells the loader v-prediction and the model's native size;
+- checkpoint: one .safetensors in the A1111/LDM single-file layout (webui.engine.checkpoints.ldm_layout),
+  fp16, with safetensors metadata that tells the loader v-prediction and the model's native size;
 - ControlNet: the original (lllyasviel) single-file layout, every key under `control_model.` (written by
   webui.engine.controlnet.units, which reads it back);
 - LoRA: kohya's format (`lora_unet_<diffusers module path>.lora_down/lora_up.weight`, `.alpha`).

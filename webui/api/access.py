@@ -124,12 +124,15 @@ def gradio_file_paths(allowed: Iterable[Path], blocked: Iterable[Path]) -> tuple
 def open_share_link(host: str, port: int) -> str | None:
     """A public gradio share link to the server on `host`:`port`, or None when none can be made (offline,
     say): the reason is logged and the local server is left as it is."""
+    import httpx
     from gradio import networking
+    from gradio.exceptions import ChecksumMismatchError
 
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     try:
         url = networking.setup_tunnel(local, port, secrets.token_urlsafe(32), None, None)
-    except Exception as error:  # gradio raises many kinds (network, missing frpc binary, certificates)
+    # network, missing or corrupt frpc binary, certificate file, share server's answer
+    except (OSError, RuntimeError, ValueError, ChecksumMismatchError, httpx.HTTPError) as error:
         cause = f"{error} ({error.__cause__})" if error.__cause__ else str(error)
         log.error("Could not create share link: %s. The local server keeps running.", cause)
         return None

@@ -134,7 +134,7 @@ def memory_report() -> dict[str, Any]:
         rss = process.memory_info().rss
         total = psutil.virtual_memory().total
         ram: dict[str, Any] = {"free": total - rss, "used": rss, "total": total}
-    except Exception as error:  # the route reports what it could not measure instead of failing
+    except (ImportError, OSError) as error:  # the route reports what it could not measure instead of failing
         ram = {"error": str(error)}
     try:
         import torch
@@ -155,7 +155,7 @@ def memory_report() -> dict[str, Any]:
             "inactive": pair("inactive_split_bytes"),
             "events": {"retries": stats.get("num_alloc_retries", 0), "oom": stats.get("num_ooms", 0)},
         }
-    except Exception as error:
+    except (ImportError, RuntimeError) as error:  # torch's CUDA errors are RuntimeErrors
         cuda = {"error": str(error)}
     return {"ram": ram, "cuda": cuda}
 

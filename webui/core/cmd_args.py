@@ -50,7 +50,7 @@ def parse_gradio_auth(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def read_auth_file(path: str | Path) -> tuple[tuple[str, str], ...]:
-    """The "username:password" entries of an auth file: one or more a line, comma-separated (A1111's format)."""
+    """The "username:password" entries of an auth file: one or more a line, comma-separated (A1111's)."""
     try:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(
     argv: Sequence[str] | None = None, extend: Callable[[argparse.ArgumentParser], None] | None = None
 ) -> argparse.Namespace:
-    """The flags of `argv`; `extend` may add flags first (extensions' preload.py, see webui.plugins.preload)."""
+    """The flags of `argv`; `extend` may add flags first (extensions' preload.py: webui.plugins.preload)."""
     parser = build_parser()
     if extend is not None:
         extend(parser)

@@ -30,7 +30,8 @@ from webui.services.settings import Option
 
 __all__ = [
     "AlwaysVisible", "CFGDenoiserParams", "ImageSaveParams", "InvalidParameter", "PostprocessImageArgs",
-    "Processed", "Processing", "Script", "UserError", "add_option", "basedir", "cmd_opts", "create_infotext", "fix_seed",
+    "Processed", "Processing", "Script", "UserError", "add_option", "basedir", "cmd_opts", "create_infotext",
+    "fix_seed",
     "image_grid", "labelled_grid", "on_app_started", "on_before_image_saved", "on_cfg_denoiser",
     "on_image_saved", "on_infotext_pasted", "on_model_loaded", "on_ui_settings", "on_ui_tabs",
     "opts", "process_images", "random_seed", "save_grid", "titled_row",

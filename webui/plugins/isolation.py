@@ -83,7 +83,8 @@ def call(
             return fn(*args, **kwargs)
         except Interrupted:
             raise
-        except Exception as error:  # whatever an extension raises must not reach the others
+        # whatever an extension raises must not reach the others; record() logs it with its traceback
+        except Exception as error:  # noqa: BLE001
             errors.record(active.owner.name, where, error)
             return default
 

@@ -3,8 +3,8 @@
 Runs in launch.py before anything heavy is installed or imported, so only the standard library is used
 here, and a preload.py should do no more than add flags. The extension folders are found the way the
 App finds them (--data-dir/extensions and extensions-builtin/), skipping those disabled in config.json or
-by --disable-all-extensions / --disable-extra-extensions. A preload.py that fails is reported on stderr
-and skipped.
+by --disable-all-extensions / --disable-extra-extensions. A preload.py that fails is logged (on stderr
+when logging is not set up yet) and skipped.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import sys
-import traceback
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from webui.core.cmd_args import REPO_ROOT
 
 BUILTIN_DIR = REPO_ROOT / "extensions-builtin"
+log = logging.getLogger(__name__)
 
 
 def _early_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -70,7 +70,4 @@ def add_extension_flags(
             if callable(preload):
                 preload(parser)
         except Exception:  # one broken preload.py must not stop the start
-            print(
-                f"Extension {path.parent.name}: preload.py failed; skipped:\n{traceback.format_exc()}",
-                file=sys.stderr,
-            )
+            log.exception("Extension %s: preload.py failed; skipped", path.parent.name)

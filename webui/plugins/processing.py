@@ -59,7 +59,7 @@ class Processing:
 
     @property
     def sd_model(self) -> Any:
-        """The loaded checkpoint (engine.loader.LoadedCheckpoint: .pipe is the diffusers pipeline), or None."""
+        """The loaded checkpoint (engine LoadedCheckpoint: .pipe is the diffusers pipeline), or None."""
         run = self.__dict__["_run"]
         return run.current_model() if run is not None else None
 

@@ -210,7 +210,7 @@ class Plugins:
     # Callbacks the rest of the program triggers.
 
     def ui_tabs(self) -> list[ExtensionTab]:
-        """Every extension tab (on_ui_tabs); a callback that raises or answers wrongly is reported, not shown."""
+        """Every extension tab (on_ui_tabs); a callback that raises or answers wrongly is reported instead."""
         tabs = []
         for owner, callback in self.callbacks.entries("ui_tabs"):
             active = Active(self, owner)
@@ -246,9 +246,8 @@ class Plugins:
                     f'<script data-extension="{html.escape(extension.name)}">\n{source}\n</script>'
                 )
             if extension.stylesheet is not None:
-                styles.append(
-                    f"/* {extension.name} */\n{extension.stylesheet.read_text(encoding='utf-8', errors='replace')}"
-                )
+                css = extension.stylesheet.read_text(encoding="utf-8", errors="replace")
+                styles.append(f"/* {extension.name} */\n{css}")
         return "\n".join(scripts), "\n".join(styles)
 
     # The Extensions tab and API.

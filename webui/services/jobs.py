@@ -18,7 +18,7 @@ from uuid import uuid4
 
 from webui.core.errors import Interrupted, UserError
 
-_log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 class JobStatus(str, Enum):
@@ -255,9 +255,9 @@ class JobQueue:
         except Interrupted as exc:
             return JobStatus.INTERRUPTED, None, exc
         except UserError as exc:
-            _log.warning("%s failed: %s", job, exc)
+            log.warning("%s failed: %s", job, exc)
             return JobStatus.FAILED, None, exc
         except Exception as exc:  # the worker must survive any runner bug and serve the next job
-            _log.exception("%s failed", job)
+            log.exception("%s failed", job)
             return JobStatus.FAILED, None, exc
         return (JobStatus.INTERRUPTED if job.interrupted else JobStatus.DONE), result, None

@@ -56,7 +56,8 @@ def build_tab(app: App) -> None:
         with gr.Tab("Installed", id="extensions_installed"):
             with gr.Row():
                 enabled = gr.CheckboxGroup(
-                    names, value=[e.name for e in plugins.extensions if e.enabled], label="Enabled extensions",
+                    names, value=[e.name for e in plugins.extensions if e.enabled],
+                    label="Enabled extensions",
                     elem_id="extensions_enabled", scale=4,
                 )  # fmt: skip
                 apply = gr.Button("Apply and save", variant="primary", elem_id="extensions_apply", scale=1)

@@ -59,7 +59,7 @@ def build_tab() -> PngInfoTab:
     with gr.Row(equal_height=False):
         with gr.Column():
             image = gr.Image(
-                # image_mode=None: the uploaded file itself in any mode (RGBA, palette), never a converted copy
+                # image_mode=None: the uploaded file itself in any mode (RGBA, palette), not a converted copy
                 label="Source", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                 elem_id="pnginfo_image",
                 height=480,

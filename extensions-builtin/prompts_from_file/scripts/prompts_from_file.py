@@ -50,7 +50,8 @@ def parse_line(line: str) -> dict[str, Any]:
         name = token[2:] if token.startswith("--") else ""
         if name not in OPTIONS:
             raise api.InvalidParameter(
-                f"Prompts from file: unknown option {token!r} in line {line!r}; options: --{', --'.join(OPTIONS)}"
+                f"Prompts from file: unknown option {token!r} in line {line!r}; "
+                f"options: --{', --'.join(OPTIONS)}"
             )
         if position + 1 >= len(tokens):
             raise api.InvalidParameter(f"Prompts from file: {token} needs a value in line {line!r}")

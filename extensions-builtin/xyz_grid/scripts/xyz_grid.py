@@ -154,7 +154,8 @@ class XYZGrid(api.Script):
         self,
         p: api.Processing,
         x_type: str, x_values: str, y_type: str, y_values: str, z_type: str, z_values: str,
-        draw_legend: bool = True, keep_random: bool = False, include_sub_images: bool = False, margin: float = 0,
+        draw_legend: bool = True, keep_random: bool = False, include_sub_images: bool = False,
+        margin: float = 0,
     ) -> api.Processed:  # fmt: skip
         axes = [find_axis(name, p.is_img2img) for name in (x_type, y_type, z_type)]
         values = [parse_values(text or "", axis) for axis, text in zip(axes, (x_values, y_values, z_values))]

@@ -47,11 +47,11 @@ def _read_pickle(path: Path) -> Any:
             raise ModelLoadError(
                 f"{path.name}: refused to load: the file's pickle wants to run code ({wanted.group(1)}). "
                 "Only plain tensors are read from .ckpt files; use a .safetensors version of this model."
-            ) from None
+            ) from exc
         detail = message.strip().splitlines()[-1] if message.strip() else type(exc).__name__
         raise ModelLoadError(
             f"{path.name}: not a readable PyTorch checkpoint (corrupt or truncated?): {detail}"
-        ) from None
+        ) from exc
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

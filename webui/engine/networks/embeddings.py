@@ -52,7 +52,7 @@ def _read(path: Path) -> Mapping[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for bad or code-carrying pickles
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path.name}: not a readable weights-only embedding file: {detail}") from None
+        raise ModelLoadError(f"{path.name}: not a readable weights-only embedding file: {detail}") from exc
     if not isinstance(data, Mapping):
         raise ModelLoadError(f"{path.name}: holds a {type(data).__name__}, not an embedding")
     return data
