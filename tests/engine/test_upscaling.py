@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import re
 import subprocess
@@ -16,12 +17,13 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from webui.core.errors import Interrupted, ModelLoadError, ModelNotFound
+from webui.core.errors import Interrupted, InvalidParameter, ModelLoadError, ModelNotFound
 from webui.engine.upscaling.catalog import UpscalerCatalog
 from webui.engine.upscaling.loading import load_model
 from webui.engine.upscaling.runner import TileSettings, planned_passes, upscale_image
 from webui.engine.upscaling.spandrel_import import load_spandrel
 from webui.engine.upscaling.tiling import run_tiled, tile_spans
+from webui.services.upscalers import ExtrasResize, ModelUpscaling, list_upscalers, run_extras
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -280,3 +282,44 @@ def test_unknown_name_and_duplicate_names(folders: list[Path], tmp_path: Path) -
     save_file(_compact(2, seed=5), tmp_path / "DAT" / "compact_x4.safetensors")
     names = [model.name for model in UpscalerCatalog([folders[1], tmp_path / "DAT"]).scan()]
     assert names == ["basicsr_x2", "compact_x4", "compact_x4 (DAT)"]
+
+
+def test_services_list_plain_and_model_upscalers_in_a1111_shape(folders: list[Path]) -> None:
+    catalog = UpscalerCatalog(folders)
+    listing = [dataclasses.asdict(info) for info in list_upscalers(catalog)]
+    assert [item["name"] for item in listing[:3]] == ["None", "Lanczos", "Nearest"]
+    assert listing[0] == {
+        "name": "None",
+        "model_name": None,
+        "model_path": None,
+        "model_url": None,
+        "scale": 4,
+    }
+    assert {
+        "name": "compact_x4",
+        "model_name": "RealESRGAN Compact",
+        "model_path": str(folders[1] / "compact_x4.safetensors"),
+        "model_url": None,
+        "scale": 4,
+    } in listing
+    assert len(listing) == 3 + 5 and [info.name for info in list_upscalers()] == [
+        "None",
+        "Lanczos",
+        "Nearest",
+    ]
+
+
+def test_extras_run_a_model_upscaler_with_its_infotext(folders: list[Path]) -> None:
+    models = ModelUpscaling(UpscalerCatalog(folders), TileSettings(16, 4))
+    request = ExtrasResize(scale=3, upscaler_1="compact_x4", upscaler_2="Lanczos", upscaler_2_visibility=0.5)
+    result, info = run_extras(_image(24, 16), request, models)
+    assert result.size == (72, 48)
+    assert info == {
+        "Postprocess upscale by": "3",
+        "Postprocess upscaler": "compact_x4",
+        "Postprocess upscaler 2": "Lanczos",
+    }
+    with pytest.raises(
+        InvalidParameter, match="upscaler_1: unknown upscaler 'compact_x4'; valid: None, Lanczos"
+    ):
+        run_extras(_image(24, 16), request)  # without the catalog only the plain resizers exist

@@ -1,4 +1,5 @@
-"""The plain resizers of A1111's Extras tab ("None", "Lanczos", "Nearest"): no model, only Pillow.
+"""The upscalers of A1111's Extras tab and hires fix: the plain resizers ("None", "Lanczos", "Nearest",
+Pillow only) and the model upscalers found by webui.engine.upscaling's catalog, in one listing.
 
 Sizes follow A1111's upscaler rule: the target is image size × scale rounded down to a multiple of 8;
 "Scale to" picks the scale that covers width × height and, with crop, centres the result on a canvas of
@@ -7,17 +8,64 @@ exactly that size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from webui.core.errors import InvalidParameter
 
+if TYPE_CHECKING:  # torch and spandrel load only when a model upscaler is used
+    import torch
+
+    from webui.engine.upscaling.catalog import UpscalerCatalog
+    from webui.engine.upscaling.runner import TileSettings
+
 NONE = "None"
 _FILTERS = MappingProxyType({"Lanczos": Image.Resampling.LANCZOS, "Nearest": Image.Resampling.NEAREST})
 UPSCALERS = (NONE, *_FILTERS)
 MAX_SIDE = 8192  # larger results would take gigabytes; A1111 has no model here that could make them either
+PLAIN_SCALE = 4  # what A1111's /sdapi/v1/upscalers reports for the resizers without a model
+
+
+@dataclass(frozen=True)
+class UpscalerInfo:
+    """One entry of A1111's `/sdapi/v1/upscalers`: model_name is the model's architecture (None for the
+    plain resizers), model_path its file, scale its native factor."""
+
+    name: str
+    model_name: str | None = None
+    model_path: str | None = None
+    model_url: str | None = None
+    scale: float = PLAIN_SCALE
+
+
+@dataclass(frozen=True)
+class ModelUpscaling:
+    """What running a model upscaler needs beyond the image: the catalog, A1111's tile options
+    (`ESRGAN_tile`, `ESRGAN_tile_overlap`; None: 192 and 8), the device and fp16 wish, and the job's
+    progress/interrupt hooks."""
+
+    catalog: UpscalerCatalog
+    tiles: TileSettings | None = None
+    device: torch.device | None = None
+    half: bool = False
+    on_progress: Callable[[int, int], None] | None = field(default=None, compare=False)
+    should_stop: Callable[[], bool] | None = field(default=None, compare=False)
+
+
+def list_upscalers(models: UpscalerCatalog | None = None) -> list[UpscalerInfo]:
+    """The plain resizers, then every model upscaler file the catalog recognises."""
+    listing = [UpscalerInfo(name) for name in UPSCALERS]
+    if models is not None:
+        listing += [UpscalerInfo(m.name, m.architecture, str(m.path), None, m.scale) for m in models.scan()]
+    return listing
+
+
+def upscaler_names(models: UpscalerCatalog | None = None) -> list[str]:
+    return [info.name for info in list_upscalers(models)]
 
 
 @dataclass(frozen=True)
@@ -33,11 +81,12 @@ class ExtrasResize:
     upscaler_2: str = NONE
     upscaler_2_visibility: float = 0.0
 
-    def validate(self) -> None:
+    def validate(self, names: Collection[str] = UPSCALERS) -> None:
+        """Checks the fields; `names` are the upscalers that exist (upscaler_names())."""
         for name in ("upscaler_1", "upscaler_2"):
-            if getattr(self, name) not in UPSCALERS:
+            if getattr(self, name) not in names:
                 raise InvalidParameter(
-                    f"{name}: unknown upscaler {getattr(self, name)!r}; valid: {', '.join(UPSCALERS)}"
+                    f"{name}: unknown upscaler {getattr(self, name)!r}; valid: {', '.join(names)}"
                 )
         if self.resize_mode not in (0, 1):
             raise InvalidParameter(
@@ -55,21 +104,42 @@ class ExtrasResize:
             )
 
 
-def upscale(image: Image.Image, upscaler: str, scale: float) -> Image.Image:
-    """`image` resized by `scale` with the named filter, to A1111's size (rounded down to a multiple of 8)."""
+def upscale(
+    image: Image.Image, upscaler: str, scale: float, models: ModelUpscaling | None = None
+) -> Image.Image:
+    """`image` resized by `scale` with the named filter or model upscaler, to A1111's size (rounded down to
+    a multiple of 8). Model upscalers need `models`."""
     size = (int(image.width * scale) // 8 * 8, int(image.height * scale) // 8 * 8)
     if not (0 < size[0] <= MAX_SIDE and 0 < size[1] <= MAX_SIDE):
         raise InvalidParameter(
             f"upscaling {image.width}x{image.height} by {scale:g} gives {size[0]}x{size[1]}; "
             f"each side must be between 8 and {MAX_SIDE}"
         )
-    return image.resize(size, resample=_FILTERS[upscaler])
+    if upscaler in _FILTERS:
+        return image.resize(size, resample=_FILTERS[upscaler])
+    if upscaler == NONE:
+        return image
+    if models is None:
+        raise InvalidParameter(f"unknown upscaler {upscaler!r}; valid: {', '.join(UPSCALERS)}")
+    extra = {} if models.tiles is None else {"settings": models.tiles}
+    return models.catalog.upscale(
+        upscaler,
+        image,
+        scale,
+        **extra,
+        device=models.device,
+        half=models.half,
+        on_progress=models.on_progress,
+        should_stop=models.should_stop,
+    )
 
 
-def run_extras(image: Image.Image, request: ExtrasResize) -> tuple[Image.Image, dict[str, str]]:
+def run_extras(
+    image: Image.Image, request: ExtrasResize, models: ModelUpscaling | None = None
+) -> tuple[Image.Image, dict[str, str]]:
     """The resized image and its "Postprocess …" infotext entries; "None" as the first upscaler leaves the
-    image as it is (A1111)."""
-    request.validate()
+    image as it is (A1111). Model upscalers need `models`."""
+    request.validate(upscaler_names(models.catalog if models else None))
     if request.upscaler_1 == NONE:
         return image, {}
     info: dict[str, str] = {}
@@ -79,10 +149,10 @@ def run_extras(image: Image.Image, request: ExtrasResize) -> tuple[Image.Image, 
     else:
         scale = request.scale
         info["Postprocess upscale by"] = f"{scale:g}"
-    result = upscale(image, request.upscaler_1, scale)
+    result = upscale(image, request.upscaler_1, scale, models)
     info["Postprocess upscaler"] = request.upscaler_1
     if request.upscaler_2 != NONE and request.upscaler_2_visibility > 0:
-        second = upscale(image, request.upscaler_2, scale)
+        second = upscale(image, request.upscaler_2, scale, models)
         result = Image.blend(result.convert("RGB"), second.convert("RGB"), request.upscaler_2_visibility)
         info["Postprocess upscaler 2"] = request.upscaler_2
     if request.resize_mode == 1 and request.crop:
