@@ -299,7 +299,7 @@ def parse_args(
 def server_name(args: argparse.Namespace) -> str:
     """The address to bind: --server-name wins, then --listen, else only this machine."""
     if args.server_name:
-        return args.server_name
+        return str(args.server_name)
     return LISTEN_ADDRESS if args.listen else LOCAL_ADDRESS
 
 

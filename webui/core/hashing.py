@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class HashCache:
         with self._lock:
             entry = self._data.get(section, {}).get(str(path.resolve()))
             if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
-                return entry["sha256"]
+                return str(entry["sha256"])
         return None
 
     def _cached(self, section: str, path: Path, compute: Callable[[Path], str]) -> str:
@@ -111,7 +111,7 @@ class HashCache:
             self._save()
         return digest
 
-    def _load(self) -> dict[str, dict[str, dict]]:
+    def _load(self) -> dict[str, dict[str, dict[str, Any]]]:
         try:
             data = json.loads(self.cache_file.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from webui.core.errors import InvalidParameter
@@ -103,14 +103,14 @@ def _is_float(text: str) -> bool:
 
 @dataclass(frozen=True)
 class _Scheduled:
-    before: list  # empty for [to:when]
-    after: list
+    before: list[object]  # empty for [to:when]
+    after: list[object]
     when: str  # the number as written: "." in it decides fraction vs step
 
 
 @dataclass(frozen=True)
 class _Alternate:
-    options: tuple[list, ...]
+    options: tuple[list[object], ...]
 
 
 _NUMBER_CLOSE = re.compile(r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*\]")
@@ -135,7 +135,7 @@ class _ScheduleParser:
         # Bracket parses by start position: a bracket's parse never depends on what encloses it.
         self.groups: dict[int, tuple[object, int] | None] = {}
 
-    def parse(self) -> list | None:
+    def parse(self) -> list[object] | None:
         text, items, i = self.text, [], 0
         while i < len(text):
             char = text[i]
@@ -165,9 +165,9 @@ class _ScheduleParser:
         match = _PLAIN.match(self.text, i)
         return (match.group(0), match.end()) if match else None
 
-    def prompt(self, i: int) -> tuple[list, int] | None:
+    def prompt(self, i: int) -> tuple[list[object], int] | None:
         """A prompt nested in brackets: everything up to the next stop character at this depth."""
-        items: list = []
+        items: list[object] = []
         while i < len(self.text) and self.text[i] not in _STOPS:
             part = self.group(i) if self.text[i] in "([" else self.plain(i)
             if part is None:
@@ -184,7 +184,7 @@ class _ScheduleParser:
     def _at(self, i: int) -> str:
         return self.text[i] if i < len(self.text) else ""
 
-    def _round(self, i: int) -> tuple[list, int] | None:
+    def _round(self, i: int) -> tuple[list[object], int] | None:
         # (prompt) or (prompt:prompt): kept as written; the emphasis parser reads it later.
         first = self.prompt(i + 1)
         if first is None:
@@ -243,7 +243,7 @@ def _when_to_step(when: str, steps: int, base_steps: int, hires: bool) -> int:
     return min(steps, int(value))
 
 
-def _children(node: object) -> list:
+def _children(node: object) -> list[object]:
     if isinstance(node, list):
         return node
     if isinstance(node, _Scheduled):
@@ -253,7 +253,7 @@ def _children(node: object) -> list:
     return []
 
 
-def _walk(node: object):
+def _walk(node: object) -> Iterator[object]:
     """Every node of a parsed prompt, depth first."""
     yield node
     for child in _children(node):
@@ -286,7 +286,7 @@ def prompt_schedule(prompt: str, steps: int, hires_steps: int | None = None) -> 
         return [(total, prompt)]
 
 
-def _schedule(tree: list, total: int, base_steps: int, hires: bool) -> list[tuple[int, str]]:
+def _schedule(tree: list[object], total: int, base_steps: int, hires: bool) -> list[tuple[int, str]]:
     ends = {total}
     steps_of: dict[int, int] = {}  # id of each _Scheduled node → its last step
     for node in _walk(tree):

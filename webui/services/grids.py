@@ -39,7 +39,7 @@ def _font(cell_width: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def _wrapped(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
-    char_width = max(font.getbbox("n")[2], 1)
+    char_width = max(int(font.getbbox("n")[2]), 1)
     return "\n".join(textwrap.wrap(text, max(width // char_width, 1))) or " "
 
 
@@ -47,7 +47,7 @@ def _text_size(
     draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont
 ) -> tuple[int, int]:
     left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, align="center")
-    return right - left, bottom - top
+    return round(right - left), round(bottom - top)
 
 
 def labelled_grid(

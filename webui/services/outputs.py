@@ -76,7 +76,8 @@ def embed_infotext(
 
 def _exif_with_comment(infotext: str) -> bytes:
     comment = piexif.helper.UserComment.dump(infotext, encoding="unicode")
-    return piexif.dump({"Exif": {_USER_COMMENT: comment}})
+    exif: bytes = piexif.dump({"Exif": {_USER_COMMENT: comment}})
+    return exif
 
 
 def read_infotext(image: Image.Image) -> str | None:

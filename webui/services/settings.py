@@ -276,7 +276,7 @@ class Settings:
             raise InvalidParameter(f"no output folder for {kind!r}; kinds: {', '.join(_OUTDIR_KEYS)}")
         values = self.as_dict()
         general = "outdir_grids" if kind.endswith("-grids") else "outdir_samples"
-        return values[general] or values[_OUTDIR_KEYS[kind]]
+        return str(values[general] or values[_OUTDIR_KEYS[kind]])
 
     def _save(self, data: dict[str, Any]) -> None:
         """Write via a temporary file in the same folder, so config.json is always whole."""
