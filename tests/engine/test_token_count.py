@@ -77,7 +77,7 @@ def test_ui_counter_reads_prompts_as_a1111_does() -> None:
     assert prompt_texts("a cat AND a dog", 20, positive=False) == ["a cat AND a dog"]
     assert prompt_texts("[cat:dog dog dog:5]", 10) == ["cat", "dog dog dog"]
 
-    counter = TokenCounter(SimpleNamespace(current=None))  # no model loaded: the bundled tokenizer counts
+    counter = TokenCounter(SimpleNamespace(embedding_vector_counts=dict))  # no model: bundled tokenizer
     assert counter.label("cat " * 100, 20) == "100/150"
     assert counter.label("cat " * 70 + "AND dog", 20) == "70/75"  # the longest part counts
     assert counter.label("<lora:style:1> cat", 20) == "1/75"

@@ -14,10 +14,11 @@ from tests.conftest import make_app, make_data_dir
 from webui.core.cmd_args import parse_args
 from webui.core.errors import InvalidParameter
 from webui.core.params import Img2Img, Txt2Img
+from webui.services import batch
+from webui.services.batch import BatchFolders
 from webui.services.outputs import read_infotext
 from webui.ui import img2img, img2img_batch
 from webui.ui.img2img import Img2ImgSection, Img2ImgValues
-from webui.ui.img2img_batch import BatchFolders
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -66,14 +67,14 @@ def test_mask_is_the_union_of_painted_pixels():
 
 
 def test_resize_by_rounds_down_to_multiples_of_8():
-    assert img2img_batch.scaled_size((100, 60), 1.5) == (144, 88)
-    assert img2img_batch.scaled_size((512, 768), 0.5) == (256, 384)
+    assert batch.scaled_size((100, 60), 1.5) == (144, 88)
+    assert batch.scaled_size((512, 768), 0.5) == (256, 384)
 
 
 def test_img2img_tab_keeps_every_txt2img_field_and_sets_the_img2img_ones():
     image = picture()
     params = BASE.replace(sd_model_checkpoint="other")  # as if another section had changed the params
-    out = Img2ImgSection(app=None).apply(
+    out = Img2ImgSection(services=None).apply(
         params, values(image=image, denoising_strength=0.4, resize_mode=2, inpaint_full_res=1)
     )
     assert isinstance(out, Img2Img)
@@ -84,7 +85,7 @@ def test_img2img_tab_keeps_every_txt2img_field_and_sets_the_img2img_ones():
 
 
 def test_resize_by_takes_the_size_from_the_input_image():
-    out = Img2ImgSection(app=None).apply(
+    out = Img2ImgSection(services=None).apply(
         BASE, values(image=picture((100, 60)), scale_tab=img2img.RESIZE_BY, scale=2)
     )
     assert (out.width, out.height) == (200, 120)
@@ -92,7 +93,7 @@ def test_resize_by_takes_the_size_from_the_input_image():
 
 def test_inpaint_tab_mask_is_where_the_user_painted():
     background = picture((64, 48))
-    out = Img2ImgSection(app=None).apply(
+    out = Img2ImgSection(services=None).apply(
         BASE, values(mode="inpaint", inpaint=editor_value(background, layer((64, 48), (10, 10, 19, 19))))
     )
     assert out.is_inpaint
@@ -104,7 +105,7 @@ def test_inpaint_tab_mask_is_where_the_user_painted():
 
 def test_inpaint_sketch_paints_the_colours_into_the_image_and_masks_them():
     background = picture((64, 48), "#000000")
-    out = Img2ImgSection(app=None).apply(
+    out = Img2ImgSection(services=None).apply(
         BASE,
         values(
             mode="inpaint_sketch", mask_blur=0,
@@ -118,7 +119,7 @@ def test_inpaint_sketch_paints_the_colours_into_the_image_and_masks_them():
 
 def test_sketch_tab_sends_the_drawing_without_a_mask():
     background = picture((64, 48), "#000000")
-    out = Img2ImgSection(app=None).apply(
+    out = Img2ImgSection(services=None).apply(
         BASE, values(mode="sketch", sketch=editor_value(background, layer((64, 48), (0, 0, 9, 9), "#ffffff")))
     )
     assert out.mask is None
@@ -127,7 +128,7 @@ def test_sketch_tab_sends_the_drawing_without_a_mask():
 
 def test_inpaint_upload_uses_the_uploaded_mask():
     mask = Image.new("L", (64, 48), 0)
-    out = Img2ImgSection(app=None).apply(
+    out = Img2ImgSection(services=None).apply(
         BASE,
         values(mode="inpaint_upload", upload_image=picture(), upload_mask=mask, inpainting_mask_invert=1),
     )
@@ -144,11 +145,13 @@ def test_inpaint_upload_uses_the_uploaded_mask():
 )
 def test_missing_inputs_say_what_to_upload(changes: dict[str, Any], message: str):
     with pytest.raises(InvalidParameter, match=message):
-        Img2ImgSection(app=None).apply(BASE, values(**changes))
+        Img2ImgSection(services=None).apply(BASE, values(**changes))
 
 
 def test_batch_mode_leaves_the_images_to_the_batch_run():
-    out = Img2ImgSection(app=None).apply(BASE, values(mode="batch", batch_input="in", denoising_strength=0.3))
+    out = Img2ImgSection(services=None).apply(
+        BASE, values(mode="batch", batch_input="in", denoising_strength=0.3)
+    )
     assert isinstance(out, Img2Img) and out.init_images == () and out.denoising_strength == 0.3
 
 
@@ -161,13 +164,13 @@ def save(path: Path, image: Image.Image | None = None) -> Path:
 def test_batch_masks_pair_by_name_or_a_single_mask_covers_all(tmp_path: Path):
     a, b = save(tmp_path / "in" / "a.png"), save(tmp_path / "in" / "b.jpg")
     mask_a = save(tmp_path / "masks" / "a.webp")
-    pairs, warnings = img2img_batch.batch_files(BatchFolders(tmp_path / "in", None, tmp_path / "masks"))
+    pairs, warnings = batch.batch_files(BatchFolders(tmp_path / "in", None, tmp_path / "masks"))
     assert pairs == [(a, mask_a), (b, mask_a)] and warnings == []  # the only mask: for every image
     save(tmp_path / "masks" / "c.png")
-    pairs, warnings = img2img_batch.batch_files(BatchFolders(tmp_path / "in", None, tmp_path / "masks"))
+    pairs, warnings = batch.batch_files(BatchFolders(tmp_path / "in", None, tmp_path / "masks"))
     assert pairs == [(a, mask_a)]
     assert len(warnings) == 1 and "b.jpg" in warnings[0]
-    assert img2img_batch.batch_files(BatchFolders(tmp_path / "in", None, None)) == (
+    assert batch.batch_files(BatchFolders(tmp_path / "in", None, None)) == (
         [(a, None), (b, None)],
         [],
     )
@@ -221,7 +224,7 @@ def test_batch_run_saves_one_image_per_file_named_after_it(app: Any):
     save(data / "in" / "first.png", picture((64, 64), "#ff0000"))
     save(data / "in" / "second.png", picture((80, 64), "#00ff00"))
     (data / "in" / "notes.txt").write_text("not an image")
-    params = Img2ImgSection(app=None).apply(BASE, values(mode="batch"))
+    params = Img2ImgSection(services=None).apply(BASE, values(mode="batch"))
     folders = img2img_batch.batch_folders(app, "in", "out", "")
     result = img2img_batch.run_batch(app, params, folders, None, _Progress())
     names = sorted(path.name for path in (data / "out").iterdir())

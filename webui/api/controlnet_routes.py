@@ -6,19 +6,18 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from webui.api.deps import ServicesDep
 from webui.api.models import decode_image
+from webui.api.shapes import preprocessor_sliders
 from webui.core.errors import InvalidParameter
 from webui.core.params import ControlUnit, control_mode_name, control_resize_mode_name
-from webui.engine.controlnet import preprocessors
-
-if TYPE_CHECKING:
-    from webui.app import App
+from webui.services.controlnet import ControlNetService, Preprocess
 
 ALWAYSON_KEY = "controlnet"  # the alwayson_scripts title, in any case
 # sd-webui-controlnet's older names for fields
@@ -112,45 +111,44 @@ def _png_base64(image: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def register_controlnet_routes(web: FastAPI, app: App) -> None:
-    library = app.manager.controlnets
+router = APIRouter(prefix="/controlnet")
 
-    @web.get("/controlnet/model_list")
-    def model_list(update: bool = True) -> dict[str, list[str]]:
-        if update:
-            library.refresh()
-        return {"model_list": library.titles()}
 
-    @web.get("/controlnet/module_list")
-    def module_list(alias_names: bool = False) -> dict[str, Any]:
-        detail = {
-            (p.label if alias_names else p.name): {"model_free": False, "sliders": p.sliders()}
-            for p in preprocessors.PREPROCESSORS.values()
-        }
-        return {"module_list": preprocessors.module_list(alias_names), "module_detail": detail}
+@router.get("/model_list")
+def model_list(services: ServicesDep, update: bool = True) -> dict[str, list[str]]:
+    controlnet = services.controlnet
+    return {"model_list": controlnet.refresh() if update else controlnet.titles()}
 
-    @web.post("/controlnet/detect")
-    async def detect(body: DetectRequest) -> dict[str, Any]:
-        if not body.controlnet_input_images:
-            raise InvalidParameter("controlnet_input_images is empty: send at least one base64 image")
-        preprocessors.find(body.controlnet_module)  # an unknown module fails before any image is decoded
 
-        def run() -> list[str]:
-            images = [
-                decode_image(text, f"controlnet_input_images[{i}]")
-                for i, text in enumerate(body.controlnet_input_images)
-            ]
-            maps = [
-                preprocessors.detect(
-                    body.controlnet_module,
-                    image,
-                    body.controlnet_processor_res,
-                    body.controlnet_threshold_a,
-                    body.controlnet_threshold_b,
-                    library.annotators,
-                )
-                for image in images
-            ]
-            return [_png_base64(image) for image in maps]
+@router.get("/module_list")
+def module_list(alias_names: bool = False) -> dict[str, Any]:
+    detail = {
+        (p.label if alias_names else p.name): {"model_free": False, "sliders": preprocessor_sliders(p)}
+        for p in ControlNetService.preprocessors()
+    }
+    return {"module_list": ControlNetService.module_list(alias_names), "module_detail": detail}
 
-        return {"images": await run_in_threadpool(run), "info": "Success"}
+
+@router.post("/detect")
+async def detect(body: DetectRequest, services: ServicesDep) -> dict[str, Any]:
+    """The maps, made by a queued job (never beside a running generation; Interrupt stops it)."""
+    if not body.controlnet_input_images:
+        raise InvalidParameter("controlnet_input_images is empty: send at least one base64 image")
+    controlnet = services.controlnet
+    controlnet.find(body.controlnet_module)  # an unknown module fails before any image is decoded
+
+    def run() -> list[str]:
+        images = tuple(
+            decode_image(text, f"controlnet_input_images[{i}]")
+            for i, text in enumerate(body.controlnet_input_images)
+        )
+        request = Preprocess(
+            body.controlnet_module,
+            images,
+            body.controlnet_processor_res,
+            body.controlnet_threshold_a,
+            body.controlnet_threshold_b,
+        )
+        return [_png_base64(image) for image in controlnet.detect(request).images]
+
+    return {"images": await run_in_threadpool(run), "info": "Success"}

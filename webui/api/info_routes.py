@@ -8,22 +8,20 @@ import html
 import io
 import os
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from pydantic import BaseModel
 
+from webui.api.deps import ServicesDep
 from webui.api.models import decode_image
 from webui.core import infotext
 from webui.core.errors import InvalidParameter
 from webui.services.outputs import read_infotext
 from webui.services.styles import PromptStyle
 from webui.services.upscalers import UPSCALERS, ExtrasResize, run_extras
-
-if TYPE_CHECKING:
-    from webui.app import App
 
 # Image.info keys A1111's PNG Info leaves out of `items` (format details, not user metadata).
 _IGNORED_INFO_KEYS = frozenset(
@@ -170,101 +168,108 @@ def _png_with_info(image: Image.Image, info: dict[str, str]) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def register_info_routes(web: FastAPI, app: App) -> None:
-    @web.post("/sdapi/v1/png-info")
-    def png_info(body: ImageRequest) -> dict[str, Any]:
-        if not body.image.strip():
-            return {"info": "", "items": {}, "parameters": {}}
-        image = decode_image(body.image, "image")
-        text = read_infotext(image) or ""
+router = APIRouter(prefix="/sdapi/v1")
+
+
+@router.post("/png-info")
+def png_info(body: ImageRequest) -> dict[str, Any]:
+    if not body.image.strip():
+        return {"info": "", "items": {}, "parameters": {}}
+    image = decode_image(body.image, "image")
+    text = read_infotext(image) or ""
+    return {
+        "info": text,
+        "items": _info_items(image),
+        "parameters": png_info_parameters(text) if text else {},
+    }
+
+
+@router.get("/embeddings")
+def embeddings(services: ServicesDep) -> dict[str, dict[str, Any]]:
+    everything, usable = services.models.embeddings()
+
+    def item(name: str) -> dict[str, Any]:
+        vectors = next(iter(everything[name].vectors.values()))
         return {
-            "info": text,
-            "items": _info_items(image),
-            "parameters": png_info_parameters(text) if text else {},
+            "step": None,
+            "sd_checkpoint": None,
+            "sd_checkpoint_name": None,
+            "shape": int(vectors.shape[1]),
+            "vectors": int(vectors.shape[0]),
         }
 
-    @web.get("/sdapi/v1/embeddings")
-    def embeddings() -> dict[str, dict[str, Any]]:
-        library = app.manager.embeddings
-        everything = library.refresh()
-        loaded = app.manager.current
-        usable = library.for_pipe(loaded.pipe) if loaded is not None else {}
+    return {
+        "loaded": {name: item(name) for name in everything if name in usable},
+        "skipped": {name: item(name) for name in everything if name not in usable},
+    }
 
-        def item(name: str) -> dict[str, Any]:
-            vectors = next(iter(everything[name].vectors.values()))
-            return {
-                "step": None,
-                "sd_checkpoint": None,
-                "sd_checkpoint_name": None,
-                "shape": int(vectors.shape[1]),
-                "vectors": int(vectors.shape[0]),
-            }
 
-        return {
-            "loaded": {name: item(name) for name in everything if name in usable},
-            "skipped": {name: item(name) for name in everything if name not in usable},
-        }
+@router.get("/prompt-styles")
+def prompt_styles(services: ServicesDep) -> list[dict[str, str]]:
+    return [style.as_dict() for style in services.styles.styles()]
 
-    @web.get("/sdapi/v1/prompt-styles")
-    def prompt_styles() -> list[dict[str, str]]:
-        return [style.as_dict() for style in app.styles.styles()]
 
-    @web.post("/sdapi/v1/prompt-styles")
-    def save_style(body: StyleRequest) -> dict[str, str]:
-        """Our extension: add or replace a style (A1111 only lists them)."""
-        app.styles.save(PromptStyle(body.name, body.prompt, body.negative_prompt))
-        return app.styles.get(body.name.strip()).as_dict()
+@router.post("/prompt-styles")
+def save_style(body: StyleRequest, services: ServicesDep) -> dict[str, str]:
+    """Our extension: add or replace a style (A1111 only lists them)."""
+    services.styles.save(PromptStyle(body.name, body.prompt, body.negative_prompt))
+    return services.styles.get(body.name.strip()).as_dict()
 
-    @web.delete("/sdapi/v1/prompt-styles/{name}")
-    def delete_style(name: str) -> None:
-        """Our extension: remove a style."""
-        app.styles.delete(name)
 
-    @web.get("/sdapi/v1/cmd-flags")
-    def cmd_flags() -> dict[str, Any]:
-        flags = dict(vars(app.args))
-        for key in _SECRET_FLAGS:  # A1111 lists passwords here; we do not
-            if flags.get(key):
-                flags[key] = "<hidden>"
-        return flags
+@router.delete("/prompt-styles/{name}")
+def delete_style(name: str, services: ServicesDep) -> None:
+    """Our extension: remove a style."""
+    services.styles.delete(name)
 
-    @web.get("/sdapi/v1/memory")
-    def memory() -> dict[str, Any]:
-        return memory_report()
 
-    @web.get("/sdapi/v1/upscalers")
-    def upscalers() -> list[dict[str, Any]]:
-        return [
-            {"name": name, "model_name": None, "model_path": None, "model_url": None, "scale": 4}
-            for name in UPSCALERS
-        ]
+@router.get("/cmd-flags")
+def cmd_flags(services: ServicesDep) -> dict[str, Any]:
+    flags = dict(vars(services.args))
+    for key in _SECRET_FLAGS:  # A1111 lists passwords here; we do not
+        if flags.get(key):
+            flags[key] = "<hidden>"
+    return flags
 
-    @web.post("/sdapi/v1/extra-single-image")
-    def extra_single_image(body: ExtrasSingleImageRequest) -> dict[str, str]:
-        if body.gfpgan_visibility or body.codeformer_visibility:
-            raise InvalidParameter(
-                "Not supported yet: face restoration (gfpgan_visibility, codeformer_visibility)"
-            )
-        image = decode_image(body.image, "image")
-        request = ExtrasResize(
-            resize_mode=body.resize_mode,
-            scale=body.upscaling_resize,
-            width=body.upscaling_resize_w,
-            height=body.upscaling_resize_h,
-            crop=body.upscaling_crop,
-            upscaler_1=body.upscaler_1,
-            upscaler_2=body.upscaler_2,
-            upscaler_2_visibility=body.extras_upscaler_2_visibility,
+
+@router.get("/memory")
+def memory() -> dict[str, Any]:
+    return memory_report()
+
+
+@router.get("/upscalers")
+def upscalers() -> list[dict[str, Any]]:
+    return [
+        {"name": name, "model_name": None, "model_path": None, "model_url": None, "scale": 4}
+        for name in UPSCALERS
+    ]
+
+
+@router.post("/extra-single-image")
+def extra_single_image(body: ExtrasSingleImageRequest) -> dict[str, str]:
+    if body.gfpgan_visibility or body.codeformer_visibility:
+        raise InvalidParameter(
+            "Not supported yet: face restoration (gfpgan_visibility, codeformer_visibility)"
         )
-        # The input's text chunks and infotext go on with the result, as A1111 keeps them.
-        chunks = {key: value for key, value in _info_items(image).items() if isinstance(value, str)}
-        original = read_infotext(image)
-        if original:
-            chunks["parameters"] = original
-        if image.mode not in ("RGB", "RGBA"):
-            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-        result, info = run_extras(image, request)
-        text = ", ".join(f"{key}: {value}" for key, value in info.items())
-        if text:
-            chunks["postprocessing"] = text
-        return {"html_info": f"<p>{html.escape(text)}</p>", "image": _png_with_info(result, chunks)}
+    image = decode_image(body.image, "image")
+    request = ExtrasResize(
+        resize_mode=body.resize_mode,
+        scale=body.upscaling_resize,
+        width=body.upscaling_resize_w,
+        height=body.upscaling_resize_h,
+        crop=body.upscaling_crop,
+        upscaler_1=body.upscaler_1,
+        upscaler_2=body.upscaler_2,
+        upscaler_2_visibility=body.extras_upscaler_2_visibility,
+    )
+    # The input's text chunks and infotext go on with the result, as A1111 keeps them.
+    chunks = {key: value for key, value in _info_items(image).items() if isinstance(value, str)}
+    original = read_infotext(image)
+    if original:
+        chunks["parameters"] = original
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    result, info = run_extras(image, request)
+    text = ", ".join(f"{key}: {value}" for key, value in info.items())
+    if text:
+        chunks["postprocessing"] = text
+    return {"html_info": f"<p>{html.escape(text)}</p>", "image": _png_with_info(result, chunks)}

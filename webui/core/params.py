@@ -234,6 +234,11 @@ class Result:
     paths: tuple[str, ...] = field(default=())  # saved files, empty when not saved
     interrupted: bool = False
     warnings: tuple[str, ...] = ()  # things the user asked for that were skipped (e.g. an unfit LoRA)
+    # The checkpoint and VAE that made the images (None: not known, e.g. a script's own result).
+    sd_model_name: str | None = None
+    sd_model_hash: str | None = None
+    sd_vae_name: str | None = None  # None also when the checkpoint's own VAE ran
+    sd_vae_hash: str | None = None
 
 
 @dataclass(frozen=True)

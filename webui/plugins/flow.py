@@ -8,39 +8,23 @@ postprocess_image (each image) → before_image_saved / image_saved (each image)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from webui.core.params import GenerationParams, Result
+from webui.engine.sampling.hooks import ModelHook
 from webui.plugins import denoiser
 from webui.plugins.callbacks import CFGDenoiserParams, ImageSaveParams
 from webui.plugins.isolation import ScriptFailed
 from webui.plugins.processing import Processed, Processing
 from webui.plugins.script import PostprocessImageArgs
+from webui.services.scripting import ProcessingContext
 
 if TYPE_CHECKING:
     from webui.plugins.registry import Plugins
     from webui.plugins.runner import ScriptRunner
-
-# (image, infotext, seed) → the saved file
-Saver = Callable[[Image.Image, str, int], Path]
-
-
-@dataclass(frozen=True)
-class ProcessingContext:
-    """What the App lends one job: the engine call (generate.run bound to its manager and job) and where
-    images go (None: this job does not save)."""
-
-    generate: Callable[[GenerationParams, Any], Result]  # (params, hooks) → Result
-    save_image: Saver | None = None
-    save_grid: Saver | None = None
-    current_model: Callable[[], Any] = lambda: None
-
 
 class JobRun:
     def __init__(self, plugins: Plugins, runner: ScriptRunner, context: ProcessingContext) -> None:
@@ -118,15 +102,15 @@ class PluginHooks:
         }
         return params.replace(**changes) if changes else params
 
-    def denoising(self, pipe: Any, params: GenerationParams, count: int) -> AbstractContextManager[None]:
+    def cfg_denoiser(self, pipe: Any, params: GenerationParams, count: int) -> ModelHook | None:
         """The on_cfg_denoiser hook on the UNet while a batch of `count` denoises (none without callbacks)."""
         if not self._run.plugins.callbacks.entries("cfg_denoiser"):
-            return nullcontext()
+            return None
 
         def each_pass(state: CFGDenoiserParams) -> None:
             self._run.plugins.run_callbacks("cfg_denoiser", state)
 
-        return denoiser.installed(pipe, params, count, each_pass)
+        return denoiser.hook(pipe, params, count, each_pass)
 
     def after_image(
         self, params: GenerationParams, image: Image.Image, seed: int

@@ -24,10 +24,11 @@ from webui.plugins import installer, introspect, isolation
 from webui.plugins.callbacks import Callbacks
 from webui.plugins.context import Active, Owner
 from webui.plugins.extensions import Extension, discover, read_metadata
-from webui.plugins.flow import JobRun, ProcessingContext
+from webui.plugins.flow import JobRun
 from webui.plugins.loader import import_script_file, module_name, script_classes
 from webui.plugins.runner import LoadedScript, ScriptRunner
 from webui.plugins.script import Script
+from webui.services.scripting import ProcessingContext
 from webui.services.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -22,46 +22,46 @@ from webui.ui import (
 from webui.ui.generation import SectionFactory
 
 if TYPE_CHECKING:
-    from webui.app import App
+    from webui.services.container import Services
 
 
-def build_ui(app: App) -> gr.Blocks:
+def build_ui(services: Services) -> gr.Blocks:
     # Sections added to both generation tabs (ControlNet units, scripts), in page order.
     sections: list[SectionFactory] = []
-    sections.append(controlnet_ui.section_factory(app))
-    sections.append(scripts_ui.section_factory(app))  # the Script dropdown last, as in A1111
+    sections.append(controlnet_ui.section_factory(services))
+    sections.append(scripts_ui.section_factory(services))  # the Script dropdown last, as in A1111
     # Extension tabs (on_ui_tabs) are built outside the page, then rendered into it below.
-    extension_tabs = app.plugins.ui_tabs()
+    extension_tabs = services.plugins.ui_tabs()
     with gr.Blocks(title="Stable Diffusion") as demo:
-        quicksettings = settings_tab.build_quicksettings(app)
+        quicksettings = settings_tab.build_quicksettings(services)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img"):
-                txt2img_tab = txt2img.build_tab(app, sections)
+                txt2img_tab = txt2img.build_tab(services, sections)
             with gr.Tab("img2img", id="img2img"):
-                img2img_tab = img2img.build_tab(app, sections)
+                img2img_tab = img2img.build_tab(services, sections)
             with gr.Tab("PNG Info", id="pnginfo"):
                 pnginfo = png_info.build_tab()
             with gr.Tab("ControlNet", id="controlnet"):
-                controlnet_ui.build_tab(app)
+                controlnet_ui.build_tab(services)
             for extension_tab in extension_tabs:
                 with gr.Tab(
                     extension_tab.title, id=extension_tab.elem_id, elem_id=f"tab_{extension_tab.elem_id}"
                 ):
-                    app.plugins.render_tab(extension_tab)
+                    services.plugins.render_tab(extension_tab)
             with gr.Tab("Settings", id="settings"):
-                settings = settings_tab.build_settings_tab(app, skip=quicksettings)
+                settings = settings_tab.build_settings_tab(services, skip=quicksettings)
             with gr.Tab("Extensions", id="extensions"):
-                extensions_tab.build_tab(app)
+                extensions_tab.build_tab(services)
         generation_tabs = [txt2img_tab, img2img_tab]
         checkpoint = quicksettings.get(settings_tab.CHECKPOINT)
         targets = send_to.page_targets(tabs, txt2img_tab, img2img_tab)
         for tab in generation_tabs:
-            send_to.gallery_buttons(app, tab, (targets.img2img, targets.inpaint), checkpoint)
+            send_to.gallery_buttons(services, tab, (targets.img2img, targets.inpaint), checkpoint)
         for tab in generation_tabs:
-            paste.add_paste_button(app, tab, checkpoint)
-        style_lists = styles_ui.build_styles(app, generation_tabs)
+            paste.add_paste_button(services, tab, checkpoint)
+        style_lists = styles_ui.build_styles(services, generation_tabs)
         png_info.connect_send_to(
-            app, pnginfo, (targets.txt2img, targets.img2img, targets.inpaint), checkpoint
+            services, pnginfo, (targets.txt2img, targets.img2img, targets.inpaint), checkpoint
         )
         options = {**quicksettings, **settings}
         # The tabs' Clip skip sliders start from, and follow, the "Clip skip" setting.
@@ -71,7 +71,10 @@ def build_ui(app: App) -> gr.Blocks:
             clip_skip.change(lambda value: [value] * len(sliders), inputs=clip_skip, outputs=sliders)
         # Another browser (or the API) may have changed settings and styles since the page was built.
         demo.load(
-            lambda: [*settings_tab.load_updates(app, options), *styles_ui.load_updates(app, style_lists)],
+            lambda: [
+                *settings_tab.load_updates(services, options),
+                *styles_ui.load_updates(services, style_lists),
+            ],
             outputs=[*options.values(), *style_lists],
         )
     return demo

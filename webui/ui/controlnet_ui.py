@@ -14,12 +14,11 @@ from PIL import Image
 
 from webui.core.errors import UserError
 from webui.core.params import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, GenerationParams
-from webui.engine.controlnet import preprocessors
+from webui.services.controlnet import ControlNetService, Preprocess
 from webui.ui.generation import Section, SectionFactory
 
 if TYPE_CHECKING:
-    from webui.app import App
-    from webui.engine.controlnet.units import ControlNetLibrary
+    from webui.services.container import Services
 
 Component = gr.components.Component
 NO_MODEL = "None"
@@ -41,13 +40,13 @@ UNIT_FIELDS = (
 )
 
 
-def model_choices(library: ControlNetLibrary) -> list[str]:
+def model_choices(library: ControlNetService) -> list[str]:
     return [NO_MODEL, *library.titles()]
 
 
 def slider_updates(module: str) -> list[Any]:
     """The resolution and threshold sliders for `module`: shown with its labels and ranges, or hidden."""
-    pre = preprocessors.find(module)
+    pre = ControlNetService.find(module)
     updates = []
     for slider in (pre.resolution, pre.threshold_a, pre.threshold_b):
         if slider is None:
@@ -67,21 +66,24 @@ def slider_updates(module: str) -> list[Any]:
 
 
 def preview(
-    library: ControlNetLibrary, image: Image.Image | None, module: str, resolution: float, a: float, b: float
+    library: ControlNetService, image: Image.Image | None, module: str, resolution: float, a: float, b: float
 ) -> Image.Image:
     """The preprocessed map (💥); gr.Error with the problem (e.g. the annotator file that is missing)."""
     if image is None:
         raise gr.Error("Upload an image first")
     try:
-        return preprocessors.detect(module, image, int(resolution), float(a), float(b), library.annotators)
+        done = library.detect(Preprocess(module, (image,), int(resolution), float(a), float(b)))
     except UserError as error:
         raise gr.Error(str(error)) from error
+    if not done.images:
+        raise gr.Error("Interrupted")
+    return done.images[0]
 
 
-def _build_unit(library: ControlNetLibrary, tab: str, index: int) -> list[Component]:
+def _build_unit(library: ControlNetService, tab: str, index: int) -> list[Component]:
     """One unit's controls; returns its inputs in UNIT_FIELDS order."""
     prefix = f"{tab}_controlnet_unit_{index}"
-    resolution = preprocessors.RESOLUTION
+    resolution = ControlNetService.resolution
     with gr.Row():
         image = gr.Image(
             label="Single Image", type="pil", sources=["upload", "clipboard"], elem_id=f"{prefix}_image"
@@ -97,7 +99,7 @@ def _build_unit(library: ControlNetLibrary, tab: str, index: int) -> list[Compon
     with gr.Row(equal_height=True):
         module = gr.Dropdown(
             label="Preprocessor",
-            choices=preprocessors.module_list(alias_names=True),
+            choices=ControlNetService.module_list(alias_names=True),
             value="none",
             elem_id=f"{prefix}_module",
         )
@@ -158,9 +160,8 @@ def _build_unit(library: ControlNetLibrary, tab: str, index: int) -> list[Compon
     ]
 
 
-def _refreshed(library: ControlNetLibrary) -> list[str]:
-    library.refresh()
-    return model_choices(library)
+def _refreshed(library: ControlNetService) -> list[str]:
+    return [NO_MODEL, *library.refresh()]
 
 
 def unit_from_values(values: Sequence[Any], tab: str) -> ControlUnit:
@@ -188,7 +189,7 @@ def unit_from_values(values: Sequence[Any], tab: str) -> ControlUnit:
 class ControlNetSection(Section):
     """The "ControlNet" accordion of one generation tab."""
 
-    def __init__(self, library: ControlNetLibrary, tab: str, unit_count: int) -> None:
+    def __init__(self, library: ControlNetService, tab: str, unit_count: int) -> None:
         """`unit_count`: the "control_net_unit_count" setting (sd-webui-controlnet's default: 3)."""
         self.library = library
         self.tab = tab
@@ -213,15 +214,15 @@ class ControlNetSection(Section):
         return {}  # units are not single params fields: paste leaves them alone
 
 
-def section_factory(app: App) -> SectionFactory:
-    count = app.settings.get("control_net_unit_count")
-    return lambda tab: ControlNetSection(app.manager.controlnets, tab, count)
+def section_factory(services: Services) -> SectionFactory:
+    count = services.settings.get("control_net_unit_count")
+    return lambda tab: ControlNetSection(services.controlnet, tab, count)
 
 
-def build_tab(app: App) -> None:
+def build_tab(services: Services) -> None:
     """The "ControlNet" tab: try a preprocessor on an image, and see the models found."""
-    library = app.manager.controlnets
-    resolution = preprocessors.RESOLUTION
+    library = services.controlnet
+    resolution = ControlNetService.resolution
     with gr.Row():
         with gr.Column():
             image = gr.Image(
@@ -229,7 +230,7 @@ def build_tab(app: App) -> None:
             )
             module = gr.Dropdown(
                 label="Preprocessor",
-                choices=preprocessors.module_list(alias_names=True),
+                choices=ControlNetService.module_list(alias_names=True),
                 value="canny",
                 elem_id="controlnet_tab_module",
             )

@@ -12,8 +12,8 @@ from webui.core.cmd_args import insecure_access_allowed
 from webui.core.errors import UserError
 
 if TYPE_CHECKING:
-    from webui.app import App
     from webui.plugins.registry import Plugins
+    from webui.services.container import Services
 
 COLUMNS = ["Extension", "Kind", "Enabled", "Loaded", "URL", "Branch", "Version", "Date", "Description"]
 ERROR_COLUMNS = ["#", "Extension", "Where", "Error"]
@@ -48,9 +48,9 @@ def error_rows(plugins: Plugins) -> list[list[Any]]:
     ]
 
 
-def build_tab(app: App) -> None:
-    plugins = app.plugins
-    allowed = insecure_access_allowed(app.args)
+def build_tab(services: Services) -> None:
+    plugins = services.plugins
+    allowed = insecure_access_allowed(services.args)
     names = [extension.name for extension in plugins.extensions]
     with gr.Tabs(elem_id="extensions_tabs"):
         with gr.Tab("Installed", id="extensions_installed"):

@@ -22,8 +22,7 @@ import gradio as gr
 from PIL import Image
 
 from webui.core.errors import UserError
-from webui.engine.checkpoints.weights_files import read_metadata
-from webui.engine.networks.lora import LoraEntry, LoraLibrary
+from webui.services.models import LoraEntry, LoraLibrary, ModelsService
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def find_preview(entry: LoraEntry, root: Path) -> Path | None:
 
 def read_card(entry: LoraEntry, root: Path) -> LoraCard:
     try:
-        summary = metadata_summary(read_metadata(entry.path))
+        summary = metadata_summary(ModelsService.file_metadata(entry.path))
     except UserError as error:
         summary = (f"Unreadable: {error}",)
     return LoraCard(entry.name, summary, find_preview(entry, root))

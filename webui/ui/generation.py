@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import gradio as gr
@@ -21,10 +21,10 @@ from webui.core.errors import UserError
 from webui.core.params import GenerationParams, Result, Txt2Img
 from webui.ui import extra_networks
 from webui.ui.progress import watch
-from webui.ui.token_counter import TokenCounter, add_counter
+from webui.ui.token_counter import add_counter
 
 if TYPE_CHECKING:
-    from webui.app import App
+    from webui.services.container import Services
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +77,14 @@ class GenerationTab:
     sections: list[Section] = field(default_factory=list)
 
 
-def model_defaults(app: App) -> GenerationParams:
+def model_defaults(app: Services) -> GenerationParams:
     """Txt2Img's defaults with the loaded checkpoint's own size, steps, CFG and CFG Rescale (its metadata,
     else its architecture's native size): the page opens ready for the model the server started with."""
-    loaded = app.manager.current
-    if loaded is None:
-        return Txt2Img()
-    return Txt2Img(**asdict(loaded.defaults))  # its fields are GenerationParams's
+    return app.models.model_defaults()
 
 
 def build_generation_tab(
-    app: App, name: str, *, top: Section | None = None, sections: Sequence[SectionFactory] = ()
+    app: Services, name: str, *, top: Section | None = None, sections: Sequence[SectionFactory] = ()
 ) -> GenerationTab:
     """The tab's layout (A1111's labels, elem_ids `<name>_…`) and its Generate handler."""
     defaults = model_defaults(app)
@@ -106,7 +103,7 @@ def build_generation_tab(
                 skip = gr.Button("Skip", elem_id=f"{name}_skip", min_width=60)
             with gr.Row(elem_id=f"{name}_tools") as toolbar:
                 show_networks = gr.Button("🎴", elem_id=f"{name}_extra_networks", min_width=40, scale=0)
-    extra_networks.build_panel(app.manager.loras, prompt, show_networks, name)
+    extra_networks.build_panel(app.models.loras, prompt, show_networks, name)
     built_sections: list[Section] = []
     section_inputs: list[list[gr.components.Component]] = []
     with gr.Row():
@@ -192,7 +189,7 @@ def build_generation_tab(
                 elem_id=f"{name}_infotext",
                 buttons=["copy"],
             )
-    counter = TokenCounter(app.manager)
+    counter = app.tokens
     with prompt_counter:
         add_counter(counter, prompt, steps, f"{name}_token_counter", positive=True)
     with negative_counter:
@@ -230,7 +227,7 @@ def build_generation_tab(
                 None,
             )
             if result is None:
-                job = app.submit(params)
+                job = app.generation.submit(params)
                 for preview in watch(job, progress, app.settings.get("live_previews_enable")):
                     yield [(preview, "Preview")], gr.skip(), gr.skip(), gr.skip()
                 result = job.wait()

@@ -18,19 +18,17 @@ from PIL import Image, ImageChops, ImageFilter, UnidentifiedImageError
 
 from webui.core.errors import InvalidParameter
 from webui.core.params import (
-    INPAINT_AREAS,
-    MASK_MODES,
-    MASKED_CONTENT,
-    RESIZE_MODES,
     GenerationParams,
     Img2Img,
     Result,
 )
+from webui.services.batch import scaled_size
 from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
-from webui.ui.img2img_batch import batch_folders, run_batch, scaled_size
+from webui.ui.img2img_batch import batch_folders, run_batch
+from webui.ui.param_widgets import widget
 
 if TYPE_CHECKING:
-    from webui.app import App
+    from webui.services.container import Services
 
 # Sub-tab id → label (A1111's). The ids are the values of the mode state and of "Send to" targets.
 MODES: Mapping[str, str] = MappingProxyType(
@@ -146,8 +144,8 @@ class Img2ImgValues(NamedTuple):
 class Img2ImgSection:
     """The input images, resize and inpaint controls of the img2img tab (a generation.Section)."""
 
-    def __init__(self, app: App) -> None:
-        self._app = app
+    def __init__(self, services: Services) -> None:
+        self._services = services
         self._controls: dict[str, gr.components.Component] = {}
         self._images: dict[str, gr.components.Component] = {}
         self._tabs: dict[str, gr.Tab] = {}
@@ -166,51 +164,17 @@ class Img2ImgSection:
                 scale_note = gr.Markdown(elem_id="img2img_scale_note")
         resize_to.select(lambda: RESIZE_TO, outputs=scale_tab, queue=False)
         resize_by.select(lambda: RESIZE_BY, outputs=scale_tab, queue=False)
-        resize_mode = gr.Radio(
-            [(name, i) for i, name in enumerate(RESIZE_MODES)],
-            value=0,
-            label="Resize mode",
-            elem_id="resize_mode",
-        )
-        defaults = Img2Img()
-        denoising = gr.Slider(
-            0.0,
-            1.0,
-            value=defaults.denoising_strength,
-            step=0.01,
-            label="Denoising strength",
-            elem_id="img2img_denoising_strength",
-        )
+        # Labels, limits and defaults from the schema (webui/core/params.py); elem_ids are A1111's.
+        resize_mode = widget(Img2Img, "resize_mode", elem_id="resize_mode")
+        denoising = widget(Img2Img, "denoising_strength", elem_id="img2img_denoising_strength")
         with gr.Group(visible=False, elem_id="img2img_inpaint_controls") as self._inpaint_controls:
-            mask_blur = gr.Slider(
-                0, 64, value=defaults.mask_blur, step=1, label="Mask blur", elem_id="img2img_mask_blur"
-            )
-            mask_mode = gr.Radio(
-                [(name, i) for i, name in enumerate(MASK_MODES)],
-                value=defaults.inpainting_mask_invert,
-                label="Mask mode",
-                elem_id="img2img_mask_mode",
-            )
-            fill = gr.Radio(
-                [(name, i) for i, name in enumerate(MASKED_CONTENT)],
-                value=defaults.inpainting_fill,
-                label="Masked content",
-                elem_id="img2img_inpainting_fill",
-            )
+            mask_blur = widget(Img2Img, "mask_blur", elem_id="img2img_mask_blur")
+            mask_mode = widget(Img2Img, "inpainting_mask_invert", elem_id="img2img_mask_mode")
+            fill = widget(Img2Img, "inpainting_fill", elem_id="img2img_inpainting_fill")
             with gr.Row():
-                area = gr.Radio(
-                    [(name, i) for i, name in enumerate(INPAINT_AREAS)],
-                    value=int(defaults.inpaint_full_res),
-                    label="Inpaint area",
-                    elem_id="img2img_inpaint_full_res",
-                )
-                padding = gr.Slider(
-                    0,
-                    256,
-                    value=defaults.inpaint_full_res_padding,
-                    step=4,
-                    label="Only masked padding, pixels",
-                    elem_id="img2img_inpaint_full_res_padding",
+                area = widget(Img2Img, "inpaint_full_res", elem_id="img2img_inpaint_full_res")
+                padding = widget(
+                    Img2Img, "inpaint_full_res_padding", elem_id="img2img_inpaint_full_res_padding"
                 )
         self._mode = mode
         for name, tab in self._tabs.items():
@@ -274,9 +238,9 @@ class Img2ImgSection:
         v = Img2ImgValues(*values)
         if v.mode != "batch" or not isinstance(params, Img2Img):
             return None
-        folders = batch_folders(self._app, v.batch_input, v.batch_output, v.batch_masks)
+        folders = batch_folders(self._services, v.batch_input, v.batch_output, v.batch_masks)
         scale = float(v.scale) if v.scale_tab == RESIZE_BY else None
-        return run_batch(self._app, params, folders, scale, progress)
+        return run_batch(self._services, params, folders, scale, progress)
 
     # for send_to
 
@@ -365,8 +329,10 @@ class Img2ImgSection:
         ]
 
 
-def build_tab(app: App, sections: Sequence[SectionFactory] = ()) -> GenerationTab:
-    return build_generation_tab(app, "img2img", top=Img2ImgSection(app), sections=sections)
+def build_tab(services: Services, sections: Sequence[SectionFactory] = ()) -> GenerationTab:
+    return build_generation_tab(
+        services, "img2img", top=Img2ImgSection(services), sections=sections, params_type=Img2Img
+    )
 
 
 # ---- what the sub-tabs hold ----

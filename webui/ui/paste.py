@@ -22,7 +22,7 @@ from webui.ui.generation import GenerationTab
 from webui.ui.scripts_ui import ScriptsSection
 
 if TYPE_CHECKING:
-    from webui.app import App
+    from webui.services.container import Services
 
 Component = gr.components.Component
 
@@ -105,26 +105,26 @@ def updates(controls: Mapping[str, Component], pasted: Pasted) -> list[Any]:
     ]
 
 
-def switch_checkpoint(app: App, fields: Mapping[str, str]) -> str | None:
+def switch_checkpoint(app: Services, fields: Mapping[str, str]) -> str | None:
     """Load the checkpoint the infotext names when present and allowed; tell the user otherwise.
 
     Returns the new title when the checkpoint changed, else None."""
     wanted = [fields[key] for key in ("Model", "Model hash") if fields.get(key)]
     if not wanted:
         return None
-    current = app.current_checkpoint_title()
+    current = app.models.current_title()
     entry = None
     for name in wanted:
         try:
-            entry = app.registry.find(name)
+            entry = app.models.find_checkpoint(name)
             break
         except ModelNotFound:
             continue
     if entry is None:
         gr.Info(f"Checkpoint {wanted[0]} from the parameters is not available; keeping {current or 'none'}.")
         return None
-    title = app.registry.title(entry)
-    if entry == app.manager.current_entry():
+    title = app.models.title(entry)
+    if entry == app.models.current_entry():
         return None
     if app.settings.get("disable_weights_auto_swap"):
         gr.Info(
@@ -132,7 +132,7 @@ def switch_checkpoint(app: App, fields: Mapping[str, str]) -> str | None:
             "do not change the selected model when reading generation parameters)."
         )
         return None
-    return app.select_checkpoint(title)
+    return app.models.select_checkpoint(title)
 
 
 def script_fields(tab: GenerationTab) -> list[tuple[Component, str]]:
@@ -156,7 +156,7 @@ def text_value(component: Component, text: str) -> Any:
 
 
 def paste_handler(
-    app: App, tab: GenerationTab, checkpoint: Component | None
+    app: Services, tab: GenerationTab, checkpoint: Component | None
 ) -> tuple[Callable[[str], list[Any]], list[Component]]:
     """A handler from infotext text to updates of `tab`'s controls and script fields (and the checkpoint
     dropdown), and its outputs. Unreadable text leaves everything as it is and says why."""
@@ -191,13 +191,14 @@ def paste_handler(
                 result.append(gr.update())
         if checkpoint is not None:
             # A model loaded for the first time gets its hash, so its title in the list changes too.
-            result.append(gr.Dropdown(choices=app.registry.titles(), value=title) if title else gr.update())
+            titles = app.models.checkpoint_titles()
+            result.append(gr.Dropdown(choices=titles, value=title) if title else gr.update())
         return result
 
     return paste, outputs
 
 
-def add_paste_button(app: App, tab: GenerationTab, checkpoint: Component | None) -> gr.Button:
+def add_paste_button(app: Services, tab: GenerationTab, checkpoint: Component | None) -> gr.Button:
     """The ↙ button in `tab`'s toolbar: it reads the prompt box when that holds
     text, else the last generation's parameters (A1111's behaviour)."""
     with tab.toolbar:

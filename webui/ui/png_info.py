@@ -21,7 +21,7 @@ from webui.services.outputs import read_infotext
 from webui.ui import send_to
 
 if TYPE_CHECKING:
-    from webui.app import App
+    from webui.services.container import Services
 
 # Where "Send to" buttons go, in A1111's order; the keys are the target tabs' names.
 SEND_TARGETS = {"txt2img": "Send to txt2img", "img2img": "Send to img2img", "inpaint": "Send to inpaint"}
@@ -89,11 +89,16 @@ def build_tab() -> PngInfoTab:
 
 
 def connect_send_to(
-    app: App, pnginfo: PngInfoTab, targets: Sequence[send_to.Target], checkpoint: gr.Dropdown | None
+    services: Services, pnginfo: PngInfoTab, targets: Sequence[send_to.Target], checkpoint: gr.Dropdown | None
 ) -> None:
     """Wire the "Send to" buttons: the parameters (and, where the target takes one, the image) go there."""
     for target in targets:
         image = pnginfo.image if target.image is not None else None
         send_to.connect(
-            app, pnginfo.send[target.name], target, image=image, infotext=pnginfo.text, checkpoint=checkpoint
+            services,
+            pnginfo.send[target.name],
+            target,
+            image=image,
+            infotext=pnginfo.text,
+            checkpoint=checkpoint,
         )

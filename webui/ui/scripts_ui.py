@@ -19,14 +19,14 @@ from webui.plugins.runner import NONE_TITLE, LoadedScript, ScriptRunner
 from webui.ui.generation import Section, SectionFactory
 
 if TYPE_CHECKING:
-    from webui.app import App
     from webui.plugins.registry import Plugins
+    from webui.services.container import Services
 
 Component = gr.components.Component
 
 
-def section_factory(app: App) -> SectionFactory:
-    return lambda tab: ScriptsSection(app.plugins, tab)
+def section_factory(services: Services) -> SectionFactory:
+    return lambda tab: ScriptsSection(services.plugins, tab)
 
 
 def _slug(title: str) -> str:

@@ -7,7 +7,7 @@ own buttons to them:
 
     targets = send_to.page_targets(page_tabs, txt2img_tab, img2img_tab)
     button = send_to.button("pnginfo", targets.inpaint)   # "Send to inpaint", elem_id pnginfo_send_to_inpaint
-    send_to.connect(app, button, targets.inpaint, image=png_image, infotext=png_text, checkpoint=dropdown)
+    send_to.connect(services, button, targets.inpaint, image=png_image, infotext=png_text, checkpoint=ckpt)
 
 `image` is a component whose value is a PIL image or a file path (None: parameters only, e.g. to
 txt2img); `infotext` one whose value is the infotext. A generation tab's gallery gets its buttons with
@@ -25,13 +25,13 @@ import gradio as gr
 from PIL import Image
 
 from webui.core.errors import UserError
+from webui.services.batch import open_image
 from webui.ui import paste
 from webui.ui.generation import GenerationTab
 from webui.ui.img2img import Img2ImgSection
-from webui.ui.img2img_batch import open_image
 
 if TYPE_CHECKING:
-    from webui.app import App
+    from webui.services.container import Services
 
 Component = gr.components.Component
 # (picture, infotext, whether a picture was expected) → updates of the target's outputs
@@ -79,7 +79,7 @@ def button(source: str, target: Target) -> gr.Button:
 
 
 def connect(
-    app: App,
+    services: Services,
     trigger: gr.Button,
     target: Target,
     *,
@@ -88,7 +88,7 @@ def connect(
     checkpoint: Component | None = None,
 ) -> None:
     """Clicking `trigger` sends `image`'s picture and `infotext`'s parameters to `target`."""
-    send, outputs = _sender(app, target, checkpoint)
+    send, outputs = _sender(services, target, checkpoint)
     picture_inputs = [image] if image is not None else []
 
     def from_components(*values: Any) -> list[Any]:
@@ -99,7 +99,7 @@ def connect(
 
 
 def gallery_buttons(
-    app: App, source: GenerationTab, targets: Sequence[Target], checkpoint: Component | None = None
+    services: Services, source: GenerationTab, targets: Sequence[Target], checkpoint: Component | None = None
 ) -> list[gr.Button]:
     """Buttons "Send to …" in `source`'s output row: they send the selected gallery picture and its
     infotext."""
@@ -113,7 +113,7 @@ def gallery_buttons(
     with source.output_buttons:
         buttons = [button(source.name, target) for target in targets]
     for trigger, target in zip(buttons, targets):
-        send, outputs = _sender(app, target, checkpoint)
+        send, outputs = _sender(services, target, checkpoint)
         trigger.click(
             _from_gallery(send), inputs=[source.gallery, source.infotexts, selected], outputs=outputs
         )
@@ -132,9 +132,11 @@ def _from_gallery(send: _Send) -> Callable[[list[Any] | None, list[str], int], l
     return from_gallery
 
 
-def _sender(app: App, target: Target, checkpoint: Component | None) -> tuple[_Send, list[Component]]:
+def _sender(
+    services: Services, target: Target, checkpoint: Component | None
+) -> tuple[_Send, list[Component]]:
     """The handler (picture, infotext, picture expected) → updates, and its outputs."""
-    paste_text, paste_outputs = paste.paste_handler(app, target.tab, checkpoint)
+    paste_text, paste_outputs = paste.paste_handler(services, target.tab, checkpoint)
     image_outputs = [target.image] if target.image is not None else []
     outputs = [
         *paste_outputs,

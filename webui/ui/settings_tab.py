@@ -18,7 +18,7 @@ from webui.core.errors import UserError
 from webui.services.settings import Option
 
 if TYPE_CHECKING:
-    from webui.app import App
+    from webui.services.container import Services
 
 CHECKPOINT = "sd_model_checkpoint"
 VAE = "sd_vae"
@@ -26,33 +26,33 @@ VAE = "sd_vae"
 Controls = dict[str, gr.components.Component]  # option name → component
 
 
-def runtime_choices(app: App) -> Mapping[str, Callable[[], list[str]]]:
+def runtime_choices(services: Services) -> Mapping[str, Callable[[], list[str]]]:
     """Choices of the options whose choices come from the model folders (or the options table)."""
     return {
-        CHECKPOINT: app.registry.titles,
-        VAE: app.manager.vaes.choices,
-        "quicksettings_list": lambda: [option.name for option in app.settings.options],
+        CHECKPOINT: services.models.checkpoint_titles,
+        VAE: services.models.vae_choices,
+        "quicksettings_list": lambda: [option.name for option in services.settings.options],
     }
 
 
-def current_value(app: App, name: str) -> Any:
+def current_value(services: Services, name: str) -> Any:
     """What the component of option `name` shows: the loaded checkpoint's title for the checkpoint."""
     if name == CHECKPOINT:
-        return app.current_checkpoint_title() or None
-    value = app.settings.get(name)
+        return services.models.current_title() or None
+    value = services.settings.get(name)
     return list(value) if isinstance(value, tuple) else value
 
 
-def quicksettings_names(app: App) -> list[str]:
+def quicksettings_names(services: Services) -> list[str]:
     """The known options of `quicksettings_list`, in its order, each once."""
-    known = {option.name for option in app.settings.options}
-    return list(dict.fromkeys(name for name in app.settings.get("quicksettings_list") if name in known))
+    known = {option.name for option in services.settings.options}
+    return list(dict.fromkeys(name for name in services.settings.get("quicksettings_list") if name in known))
 
 
-def _component(app: App, option: Option, **layout: Any) -> gr.components.Component:
-    value = current_value(app, option.name)
+def _component(services: Services, option: Option, **layout: Any) -> gr.components.Component:
+    value = current_value(services, option.name)
     common = {"label": option.label, "elem_id": f"setting_{option.name}", "interactive": True, **layout}
-    dynamic = runtime_choices(app).get(option.name)
+    dynamic = runtime_choices(services).get(option.name)
     choices = dynamic() if dynamic else option.choices
     if option.type is tuple:  # a list of names; any name may be typed when the choices are not known
         known = list(choices) if choices is not None else list(value)
@@ -71,12 +71,12 @@ def _component(app: App, option: Option, **layout: Any) -> gr.components.Compone
     return gr.Textbox(value=value, lines=1, **common)
 
 
-def load_updates(app: App, names: Collection[str]) -> list[Any]:
+def load_updates(services: Services, names: Collection[str]) -> list[Any]:
     """Fresh values (and run-time choices) for the components of `names`, e.g. on page load."""
-    dynamic = runtime_choices(app)
+    dynamic = runtime_choices(services)
     updates: list[Any] = []
     for name in names:
-        value = current_value(app, name)
+        value = current_value(services, name)
         if name in dynamic:
             # An update without multiselect would check a list value as one choice.
             multiselect = {"multiselect": True} if isinstance(value, list) else {}
@@ -86,42 +86,42 @@ def load_updates(app: App, names: Collection[str]) -> list[Any]:
     return updates
 
 
-def build_quicksettings(app: App) -> Controls:
+def build_quicksettings(services: Services) -> Controls:
     """The row at the top of the page: one component per quicksetting, each applied when it changes."""
     controls: Controls = {}
     with gr.Row(equal_height=True, elem_id="quicksettings"):
-        for name in quicksettings_names(app):
-            option = app.settings.option(name)
-            controls[name] = _component(app, option, scale=4 if name == CHECKPOINT else 2, min_width=160)
+        for name in quicksettings_names(services):
+            option = services.settings.option(name)
+            controls[name] = _component(services, option, scale=4 if name == CHECKPOINT else 2, min_width=160)
             if name == CHECKPOINT:
                 refresh = gr.Button("🔄", elem_id=f"refresh_{CHECKPOINT}", scale=0, min_width=40)
     for name, component in controls.items():
-        _apply_at_once(app, name, component)
+        _apply_at_once(services, name, component)
     if CHECKPOINT in controls:
         lists = [name for name in (CHECKPOINT, VAE) if name in controls]
 
         def refresh_lists() -> list[Any]:
-            app.refresh_checkpoints()
-            app.manager.vaes.refresh()
-            return load_updates(app, lists)
+            services.models.refresh_checkpoints()
+            services.models.refresh_vaes()
+            return load_updates(services, lists)
 
         refresh.click(refresh_lists, outputs=[controls[name] for name in lists])
     return controls
 
 
-def _apply_at_once(app: App, name: str, component: gr.components.Component) -> None:
+def _apply_at_once(services: Services, name: str, component: gr.components.Component) -> None:
     def apply(value: Any) -> Any:
         try:
             if name == CHECKPOINT:
-                app.select_checkpoint(str(value))
+                services.models.select_checkpoint(str(value))
             elif name == VAE:
-                app.select_vae(str(value))
+                services.models.select_vae(str(value))
             else:
-                app.update_options({name: _from_component(app, name, value)})
+                services.models.update_options({name: _from_component(services, name, value)})
         except UserError as error:
             gr.Warning(str(error))
         # On failure the component goes back to what is in use (the model still loaded, the old value).
-        return load_updates(app, [name])[0]
+        return load_updates(services, [name])[0]
 
     def select(event: gr.SelectData) -> Any:
         return apply(event.value)
@@ -133,16 +133,16 @@ def _apply_at_once(app: App, name: str, component: gr.components.Component) -> N
         component.input(apply, inputs=component, outputs=component, trigger_mode="always_last")
 
 
-def _from_component(app: App, name: str, value: Any) -> Any:
+def _from_component(services: Services, name: str, value: Any) -> Any:
     """A component's value in the option's type (sliders give floats, multiselects lists)."""
-    if app.settings.option(name).type is int and isinstance(value, float) and value.is_integer():
+    if services.settings.option(name).type is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, list):
         return tuple(value)
     return value
 
 
-def build_settings_tab(app: App, skip: Collection[str] = ()) -> Controls:
+def build_settings_tab(services: Services, skip: Collection[str] = ()) -> Controls:
     """The Settings tab body: every option not in `skip` (the quicksettings), grouped by section, and
     "Apply settings", which validates all changes first and applies none when one is invalid.
 
@@ -152,38 +152,38 @@ def build_settings_tab(app: App, skip: Collection[str] = ()) -> Controls:
         apply = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
     result = gr.Markdown(elem_id="settings_result")
     controls: Controls = {}
-    options = [option for option in app.settings.options if option.name not in skip]
+    options = [option for option in services.settings.options if option.name not in skip]
     for section in dict.fromkeys(option.section for option in options):
         with gr.Accordion(section, open=True, elem_id=f"settings_{_slug(section)}"):
             for option in options:
                 if option.section == section:
-                    controls[option.name] = _component(app, option)
+                    controls[option.name] = _component(services, option)
     names = list(controls)
     # The values the page was loaded with (State calls this on every page load), then the applied ones.
-    shown = gr.State(lambda: {name: _stored(app, name) for name in names})
+    shown = gr.State(lambda: {name: _stored(services, name) for name in names})
 
     def apply_all(before: dict[str, Any], *values: Any) -> list[Any]:
         try:
             wanted = {
-                name: app.settings.option(name).validate(_from_component(app, name, value))
+                name: services.settings.option(name).validate(_from_component(services, name, value))
                 for name, value in zip(names, values)
                 if value is not None  # a checkpoint dropdown with no model loaded yet
             }
             changes = {name: value for name, value in wanted.items() if value != before.get(name)}
-            app.update_options(changes)
+            services.models.update_options(changes)
         except UserError as error:
             gr.Warning(f"Settings not applied: {error}")
             return [f"Nothing applied: {error}", before, *(gr.update() for _ in names)]
         summary = f"{len(changes)} settings changed" + (f": {', '.join(changes)}." if changes else ".")
-        now = {name: _stored(app, name) for name in names}
-        return [summary, now, *load_updates(app, names)]
+        now = {name: _stored(services, name) for name in names}
+        return [summary, now, *load_updates(services, names)]
 
     apply.click(apply_all, inputs=[shown, *controls.values()], outputs=[result, shown, *controls.values()])
     return controls
 
 
-def _stored(app: App, name: str) -> Any:
-    return app.current_checkpoint_title() if name == CHECKPOINT else app.settings.get(name)
+def _stored(services: Services, name: str) -> Any:
+    return services.models.current_title() if name == CHECKPOINT else services.settings.get(name)
 
 
 def _slug(section: str) -> str:

@@ -17,17 +17,17 @@ from webui.services.styles import PromptStyle
 from webui.ui.generation import GenerationTab
 
 if TYPE_CHECKING:
-    from webui.app import App
+    from webui.services.container import Services
 
 
-def build_styles(app: App, tabs: Sequence[GenerationTab]) -> list[gr.Dropdown]:
+def build_styles(services: Services, tabs: Sequence[GenerationTab]) -> list[gr.Dropdown]:
     """Add the styles controls to each tab; a save or delete in one tab updates every tab's list."""
     dropdowns: list[gr.Dropdown] = []
     editors = []
     for tab in tabs:
         with tab.toolbar:
             dropdown = gr.Dropdown(
-                label="Styles", choices=app.styles.names(), value=[], multiselect=True,
+                label="Styles", choices=services.styles.names(), value=[], multiselect=True,
                 elem_id=f"{tab.name}_styles", scale=4, min_width=160,
             )  # fmt: skip
             apply = gr.Button("📋", elem_id=f"{tab.name}_style_apply", min_width=40, scale=0)
@@ -42,7 +42,7 @@ def build_styles(app: App, tabs: Sequence[GenerationTab]) -> list[gr.Dropdown]:
 
     def choices(selections: Sequence[list[str] | None]) -> list[gr.Dropdown]:
         """Every tab's list anew, each keeping those of its selected styles that still exist."""
-        names = app.styles.names()
+        names = services.styles.names()
         return [
             gr.Dropdown(choices=names, value=[n for n in kept or [] if n in names]) for kept in selections
         ]
@@ -52,7 +52,7 @@ def build_styles(app: App, tabs: Sequence[GenerationTab]) -> list[gr.Dropdown]:
 
         def apply_styles(selected: list[str], text: str, negative_text: str) -> tuple[str, str, list[str]]:
             try:
-                styled, styled_negative = app.styles.apply(text, negative_text, selected or [])
+                styled, styled_negative = services.styles.apply(text, negative_text, selected or [])
             except UserError as error:
                 gr.Warning(str(error))
                 return text, negative_text, selected
@@ -60,7 +60,7 @@ def build_styles(app: App, tabs: Sequence[GenerationTab]) -> list[gr.Dropdown]:
 
         def save_style(style_name: str, text: str, negative_text: str, *selections: list[str]) -> list[Any]:
             try:
-                app.styles.save(PromptStyle(style_name.strip(), text, negative_text))
+                services.styles.save(PromptStyle(style_name.strip(), text, negative_text))
             except UserError as error:
                 gr.Warning(str(error))
                 return [gr.update(), *(gr.update() for _ in dropdowns)]
@@ -69,7 +69,7 @@ def build_styles(app: App, tabs: Sequence[GenerationTab]) -> list[gr.Dropdown]:
 
         def delete_style(style_name: str, *selections: list[str]) -> list[Any]:
             try:
-                app.styles.delete(style_name.strip())
+                services.styles.delete(style_name.strip())
             except UserError as error:
                 gr.Warning(str(error))
                 return [gr.update(), *(gr.update() for _ in dropdowns)]
@@ -88,7 +88,7 @@ def build_styles(app: App, tabs: Sequence[GenerationTab]) -> list[gr.Dropdown]:
     return dropdowns
 
 
-def load_updates(app: App, dropdowns: Sequence[gr.Dropdown]) -> list[gr.Dropdown]:
+def load_updates(services: Services, dropdowns: Sequence[gr.Dropdown]) -> list[gr.Dropdown]:
     """Every styles list with the styles now in the file (it may have been edited by hand)."""
-    names = app.styles.names()
+    names = services.styles.names()
     return [gr.Dropdown(choices=names, value=[]) for _ in dropdowns]

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
 
 if TYPE_CHECKING:
-    from webui.app import App
+    from webui.services.container import Services
 
 
-def build_tab(app: App, sections: Sequence[SectionFactory] = ()) -> GenerationTab:
-    return build_generation_tab(app, "txt2img", sections=sections)
+def build_tab(services: Services, sections: Sequence[SectionFactory] = ()) -> GenerationTab:
+    return build_generation_tab(services, "txt2img", sections=sections)

@@ -1,0 +1,117 @@
+"""The web server around an App: the API routes, the gradio UI mounted at /, access control, TLS, the
+share link; for tests and embedding, a server on a background thread."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+import uvicorn
+from fastapi import FastAPI
+
+from webui import __version__
+from webui.api.access import add_access_control, exposure_warning, open_share_link
+from webui.api.routes import register_api
+from webui.core.cmd_args import api_credentials, gradio_credentials
+
+if TYPE_CHECKING:
+    from webui.app import App
+
+log = logging.getLogger(__name__)
+
+
+def create_server(app: App, host: str, port: int) -> uvicorn.Server:
+    """The ASGI app: API routes first, then the gradio UI mounted at /; --api-auth and CORS around both,
+    --gradio-auth on the UI, TLS when both --tls-* files are given."""
+    args, paths, services = app.args, app.paths, app.services
+    web = FastAPI(title="webui", version=__version__)
+    add_access_control(web, args, api_credentials(args))
+    if args.api or args.nowebui:
+        register_api(web, services)
+    if args.nowebui:
+        app.plugins.app_started(None, web)
+    else:
+        import gradio as gr
+
+        from webui.ui.blocks import build_ui
+
+        # gradio serves its own static files, its upload/cache folder and these output folders, never
+        # the models, settings or styles (blocked even if an output folder is set to contain them).
+        generation = services.generation
+        outputs = [paths.outputs_dir, *(generation.output_dir(kind) for kind in ("txt2img", "img2img"))]
+        private = [
+            paths.models_dir,
+            paths.ckpt_dir,
+            paths.lora_dir,
+            paths.vae_dir,
+            paths.embeddings_dir,
+            paths.controlnet_dir,
+            paths.config_file,
+            paths.cache_file,
+            paths.styles_file,
+        ]
+        demo = build_ui(services)
+        # before the mount: routes extensions add here must come before gradio's catch-all "/"
+        app.plugins.app_started(demo, web)
+        head, css = app.plugins.page_assets()  # the loaded extensions' javascript/*.js and style.css
+        web = gr.mount_gradio_app(
+            web,
+            demo,
+            path="/",
+            auth=list(gradio_credentials(args)) or None,
+            allowed_paths=[str(path.resolve()) for path in outputs],
+            blocked_paths=[str(path.resolve()) for path in private],
+            head=head or None,
+            css=css or None,
+        )
+    config = uvicorn.Config(
+        web,
+        host=host,
+        port=port,
+        log_level="warning",
+        ssl_keyfile=args.tls_keyfile,
+        ssl_certfile=args.tls_certfile,
+    )
+    return uvicorn.Server(config)
+
+
+def share_when_started(server: uvicorn.Server, host: str) -> threading.Thread:
+    """--share: once `server` listens, open a gradio share link to it on a background thread. Offline
+    this fails with a logged reason and the local server goes on serving."""
+
+    def run() -> None:
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.1)
+        if server.should_exit:
+            return
+        url = open_share_link(host, server.servers[0].sockets[0].getsockname()[1])
+        if url:
+            print(f"Running on public URL: {url}", flush=True)
+
+    thread = threading.Thread(target=run, name="share-link", daemon=True)
+    thread.start()
+    return thread
+
+
+def warn_if_exposed(args: argparse.Namespace) -> None:
+    """Say loudly when other machines can reach the server without a password."""
+    warning = exposure_warning(args, bool(gradio_credentials(args)), bool(api_credentials(args)))
+    if warning:
+        log.warning(warning)
+        print(warning, flush=True)
+
+
+def serve_in_thread(
+    app: App, host: str = "127.0.0.1", port: int = 0
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """For tests and embedding: start the server on a thread and wait until it accepts connections."""
+    server = create_server(app, host, port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("server thread exited during start-up")
+        threading.Event().wait(0.05)
+    return server, thread

@@ -1,0 +1,172 @@
+"""The generation service: queue a txt2img/img2img job, run it on the job worker (the scripts around the
+engine, the job's own options, the images saved with their infotext) and answer with its Result."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PIL import Image
+
+from webui.core.params import GenerationParams, Request, Result
+from webui.engine.sampling import generate
+from webui.engine.sampling.previews import PreviewReporter
+from webui.services.jobs import Job, JobQueue
+from webui.services.models import ModelsService
+from webui.services.options import JobOptions, ModelOptions, SaveOptions
+from webui.services.outputs import dated_dir, save_image
+from webui.services.scripting import ProcessingContext, ScriptHost
+from webui.services.settings import Settings
+from webui.services.styles import StyleDatabase
+
+P = TypeVar("P", bound=GenerationParams)
+
+
+@dataclasses.dataclass(frozen=True)
+class OverriddenRequest:
+    """A generation queued with A1111's override_settings: the options hold for its job alone, or stay
+    set afterwards when `restore` is False (override_settings_restore_afterwards)."""
+
+    request: Request
+    options: tuple[tuple[str, Any], ...]
+    restore: bool = True
+
+
+class GenerationService:
+    def __init__(
+        self,
+        settings: Settings,
+        styles: StyleDatabase,
+        models: ModelsService,
+        jobs: JobQueue,
+        scripts: ScriptHost,
+        data_dir: Path,
+    ) -> None:
+        self.settings = settings
+        self.styles = styles
+        self.models = models
+        self.jobs = jobs
+        self.scripts = scripts
+        self.data_dir = data_dir
+
+    def submit(
+        self,
+        params: GenerationParams,
+        save_images: bool = True,
+        override_settings: Mapping[str, Any] | None = None,
+        restore_settings: bool = True,
+    ) -> Job:
+        """Queue a txt2img or img2img/inpaint generation (the params' type says which).
+
+        `override_settings` (options by name) hold while this job runs, then go back unless
+        `restore_settings` is False (A1111's override_settings_restore_afterwards)."""
+        params.validate()  # bad input fails now, before it takes a place in the queue
+        checkpoint = (override_settings or {}).get("sd_model_checkpoint")
+        if checkpoint and not params.sd_model_checkpoint:  # the engine loads what the params name
+            params = dataclasses.replace(params, sd_model_checkpoint=str(checkpoint))
+        request = Request(params=params, save_images=save_images)
+        self.scripts.check(params, request.kind)  # an unknown script name, too
+        if not override_settings:
+            return self.jobs.submit(request, kind=request.kind)
+        for name, value in override_settings.items():
+            self.settings.option(name).validate(value)
+        self.models.check_options(override_settings)
+        queued = OverriddenRequest(request, tuple(override_settings.items()), restore_settings)
+        return self.jobs.submit(queued, kind=request.kind)
+
+    def generate(self, params: GenerationParams, save_images: bool = True) -> Result:
+        return self.submit(params, save_images).wait()
+
+    def apply_styles(self, params: P, names: Sequence[str]) -> P:
+        """`params` with the named prompt styles applied to both prompts. As in A1111 this happens before
+        generation, so the infotext holds the styled prompt."""
+        if not names:
+            return params
+        prompt, negative = self.styles.apply(params.prompt, params.negative_prompt, names)
+        return dataclasses.replace(params, prompt=prompt, negative_prompt=negative)
+
+    def options(self) -> JobOptions:
+        """The options a job starting now runs with."""
+        return JobOptions.from_settings(self.settings, self.data_dir)
+
+    def save_options(self) -> SaveOptions:
+        return SaveOptions.from_settings(self.settings)
+
+    def output_dir(self, kind: str) -> Path:
+        return self.options().output_dir(kind)
+
+    # Run on the job worker.
+
+    def run_overridden(self, request: OverriddenRequest, job: Job) -> Result:
+        with self._overridden(dict(request.options), request.restore):
+            return self.run(request.request, job)
+
+    def run(self, request: Request, job: Job) -> Result:
+        options = self.options()
+        self.models.configure(options.model)
+        reporter = PreviewReporter(job, options.preview_period)
+        saving = request.save_images and options.save_samples
+        grids = request.save_images and options.save_grids
+        # The scripts run around and inside generate.run and call the image callbacks around each save.
+        context = ProcessingContext(
+            generate=lambda params, hooks: generate.run(params, self.models.manager, reporter, hooks),
+            save_image=functools.partial(self._save, options, request.kind) if saving else None,
+            save_grid=functools.partial(self._save, options, f"{request.kind}-grids") if grids else None,
+            current_model=lambda: self.models.current,
+        )
+        result: Result = self.scripts.process(request.params, request.kind, context)
+        used = self.models.used()  # before any override is put back: the model that made the images
+        if used is None:
+            return result
+        return dataclasses.replace(
+            result,
+            sd_model_name=used.name,
+            sd_model_hash=used.hash,
+            sd_vae_name=used.vae_name,
+            sd_vae_hash=used.vae_hash,
+        )
+
+    @contextmanager
+    def _overridden(self, options: Mapping[str, Any], restore: bool) -> Iterator[None]:
+        """Around one job: set the options, then put them (and the model) back unless not `restore`."""
+        settings = {name: value for name, value in options.items() if name != "sd_model_checkpoint"}
+        checkpoint = options.get("sd_model_checkpoint")  # the job's params already name it
+        if not restore:
+            self.settings.update(settings)
+            yield
+            if checkpoint:  # loaded by the job: this only records it
+                self.settings.update({"sd_model_checkpoint": self.models.current_title()})
+            return
+        before = self.models.current_entry()
+        try:
+            with self.settings.overridden(settings):
+                yield
+        finally:
+            self.models.configure(ModelOptions.from_settings(self.settings))
+            if checkpoint and before is not None and self.models.current_entry() != before:
+                self.models.activate(before)
+
+    def _save(self, options: JobOptions, kind: str, image: Image.Image, infotext: str, seed: int) -> Path:
+        """One image (or grid: kind "txt2img-grids", …) under its dated output folder, as the options say."""
+        return save_to(image, infotext, dated_dir(options.output_dir(kind)), seed, options.save)
+
+
+def save_to(
+    image: Image.Image, infotext: str, directory: Path, seed: int, options: SaveOptions, pattern: str = ""
+) -> Path:
+    """`image` with its infotext in `directory`, written as the options say (`pattern` replaces theirs)."""
+    return save_image(
+        image,
+        infotext,
+        directory,
+        seed=seed,
+        fmt=options.fmt,
+        save_txt=options.save_txt,
+        quality=options.quality,
+        lossless=options.lossless,
+        pattern=pattern or options.pattern,
+    )
