@@ -227,7 +227,10 @@ def _load(pipe: Any, state: dict[str, torch.Tensor], adapter: str) -> str | None
     )
     if matched < wanted:
         _delete(pipe, adapter)
-        return f"only {matched} of its {wanted} layers match this checkpoint: made for another architecture"
+        return (
+            f"only {matched} of its {wanted} layers match this checkpoint: "
+            "made for another model architecture"
+        )
     return None
 
 
