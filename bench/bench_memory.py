@@ -28,7 +28,7 @@ from diffusers import schedulers as diffusers_schedulers  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer  # noqa: E402
 
 from webui.engine.checkpoints import memory  # noqa: E402
-from webui.engine.checkpoints.loader import CONFIGS, TOKENIZER_DIR  # noqa: E402
+from webui.engine.checkpoints.components import CONFIGS, TOKENIZER_DIR  # noqa: E402
 from webui.engine.checkpoints.memory import MemoryFlags  # noqa: E402
 from webui.engine.devices import DeviceChoice  # noqa: E402
 

@@ -17,7 +17,7 @@ import torch
 from diffusers import ControlNetModel
 from safetensors.torch import save_file
 
-from webui.engine.controlnet.units import to_original
+from webui.engine.controlnet.layout import to_original
 
 HINT_CHANNELS = (16, 32, 96, 256)  # the original models' conditioning encoder widths
 

@@ -30,8 +30,8 @@ from diffusers import (
 from diffusers import schedulers as diffusers_schedulers
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from webui.engine.checkpoints.ldm_layout import save_ldm_checkpoint
-from webui.engine.checkpoints.loader import CONFIGS, TOKENIZER_DIR
+from webui.engine.checkpoints.components import CONFIGS, TOKENIZER_DIR
+from webui.engine.checkpoints.ldm_export import save_ldm_checkpoint
 
 # "-inpaint": the inpainting architecture (a 9-channel UNet: latents, mask, masked-image latents)
 Variant = Literal["sd1", "sd2", "sd2-v", "sdxl", "sd1-inpaint", "sdxl-inpaint"]

@@ -26,7 +26,7 @@ from tools.demo_model.stages import first_step_loss, standardize_latents
 from webui.engine.checkpoints.loader import LoadedCheckpoint, load_checkpoint
 from webui.engine.checkpoints.model_defaults import GenerationDefaults
 from webui.engine.checkpoints.weights_files import read_metadata
-from webui.engine.controlnet.units import load_controlnet
+from webui.engine.controlnet.load import load_controlnet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

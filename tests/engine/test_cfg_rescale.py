@@ -1,4 +1,4 @@
-"""CFG Rescale (engine.cfg_rescale): the same result as diffusers' own `guidance_rescale` where a
+"""CFG Rescale (engine.sampling.cfg_rescale): the same result as diffusers' own `guidance_rescale` where a
 pipeline has one, and applied on every generation path (img2img and inpaint pipelines have none)."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import cfg_rescale, generate
+from webui.engine.sampling.hooks import ModelHooks
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -63,7 +64,7 @@ def test_the_hook_gives_diffusers_own_guidance_rescale(request: pytest.FixtureRe
         ).images
 
     diffusers_own = latents(guidance_rescale=0.7)
-    with cfg_rescale.installed(pipe.unet, 30.0, 0.7, count=2):
+    with ModelHooks([cfg_rescale.hook(30.0, 0.7, count=2)]).installed(pipe.unet):
         hooked = latents()
     assert not pipe.unet._forward_hooks  # removed again
     torch.testing.assert_close(hooked, diffusers_own, atol=1e-4, rtol=1e-3)  # float rounding

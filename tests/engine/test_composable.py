@@ -21,7 +21,9 @@ from webui.core.params import Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
-from webui.engine.sampling import composable, generate
+from webui.engine.sampling import composable, conditioning, generate
+from webui.engine.sampling.hooks import ModelHooks
+from webui.engine.sampling.prompt_conditioning import PromptConditioning
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -88,7 +90,7 @@ def test_guided_prediction_is_a1111s_weighted_sum(
     prompt = "a red circle AND a blue background :0.8 AND grass:-0.3"
     params = BASE.replace(prompt=prompt, negative_prompt="ugly")
     with torch.inference_mode():
-        text = generate.PromptConditioning(loaded, params, count)
+        text = PromptConditioning(loaded, params, count)
         assert text.guidance is not None and text.guidance.weights == (1.0, 0.8, -0.3)
         conds = [schedule[0][1] for schedule in text.schedules]
         uncond = text.unconds[0][1]
@@ -102,7 +104,7 @@ def test_guided_prediction_is_a1111s_weighted_sum(
             added = None if pooled is None else {"text_embeds": pooled, "time_ids": ids}
             return unet(x, t, encoder_hidden_states=embeds, added_cond_kwargs=added, return_dict=False)[0]
 
-        def alone(c: generate.conditioning.Conditioning) -> torch.Tensor:
+        def alone(c: conditioning.Conditioning) -> torch.Tensor:
             pooled = None if c.pooled is None else c.pooled.repeat(count, 1)
             return predict(c.embeds.repeat(count, 1, 1), pooled, latents, time_ids)
 
@@ -117,7 +119,7 @@ def test_guided_prediction_is_a1111s_weighted_sum(
             embeds = torch.cat([kwargs["negative_prompt_embeds"], embeds])
             pooled = None if pooled is None else torch.cat([kwargs["negative_pooled_prompt_embeds"], pooled])
             x, ids = torch.cat([latents, latents]), torch.cat([time_ids, time_ids])
-        with text.guiding(unet):
+        with ModelHooks([text.guidance_hook()]).installed(unet):
             got = predict(embeds, pooled, x, ids)
         assert not unet._forward_hooks and not unet._forward_pre_hooks  # removed again
     if with_cfg:
@@ -157,7 +159,7 @@ def test_plain_prompts_take_the_pipelines_own_path(sd1: ModelManager) -> None:
     assert hooks_seen and set(hooks_seen) == {1}  # only the probe: no composable hooks on a plain prompt
     assert np.array_equal(plain, weighted)
     with torch.inference_mode():
-        assert generate.PromptConditioning(loaded, BASE, 1).guidance is None
+        assert PromptConditioning(loaded, BASE, 1).guidance is None
 
 
 def test_each_part_keeps_its_own_prompt_editing(sd1: ModelManager) -> None:
@@ -172,7 +174,7 @@ def test_each_part_keeps_its_own_prompt_editing(sd1: ModelManager) -> None:
     loaded = sd1.get()
     with torch.inference_mode():
         switching, plain_blue, green_embeds = (
-            generate.PromptConditioning(loaded, BASE.replace(prompt=prompt, steps=4), 1)
+            PromptConditioning(loaded, BASE.replace(prompt=prompt, steps=4), 1)
             for prompt in (
                 "a red circle AND [a blue background:a green field:1]",
                 "a red circle AND a blue background",

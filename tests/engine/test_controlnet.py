@@ -25,10 +25,12 @@ from webui.core.hashing import HashCache
 from webui.core.params import CONTROL_MODES, ControlUnit, GenerationParams, Img2Img, Result, Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
-from webui.engine.controlnet import preprocessors
-from webui.engine.controlnet import units as controlnet
+from webui.engine.controlnet import guidance as controlnet
+from webui.engine.controlnet import image_fit, layout, preprocessors
+from webui.engine.controlnet.library import ControlNetLibrary, legacy_hash
 from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
+from webui.engine.sampling.hooks import ModelHooks
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -88,7 +90,7 @@ def models(
 @pytest.fixture(scope="module")
 def manager(models: Path) -> ModelManager:
     hashes = HashCache(models / "cache.json")
-    library = controlnet.ControlNetLibrary(models / "ControlNet", [models / "ControlNet" / "annotators"])
+    library = ControlNetLibrary(models / "ControlNet", [models / "ControlNet" / "annotators"])
     registry = CheckpointRegistry(models / "Stable-diffusion", hashes)
     return ModelManager(registry, CPU, device_slots=1, keep_in_cpu=True, controlnets=library)
 
@@ -132,11 +134,11 @@ def test_files_that_are_no_controlnet_are_refused_with_their_name(tmp_path: Path
         {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1)}, str(tmp_path / "ckpt.safetensors")
     )
     with pytest.raises(ModelLoadError, match="ckpt.safetensors: not a ControlNet: it has neither"):
-        controlnet.read_controlnet(tmp_path / "ckpt.safetensors")
+        layout.read_controlnet(tmp_path / "ckpt.safetensors")
     odd = {"controlnet_cond_embedding.conv_in.weight": torch.zeros(1), "unknown.weight": torch.zeros(1)}
     save_file(odd, str(tmp_path / "odd.safetensors"))
     with pytest.raises(ModelLoadError, match="odd.safetensors: not a ControlNet in the diffusers layout"):
-        controlnet.read_controlnet(tmp_path / "odd.safetensors")
+        layout.read_controlnet(tmp_path / "odd.safetensors")
 
 
 def test_library_lists_and_finds_models_as_sd_webui_controlnet_names_them(manager: ModelManager) -> None:
@@ -149,13 +151,8 @@ def test_library_lists_and_finds_models_as_sd_webui_controlnet_names_them(manage
     ]
     entry = library.find("tiny-cn")
     title = entry.title()
-    assert title == f"tiny-cn [{controlnet.legacy_hash(entry.path)}]" and len(title.split("[")[1]) == 9
-    assert (
-        library.find(title)
-        == library.find("TINY-CN")
-        == library.find(controlnet.legacy_hash(entry.path))
-        == entry
-    )
+    assert title == f"tiny-cn [{legacy_hash(entry.path)}]" and len(title.split("[")[1]) == 9
+    assert library.find(title) == library.find("TINY-CN") == library.find(legacy_hash(entry.path)) == entry
     with pytest.raises(ModelNotFound, match="'canny-v11' not found. Available: diffusers/tiny-cn-diffusers"):
         library.find("canny-v11")
 
@@ -196,7 +193,7 @@ def test_hook_gives_what_diffusers_controlnet_pipeline_gives(manager: ModelManag
             prompt="a cat", negative_prompt="x", latents=latents, output_type="latent", **common, **extra
         ).images
 
-    with plan.installed(pipe, 1):
+    with ModelHooks([plan.hook(pipe, 1)]).installed(pipe.unet):
         hooked = denoise(pipe)
     reference = StableDiffusionControlNetPipeline(**pipe.components, controlnet=plan.models[0])
     reference.set_progress_bar_config(disable=True)
@@ -225,7 +222,7 @@ def residuals_seen(
 
     latents = torch.randn((1, 4, SMALL // 2, SMALL // 2), generator=torch.Generator().manual_seed(1))
     loaded.pipe.scheduler = EulerDiscreteScheduler.from_config(loaded.pipe.scheduler.config)  # a call a step
-    with plan.installed(loaded.pipe, 1):  # type: ignore[union-attr]
+    with ModelHooks([plan.hook(loaded.pipe, 1)]).installed(loaded.pipe.unet):  # type: ignore[union-attr]
         handle = loaded.pipe.unet.register_forward_pre_hook(record, with_kwargs=True)
         try:
             loaded.pipe(
@@ -347,7 +344,7 @@ def test_only_masked_inpaint_cuts_the_control_image_to_its_region(manager: Model
         image,
         region,
     )
-    stretched = Image.fromarray(preprocessors.fit(np.asarray(disc()), image.size, "Just Resize"))
+    stretched = Image.fromarray(image_fit.fit(np.asarray(disc()), image.size, "Just Resize"))
     expected, _ = preprocessors.control_map(canny(), stretched.crop(region), (SIZE, SIZE), library.annotators)
     assert plan is not None and np.array_equal(np.asarray(plan.maps[0]), np.asarray(expected))
     mask = Image.new("L", (128, 128), 0)

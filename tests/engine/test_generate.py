@@ -25,6 +25,7 @@ from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
+from webui.engine.sampling.prompt_conditioning import PromptConditioning
 from webui.services.jobs import Job, JobQueue, JobStatus
 
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)
@@ -179,12 +180,12 @@ def test_plain_prompt_conditioning_is_the_pipelines_own(manager: ModelManager) -
     params = BASE.replace(prompt="a red cube, studio light", negative_prompt="blur")
     with torch.inference_mode():
         own, own_negative = loaded.pipe.encode_prompt([params.prompt], torch.device("cpu"), 1, True, ["blur"])
-        mine = generate.PromptConditioning(loaded, params, 1).kwargs(0)
+        mine = PromptConditioning(loaded, params, 1).kwargs(0)
     assert torch.equal(mine["prompt_embeds"], own)
     assert torch.equal(mine["negative_prompt_embeds"], own_negative)
     too_deep = params.replace(clip_skip=loaded.pipe.text_encoder.config.num_hidden_layers + 1)
     with pytest.raises(InvalidParameter, match="layers"):
-        generate.PromptConditioning(loaded, too_deep, 1)
+        PromptConditioning(loaded, too_deep, 1)
 
 
 def test_prompt_editing_changes_the_conditioning_mid_run(manager: ModelManager) -> None:

@@ -24,7 +24,7 @@ from diffusers.loaders.single_file_utils import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from tools.tiny_models import TinyCheckpoint, save_tiny_checkpoint
-from webui.engine.checkpoints import ldm_layout, loader
+from webui.engine.checkpoints import components, ldm_export, ldm_layout
 from webui.engine.checkpoints.loader import detect_architecture
 from webui.engine.checkpoints.weights_files import read_state_dict
 
@@ -60,7 +60,7 @@ def test_diffusers_single_file_readers_recover_the_original_tensors(
 
 
 def _bundled(variant: str, component: str) -> dict:
-    return json.loads((loader.CONFIGS / variant / component / "config.json").read_text())
+    return json.loads((components.CONFIGS / variant / component / "config.json").read_text())
 
 
 # Tensor counts of the real files' components (UNet, VAE, first and second text encoder).
@@ -95,7 +95,7 @@ def test_full_size_configs_survive_conversion_and_fitting(
             else None
         )
     pipe = types.SimpleNamespace(unet=unet, vae=vae, text_encoder=text, text_encoder_2=text_2)
-    sd = ldm_layout.pipeline_to_ldm_state_dict(pipe)
+    sd = ldm_export.pipeline_to_ldm_state_dict(pipe)
 
     family = "sd2" if variant == "sd2-v" else variant
     counts = {prefix: sum(k.startswith(prefix) for k in sd) for prefix in REAL_KEY_COUNTS[family]}
@@ -108,7 +108,7 @@ def test_full_size_configs_survive_conversion_and_fitting(
         variant,
         size,
     )
-    fitted = loader._fit_configs(sd, variant, family)
+    fitted = components.fit_configs(sd, variant, family)
     for component, config in fitted.items():
         assert config == _bundled(variant, component), component
 

@@ -19,7 +19,8 @@ from webui.core import hashing
 from webui.core.errors import ModelLoadError, ModelNotFound, UserError
 from webui.core.hashing import HashCache
 from webui.engine.checkpoints import manager as manager_module
-from webui.engine.checkpoints.loader import Architecture, LoadedCheckpoint
+from webui.engine.checkpoints.architecture import Architecture
+from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice

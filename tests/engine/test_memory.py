@@ -28,7 +28,8 @@ from webui.core.hashing import HashCache
 from webui.core.params import Txt2Img
 from webui.engine.checkpoints import loader, memory
 from webui.engine.checkpoints import manager as manager_module
-from webui.engine.checkpoints.loader import Architecture, LoadedCheckpoint
+from webui.engine.checkpoints.architecture import Architecture
+from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.memory import MemoryFlags
 from webui.engine.checkpoints.registry import CheckpointRegistry

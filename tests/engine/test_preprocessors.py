@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from webui.core.errors import InvalidParameter, ModelLoadError, ModelNotFound
 from webui.core.params import ControlUnit
+from webui.engine.controlnet import image_fit
 from webui.engine.controlnet import preprocessors as P
 from webui.engine.controlnet.annotators import Annotators
 
@@ -86,29 +87,29 @@ def test_rgba_and_grey_inputs_become_rgb() -> None:
 
 
 def test_pixel_perfect_resolution_follows_the_resize_mode() -> None:
-    assert P.pixel_perfect_resolution((200, 100), (512, 512), "Crop and Resize") == 512
-    assert P.pixel_perfect_resolution((200, 100), (512, 512), "Just Resize") == 512
-    assert P.pixel_perfect_resolution((200, 100), (512, 512), "Resize and Fill") == 256
-    assert P.pixel_perfect_resolution((1024, 768), (512, 384), "Crop and Resize") == 384
+    assert image_fit.pixel_perfect_resolution((200, 100), (512, 512), "Crop and Resize") == 512
+    assert image_fit.pixel_perfect_resolution((200, 100), (512, 512), "Just Resize") == 512
+    assert image_fit.pixel_perfect_resolution((200, 100), (512, 512), "Resize and Fill") == 256
+    assert image_fit.pixel_perfect_resolution((1024, 768), (512, 384), "Crop and Resize") == 384
 
 
 def test_resize_modes_fit_the_map_to_the_output_size() -> None:
     wide = np.zeros((100, 200, 3), dtype=np.uint8)
     wide[:, :50] = 255  # a white band on the left quarter
-    stretched = P.fit(wide, (100, 100), "Just Resize")
+    stretched = image_fit.fit(wide, (100, 100), "Just Resize")
     assert (
         stretched.shape == (100, 100, 3) and stretched[:, :20].min() == 255 and stretched[:, 30:].max() == 0
     )
-    cropped = P.fit(wide, (100, 100), "Crop and Resize")  # the centre square: the band is cut off
+    cropped = image_fit.fit(wide, (100, 100), "Crop and Resize")  # the centre square: the band is cut off
     assert cropped.shape == (100, 100, 3) and cropped.max() == 0
-    filled = P.fit(np.full((100, 200, 3), 90, dtype=np.uint8), (100, 100), "Resize and Fill")
+    filled = image_fit.fit(np.full((100, 200, 3), 90, dtype=np.uint8), (100, 100), "Resize and Fill")
     assert filled.shape == (100, 100, 3) and filled.min() == filled.max() == 90  # border colour fills
 
 
 def test_two_valued_maps_stay_two_valued_when_resized() -> None:
     edges = np.zeros((64, 64, 3), dtype=np.uint8)
     edges[::7] = 255
-    assert set(np.unique(P.fit(edges, (200, 150), "Just Resize"))) == {0, 255}
+    assert set(np.unique(image_fit.fit(edges, (200, 150), "Just Resize"))) == {0, 255}
 
 
 def test_resolve_fills_defaults_and_hides_sliders_the_module_lacks() -> None:

@@ -33,8 +33,9 @@ from tools.demo_model.export import NATIVE_SIZE, ExportedFiles
 from tools.demo_model.score import accuracy, iou, judge, read_image, saturation
 from webui.core import samplers
 from webui.engine.checkpoints.loader import LoadedCheckpoint, load_checkpoint
-from webui.engine.controlnet.units import load_controlnet
+from webui.engine.controlnet.load import load_controlnet
 from webui.engine.sampling import cfg_rescale
+from webui.engine.sampling.hooks import ModelHooks
 from webui.engine.sampling.schedulers import make_scheduler
 
 SAMPLER, SCHEDULE = "DPM++ 2M", "Automatic"
@@ -122,7 +123,7 @@ def generate(
         batch = cases[start : start + BATCH]
         if isinstance(pipe, StableDiffusionControlNetPipeline):
             extra["image"] = [control_image(render(case.scene)) for case in batch]
-        with cfg_rescale.installed(pipe.unet, CFG_SCALE, rescale, len(batch)):
+        with ModelHooks([cfg_rescale.hook(CFG_SCALE, rescale, len(batch))]).installed(pipe.unet):
             output = pipe(
                 prompt=[case.caption for case in batch],
                 num_inference_steps=STEPS,
@@ -140,7 +141,7 @@ def generate(
 def seconds_per_image(pipe: StableDiffusionPipeline, rescale: float, repeats: int = 3) -> float:
     def once() -> float:
         started = time.perf_counter()
-        with cfg_rescale.installed(pipe.unet, CFG_SCALE, rescale, 1):
+        with ModelHooks([cfg_rescale.hook(CFG_SCALE, rescale, 1)]).installed(pipe.unet):
             pipe(
                 SPEED_PROMPT,
                 num_inference_steps=STEPS,

@@ -3,7 +3,7 @@
 - checkpoint: one .safetensors in the A1111/LDM single-file layout (webui.engine.checkpoints.ldm_layout),
   fp16, with safetensors metadata that tells the loader v-prediction and the model's native size;
 - ControlNet: the original (lllyasviel) single-file layout, every key under `control_model.` (written by
-  webui.engine.controlnet.units, which reads it back);
+  webui.engine.controlnet.layout, which reads it back);
 - LoRA: kohya's format (`lora_unet_<diffusers module path>.lora_down/lora_up.weight`, `.alpha`).
 """
 
@@ -22,8 +22,8 @@ from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 from transformers import CLIPTextModel
 
-from webui.engine.checkpoints.ldm_layout import pipeline_to_ldm_state_dict
-from webui.engine.controlnet.units import to_original
+from webui.engine.checkpoints.ldm_export import pipeline_to_ldm_state_dict
+from webui.engine.controlnet.layout import to_original
 
 CHECKPOINT_NAME = "demo-shapes.safetensors"
 CONTROLNET_NAME = "demo-shapes-canny.safetensors"

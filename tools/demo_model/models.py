@@ -14,7 +14,7 @@ from typing import Any
 from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from webui.engine.checkpoints.loader import CONFIGS, TOKENIZER_DIR
+from webui.engine.checkpoints.components import CONFIGS, TOKENIZER_DIR
 from webui.engine.sampling.schedulers import zero_terminal_snr_betas
 
 SD1 = CONFIGS / "sd1"

@@ -2,27 +2,27 @@
 
 A1111 calls these callbacks with the denoiser's input before every model evaluation; a pre-hook sees the
 same thing in diffusers (the latent batch, the timestep and the text embeddings the pipeline is about to
-use) and lets callbacks replace them. It is installed first (prepend) so it sees the pipeline's own layout
-(CFG: unconditional half first) before other hooks such as composable diffusion rewrite it.
+use) and lets callbacks replace them. Its stage (engine.sampling.hooks: Stage.CFG_DENOISER) is the
+outermost of the run's UNet hooks, so it sees the pipeline's own layout (CFG: unconditional half first)
+before others such as ControlNet or composable diffusion act on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from webui.core.params import GenerationParams
+from webui.engine.sampling.hooks import ModelHook, Stage
 from webui.plugins.callbacks import CFGDenoiserParams
 
 
-@contextmanager
-def installed(
+def hook(
     pipe: Any, params: GenerationParams, count: int, callback: Callable[[CFGDenoiserParams], None]
-) -> Iterator[None]:
-    """While active, `callback` gets a CFGDenoiserParams before each UNet pass of a batch of `count`."""
+) -> ModelHook:
+    """The UNet hook by which `callback` gets a CFGDenoiserParams before each pass of a batch of `count`."""
 
     def pre_hook(module: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
         args, kwargs = list(args), dict(kwargs)
@@ -51,11 +51,7 @@ def installed(
             _put(args, kwargs, 2, "encoder_hidden_states", new_embeds)
         return tuple(args), kwargs
 
-    handle = pipe.unet.register_forward_pre_hook(pre_hook, with_kwargs=True, prepend=True)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return ModelHook(Stage.CFG_DENOISER, before=pre_hook)
 
 
 def _put(args: list, kwargs: dict[str, Any], position: int, name: str, value: Any) -> None:

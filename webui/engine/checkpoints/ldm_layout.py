@@ -7,22 +7,18 @@ conv, or as one third of a fused q/k/v projection). The same layout converts dif
 used by the loader), so what we write is exactly what we read. Layouts are computed from a model's own
 tensor names, which the loader gets from a model built on the meta device.
 
-The `fit_*_config` functions read a component's shape-derived config fields (channels, depths, widths)
-from an LDM state dict, starting from a bundled config of the family.
+Beside it: engine.checkpoints.ldm_configs (component configs from an LDM state dict's shapes) and
+engine.checkpoints.ldm_export (whole pipelines written in this layout).
 """
 
 from __future__ import annotations
 
 import enum
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -30,9 +26,6 @@ SD1_CLIP_PREFIX = "cond_stage_model.transformer."
 SD2_CLIP_PREFIX = "cond_stage_model.model."
 SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
-TEXT_HEAD_DIM = 64  # every SD text encoder (CLIP ViT-L, OpenCLIP ViT-H and ViT-bigG) uses 64-wide heads
-UNET_HEAD_DIM = 64  # SD2 and SDXL UNets (SD1 has a fixed 8 heads instead)
-OPEN_CLIP_LOGIT_SCALE = math.log(100.0)  # the value trained OpenCLIP models end with
 
 
 class Kind(enum.Enum):
@@ -51,8 +44,6 @@ class Slot:
 
 Layout = dict[str, Slot]  # diffusers tensor name -> where it is in the LDM file
 
-
-# --- UNet -----------------------------------------------------------------------------------------
 
 _UNET_FIXED = {
     "time_embedding.linear_1": "time_embed.0",
@@ -73,7 +64,7 @@ _UNET_RESNET = {
 }
 
 
-def _block_indices(keys: Iterable[str], pattern: str) -> set[int]:
+def block_indices(keys: Iterable[str], pattern: str) -> set[int]:
     regex = re.compile(pattern)
     return {int(m.group(1)) for k in keys if (m := regex.match(k))}
 
@@ -81,9 +72,9 @@ def _block_indices(keys: Iterable[str], pattern: str) -> set[int]:
 def unet_layout(keys: Iterable[str], prefix: str = UNET_PREFIX) -> Layout:
     """Layout of a diffusers UNet2DConditionModel (SD1/SD2/SDXL family) given its tensor names."""
     keys = list(keys)
-    resnets = max(_block_indices(keys, r"down_blocks\.0\.resnets\.(\d+)\."), default=0) + 1
+    resnets = max(block_indices(keys, r"down_blocks\.0\.resnets\.(\d+)\."), default=0) + 1
     per_level = resnets + 1  # LDM numbers each level's resnets and its downsampler (upsampler) together
-    up_with_attention = _block_indices(keys, r"up_blocks\.(\d+)\.attentions\.")
+    up_with_attention = block_indices(keys, r"up_blocks\.(\d+)\.attentions\.")
 
     def resnet(rest: str) -> str:
         name, _, tail = rest.partition(".")
@@ -118,15 +109,13 @@ def unet_layout(keys: Iterable[str], prefix: str = UNET_PREFIX) -> Layout:
     return {k: Slot(prefix + ldm_name(k)) for k in keys}
 
 
-# --- VAE ------------------------------------------------------------------------------------------
-
 _VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
 
 
 def vae_layout(keys: Iterable[str], prefix: str = VAE_PREFIX) -> Layout:
     """Layout of a diffusers AutoencoderKL given its tensor names."""
     keys = list(keys)
-    up_levels = max(_block_indices(keys, r"decoder\.up_blocks\.(\d+)\."), default=-1) + 1
+    up_levels = max(block_indices(keys, r"decoder\.up_blocks\.(\d+)\."), default=-1) + 1
 
     def slot(key: str) -> Slot:
         part, _, rest = key.partition(".")  # encoder / decoder / quant_conv / post_quant_conv
@@ -151,9 +140,6 @@ def vae_layout(keys: Iterable[str], prefix: str = VAE_PREFIX) -> Layout:
         return Slot(f"{prefix}{part}.{rest}")  # conv_in, conv_out, norm_out
 
     return {k: slot(k) for k in keys}
-
-
-# --- text encoders --------------------------------------------------------------------------------
 
 
 def _text_name(key: str) -> str:
@@ -202,9 +188,6 @@ def open_clip_layout(keys: Iterable[str], prefix: str) -> Layout:
     return {k: slot(k) for k in keys}
 
 
-# --- conversion -----------------------------------------------------------------------------------
-
-
 def to_ldm(tensors: Mapping[str, torch.Tensor], layout: Layout) -> dict[str, torch.Tensor]:
     """Diffusers tensors -> LDM tensors (fusing q/k/v, reshaping 1x1 convs, transposing projections)."""
     out: dict[str, torch.Tensor] = {}
@@ -244,200 +227,3 @@ def from_ldm(
         else:
             tensors[name] = tensor
     return tensors, sorted(set(missing))
-
-
-# --- shape-derived configs ------------------------------------------------------------------------
-
-
-def count_indices(state_dict: Mapping[str, Any], prefix: str) -> int:
-    """How many numbered children `prefix.N.` the state dict has (0 when none)."""
-    return max(_block_indices(state_dict, re.escape(prefix) + r"(\d+)\."), default=-1) + 1
-
-
-def _set(config: dict[str, Any], key: str, value: Any, default: Any) -> None:
-    # keep the bundled config free of entries that only restate diffusers' default
-    if key in config or value != default:
-        config[key] = value
-
-
-def fit_vae_config(
-    sd: Mapping[str, torch.Tensor], base: Mapping[str, Any], prefix: str = VAE_PREFIX
-) -> dict[str, Any]:
-    levels = count_indices(sd, f"{prefix}encoder.down.")
-    config = dict(base)
-    config.update(
-        in_channels=sd[f"{prefix}encoder.conv_in.weight"].shape[1],
-        out_channels=sd[f"{prefix}decoder.conv_out.weight"].shape[0],
-        latent_channels=sd[f"{prefix}decoder.conv_in.weight"].shape[1],
-        layers_per_block=count_indices(sd, f"{prefix}encoder.down.0.block."),
-        block_out_channels=[
-            sd[f"{prefix}encoder.down.{i}.block.0.conv2.weight"].shape[0] for i in range(levels)
-        ],
-        down_block_types=["DownEncoderBlock2D"] * levels,
-        up_block_types=["UpDecoderBlock2D"] * levels,
-    )
-    _set(config, "mid_block_add_attention", f"{prefix}encoder.mid.attn_1.q.weight" in sd, True)
-    return config
-
-
-def fit_unet_config(
-    sd: Mapping[str, torch.Tensor],
-    base: Mapping[str, Any],
-    sample_size: int,
-    pooled_dim: int | None = None,
-    prefix: str = UNET_PREFIX,
-) -> dict[str, Any]:
-    """UNet config from the LDM UNet. `pooled_dim`: SDXL's pooled text embedding width (text_projection)."""
-    blocks = count_indices(sd, f"{prefix}input_blocks.")
-    downsamplers = sorted(_block_indices(sd, re.escape(f"{prefix}input_blocks.") + r"(\d+)\.0\.op\."))
-    # input_blocks.0 is conv_in, then each level has its resnet(+attention) blocks and ends with an `op`
-    per_level = downsamplers[0] if downsamplers else blocks
-    levels = blocks // per_level
-    first = [1 + i * per_level for i in range(levels)]  # the first resnet(+attention) block of each level
-    channels = [sd[f"{prefix}input_blocks.{b}.0.out_layers.3.weight"].shape[0] for b in first]
-    proj_ins = [sd.get(f"{prefix}input_blocks.{b}.1.proj_in.weight") for b in first]
-    attention = [p is not None for p in proj_ins]
-    depth = [max(count_indices(sd, f"{prefix}input_blocks.{b}.1.transformer_blocks."), 1) for b in first]
-    proj_in = next(p for p in proj_ins if p is not None)
-    cross = next(sd[k] for k in sd if k.startswith(prefix) and k.endswith("attn2.to_k.weight"))
-
-    config = dict(base)
-    config.update(
-        in_channels=sd[f"{prefix}input_blocks.0.0.weight"].shape[1],
-        out_channels=sd[f"{prefix}out.2.weight"].shape[0],
-        block_out_channels=channels,
-        layers_per_block=per_level - 1,
-        down_block_types=["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention],
-        up_block_types=["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)],
-        cross_attention_dim=cross.shape[1],
-        use_linear_projection=proj_in.ndim == 2,
-        sample_size=sample_size,
-    )
-    if isinstance(base.get("attention_head_dim"), list):
-        # SD2/SDXL: 64-wide heads (diffusers' "attention_head_dim" is the number of heads here)
-        config["attention_head_dim"] = [max(1, c // UNET_HEAD_DIM) for c in channels]
-    _set(config, "transformer_layers_per_block", depth if len(set(depth)) > 1 else depth[0], 1)
-    if f"{prefix}label_emb.0.0.weight" in sd:
-        # SDXL: the label embedding takes the pooled text embedding + 6 Fourier-embedded size/crop numbers
-        adm_in = sd[f"{prefix}label_emb.0.0.weight"].shape[1]
-        if pooled_dim is None or (adm_in - pooled_dim) % 6:
-            raise ValueError(f"UNet label embedding of width {adm_in} does not fit a pooled text embedding")
-        config.update(
-            projection_class_embeddings_input_dim=adm_in, addition_time_embed_dim=(adm_in - pooled_dim) // 6
-        )
-    return config
-
-
-def _text_common(sd: Mapping[str, torch.Tensor], token_key: str, positions: torch.Tensor) -> dict[str, Any]:
-    vocab, hidden = sd[token_key].shape
-    return {
-        "vocab_size": vocab,
-        "hidden_size": hidden,
-        "max_position_embeddings": positions.shape[0],
-        "num_attention_heads": max(1, hidden // TEXT_HEAD_DIM),
-    }
-
-
-def fit_clip_config(sd: Mapping[str, torch.Tensor], base: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    p = f"{prefix}text_model."
-    config = dict(base)
-    positions = sd[f"{p}embeddings.position_embedding.weight"]
-    config.update(_text_common(sd, f"{p}embeddings.token_embedding.weight", positions))
-    config.update(
-        num_hidden_layers=count_indices(sd, f"{p}encoder.layers."),
-        intermediate_size=sd[f"{p}encoder.layers.0.mlp.fc1.weight"].shape[0],
-    )
-    return config
-
-
-def fit_open_clip_config(
-    sd: Mapping[str, torch.Tensor], base: Mapping[str, Any], prefix: str, skip_last_layer: bool
-) -> dict[str, Any]:
-    """`skip_last_layer`: SD2 conditions on the penultimate layer, so diffusers' SD2 encoder has one fewer."""
-    config = dict(base)
-    config.update(_text_common(sd, f"{prefix}token_embedding.weight", sd[f"{prefix}positional_embedding"]))
-    config.update(
-        num_hidden_layers=count_indices(sd, f"{prefix}transformer.resblocks.") - int(skip_last_layer),
-        intermediate_size=sd[f"{prefix}transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-    )
-    if not skip_last_layer:
-        config["projection_dim"] = sd[f"{prefix}text_projection"].shape[1]
-    return config
-
-
-# --- whole pipelines ------------------------------------------------------------------------------
-
-
-def _family(pipe: Any) -> str:
-    if getattr(pipe, "text_encoder_2", None) is not None:
-        return "sdxl"
-    # OpenAI's CLIP (SD1) uses quick_gelu, OpenCLIP's ViT-H (SD2) plain gelu
-    return "sd2" if pipe.text_encoder.config.hidden_act == "gelu" else "sd1"
-
-
-def _position_ids(text_encoder: Any, prefix: str) -> dict[str, torch.Tensor]:
-    positions = text_encoder.config.max_position_embeddings
-    return {f"{prefix}text_model.embeddings.position_ids": torch.arange(positions).unsqueeze(0)}
-
-
-def _sd2_unused_tail(text_encoder: Any, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """What SD2 files hold beyond diffusers' encoder: the last OpenCLIP block (unused: SD2 conditions on the
-    penultimate one; written as an identity block), the text projection and logit scale of the CLIP model."""
-    cfg = text_encoder.config
-    width, inner = cfg.hidden_size, cfg.intermediate_size
-    block = f"{SD2_CLIP_PREFIX}transformer.resblocks.{cfg.num_hidden_layers}."
-    zeros = {
-        "attn.in_proj_weight": (3 * width, width),
-        "attn.in_proj_bias": (3 * width,),
-        "attn.out_proj.weight": (width, width),
-        "attn.out_proj.bias": (width,),
-        "ln_1.bias": (width,),
-        "ln_2.bias": (width,),
-        "mlp.c_fc.weight": (inner, width),
-        "mlp.c_fc.bias": (inner,),
-        "mlp.c_proj.weight": (width, inner),
-        "mlp.c_proj.bias": (width,),
-    }
-    tail = {block + name: torch.zeros(shape, dtype=dtype) for name, shape in zeros.items()}
-    tail |= {
-        block + "ln_1.weight": torch.ones(width, dtype=dtype),
-        block + "ln_2.weight": torch.ones(width, dtype=dtype),
-    }
-    tail[f"{SD2_CLIP_PREFIX}text_projection"] = torch.eye(width, dtype=dtype)
-    tail[f"{SD2_CLIP_PREFIX}logit_scale"] = torch.tensor(OPEN_CLIP_LOGIT_SCALE, dtype=dtype)
-    return tail
-
-
-def pipeline_to_ldm_state_dict(pipe: Any, family: str | None = None) -> dict[str, torch.Tensor]:
-    """All weights of an SD1/SD2/SDXL diffusers pipeline in the single-file layout of the original models.
-
-    `family` ("sd1" | "sd2" | "sdxl") defaults to what the pipeline's text encoders are."""
-    family = family or _family(pipe)
-    unet, vae, text = pipe.unet.state_dict(), pipe.vae.state_dict(), pipe.text_encoder.state_dict()
-    sd = to_ldm(unet, unet_layout(unet)) | to_ldm(vae, vae_layout(vae))
-    if family == "sd1":
-        sd |= to_ldm(text, clip_layout(text, SD1_CLIP_PREFIX))
-        sd |= _position_ids(pipe.text_encoder, SD1_CLIP_PREFIX)
-    elif family == "sd2":
-        sd |= to_ldm(text, open_clip_layout(text, SD2_CLIP_PREFIX))
-        sd |= _sd2_unused_tail(pipe.text_encoder, pipe.text_encoder.dtype)
-    elif family == "sdxl":
-        text_2 = pipe.text_encoder_2.state_dict()
-        sd |= to_ldm(text, clip_layout(text, SDXL_CLIP_L_PREFIX))
-        sd |= _position_ids(pipe.text_encoder, SDXL_CLIP_L_PREFIX)
-        sd |= to_ldm(text_2, open_clip_layout(text_2, SDXL_CLIP_G_PREFIX))
-        scale = torch.tensor(OPEN_CLIP_LOGIT_SCALE, dtype=pipe.text_encoder_2.dtype)
-        sd[f"{SDXL_CLIP_G_PREFIX}logit_scale"] = scale
-    else:
-        raise ValueError(f"unknown family {family!r}")
-    return sd
-
-
-def save_ldm_checkpoint(
-    pipe: Any, path: str | Path, metadata: dict[str, str] | None = None, family: str | None = None
-) -> Path:
-    """Write the pipeline as one .safetensors file in the original SD layout (as A1111 and civitai use)."""
-    path = Path(path)
-    tensors = {k: v.cpu() for k, v in pipeline_to_ldm_state_dict(pipe, family).items()}
-    save_file(tensors, str(path), metadata={"format": "pt", **(metadata or {})})
-    return path

@@ -16,7 +16,7 @@ from webui.engine.checkpoints.loader import LoadedCheckpoint, load_checkpoint
 from webui.engine.checkpoints.memory import DEFAULT_TILING_THRESHOLD, MemoryFlags, Offload, prepare_pipe
 from webui.engine.checkpoints.registry import CheckpointEntry, CheckpointRegistry
 from webui.engine.checkpoints.vae import AUTOMATIC, VaeFile, VaeRegistry, VaeState, apply_vae
-from webui.engine.controlnet.units import ControlNetLibrary
+from webui.engine.controlnet.library import ControlNetLibrary
 from webui.engine.devices import DeviceChoice
 from webui.engine.networks.embeddings import EmbeddingLibrary
 from webui.engine.networks.lora import LoraLibrary
@@ -36,7 +36,7 @@ class ModelManager:
 
     `memory` (--medvram, --lowvram, …) is applied to each checkpoint as it loads, on CUDA only. An
     offloaded pipeline places its components itself, so the cache never moves it; `vae_tiling_threshold`
-    is read by the decode (engine.memory.decode_latents).
+    is read by the decode (engine.checkpoints.memory.decode_latents).
     """
 
     def __init__(

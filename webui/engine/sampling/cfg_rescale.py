@@ -7,18 +7,18 @@ x = φ · cfg · std(cond) / std(cfg) + (1 − φ) · cfg, with diffusers' `resc
 
 Only some diffusers pipelines take `guidance_rescale` (not img2img, inpaint or most ControlNet ones), so
 a forward hook on the UNet hands diffusers a conditional half that its own CFG formula turns into the
-rescaled result: cond' = uncond + (x − uncond) / cfg_scale. Registered after composable diffusion's hook,
-it sees the folded [uncond, cond] batch.
+rescaled result: cond' = uncond + (x − uncond) / cfg_scale. Its stage (engine.sampling.hooks:
+Stage.CFG_RESCALE) puts it outside composable diffusion's hook, so it sees the folded [uncond, cond] batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+from webui.engine.sampling.hooks import ModelHook, Stage
 
 
 def rescaled_cond(uncond: torch.Tensor, cond: torch.Tensor, cfg_scale: float, phi: float) -> torch.Tensor:
@@ -27,14 +27,12 @@ def rescaled_cond(uncond: torch.Tensor, cond: torch.Tensor, cfg_scale: float, ph
     return uncond + (rescale_noise_cfg(guided, cond, guidance_rescale=phi) - uncond) / cfg_scale
 
 
-@contextmanager
-def installed(unet: torch.nn.Module, cfg_scale: float, phi: float, count: int) -> Iterator[None]:
-    """For the duration of a run with `count` images per batch: rescale each CFG pass's guidance by φ.
+def hook(cfg_scale: float, phi: float, count: int) -> ModelHook | None:
+    """The UNet hook of a run with `count` images per batch: rescale each CFG pass's guidance by φ.
 
-    Nothing is hooked when φ is 0 or there is no CFG (diffusers runs the cond half alone at scale <= 1)."""
+    None when φ is 0 or there is no CFG (diffusers runs the cond half alone at scale <= 1)."""
     if phi == 0 or cfg_scale <= 1:
-        yield
-        return
+        return None
 
     def rescale(module: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
         sample = output[0] if isinstance(output, tuple) else output.sample
@@ -44,8 +42,4 @@ def installed(unet: torch.nn.Module, cfg_scale: float, phi: float, count: int) -
         result = torch.cat([uncond, rescaled_cond(uncond, cond, cfg_scale, phi)])
         return (result, *output[1:]) if isinstance(output, tuple) else type(output)(sample=result)
 
-    handle = unet.register_forward_hook(rescale, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return ModelHook(Stage.CFG_RESCALE, after=rescale)

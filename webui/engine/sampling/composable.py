@@ -5,19 +5,20 @@ uncond + cfg_scale × Σ wᵢ (condᵢ − uncond). diffusers runs [uncond, cond
 uncond + cfg_scale × (cond − uncond). So for the duration of a run, hooks on the UNet turn diffusers'
 batch into [uncond, cond₁ … cond_K] (one UNet pass) and hand back
 [uncond, uncond + Σ wᵢ (condᵢ − uncond)]: diffusers' own formula then gives A1111's result.
-Torch hooks rather than a wrapper module: assigning pipe.unet would rewrite the pipeline's config.
+Torch hooks rather than a wrapper module: assigning pipe.unet would rewrite the pipeline's config. The hook
+is the innermost of a run's UNet hooks (engine.sampling.hooks: Stage.COMPOSABLE).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from webui.core import prompts
 from webui.engine.sampling.conditioning import Conditioning, pad_pair
+from webui.engine.sampling.hooks import ModelHook, Stage
 
 
 def prompt_parts(prompt: str) -> list[tuple[str, float]]:
@@ -61,17 +62,9 @@ class ComposableGuidance:
         if all(p is not None for p in pooled):
             self.pooled = torch.cat([p.repeat(self.count, 1) for p in pooled])  # type: ignore[union-attr]
 
-    @contextmanager
-    def installed(self, unet: torch.nn.Module) -> Iterator[None]:
-        handles = [
-            unet.register_forward_pre_hook(self._expand, with_kwargs=True),
-            unet.register_forward_hook(self._combine, with_kwargs=True),
-        ]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
+    def hook(self) -> ModelHook:
+        """The UNet hook: expand the batch before the call, fold the prediction back after it."""
+        return ModelHook(Stage.COMPOSABLE, before=self._expand, after=self._combine)
 
     def _expand(self, module: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
         if self.embeds is None:

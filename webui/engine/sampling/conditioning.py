@@ -28,6 +28,7 @@ import torch
 
 from webui.core.errors import InvalidParameter
 from webui.core.prompts import BREAK, BREAK_WEIGHT, entry_for_step, parse_prompt_attention, prompt_schedule
+from webui.engine.sampling.hooks import ModelHook, ModelHooks, Stage
 
 CHUNK_LENGTH = 75  # tokens a chunk holds between its BOS and EOS
 COMMA_PADDING_BACKTRACK = 20  # A1111's default for "Prompt word wrap length limit"
@@ -197,17 +198,15 @@ def _vectors_in_place(model: Any, vectors: list[tuple[int, torch.Tensor]]) -> It
         yield
         return
 
-    def replace(module: Any, args: Any, output: torch.Tensor) -> torch.Tensor:
+    def replace(module: Any, args: tuple, kwargs: dict[str, Any], output: torch.Tensor) -> torch.Tensor:
         output = output.clone()
         for position, vector in vectors:
             output[:, position] = vector.to(output)
         return output
 
-    handle = model.get_input_embeddings().register_forward_hook(replace)
-    try:
+    hooks = ModelHooks([ModelHook(Stage.TEXTUAL_INVERSION, after=replace)])
+    with hooks.installed(model.get_input_embeddings()):
         yield
-    finally:
-        handle.remove()
 
 
 def _tokenize(

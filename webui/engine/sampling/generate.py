@@ -2,14 +2,13 @@
 
 txt2img, img2img and inpaint share everything here (LoRA, embeddings, prompt editing, AND, seeds, step
 reports, interrupt, decoding); what differs is a Task: the pipeline, what it is given beyond the shared
-arguments, and how its decoded images are finished (engine.img2img for img2img and inpaint).
+arguments, and how its decoded images are finished (engine.sampling.img2img for img2img and inpaint).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,9 +22,11 @@ from webui.core.params import GenerationParams, Img2Img, Result
 from webui.engine.checkpoints import memory
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.controlnet import units as controlnet
+from webui.engine.controlnet import guidance as controlnet
 from webui.engine.networks.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
-from webui.engine.sampling import cfg_rescale, composable, conditioning, img2img, previews
+from webui.engine.sampling import cfg_rescale, conditioning, img2img, previews
+from webui.engine.sampling.hooks import ModelHook, ModelHooks
+from webui.engine.sampling.prompt_conditioning import PromptConditioning
 from webui.engine.sampling.schedulers import make_scheduler
 
 MAX_SEED = 2**32 - 1
@@ -54,8 +55,9 @@ class RunHooks(Protocol):
         """The params this batch runs with (a script may have changed them)."""
         ...
 
-    def denoising(self, pipe: Any, params: GenerationParams, count: int) -> AbstractContextManager[None]:
-        """Active while a batch of `count` images denoises (per-step hooks on the UNet)."""
+    def cfg_denoiser(self, pipe: Any, params: GenerationParams, count: int) -> ModelHook | None:
+        """A UNet hook for each model pass while a batch of `count` images denoises (Stage.CFG_DENOISER);
+        None for none."""
         ...
 
     def after_image(
@@ -71,8 +73,8 @@ class NoHooks:
     def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
         return params
 
-    def denoising(self, pipe: Any, params: GenerationParams, count: int) -> AbstractContextManager[None]:
-        return nullcontext()
+    def cfg_denoiser(self, pipe: Any, params: GenerationParams, count: int) -> ModelHook | None:
+        return None
 
     def after_image(
         self, params: GenerationParams, image: Image.Image, seed: int
@@ -153,7 +155,7 @@ class Txt2ImgTask:
 
 
 def make_task(params: GenerationParams, loaded: LoadedCheckpoint) -> Task:
-    """img2img and inpaint, and every run of an inpainting checkpoint, go through engine.img2img."""
+    """img2img and inpaint, and every run of an inpainting checkpoint, go through engine.sampling.img2img."""
     if isinstance(params, Img2Img) or loaded.architecture.inpainting:
         with torch.inference_mode():
             return img2img.Img2ImgTask(params, loaded)
@@ -196,6 +198,7 @@ def run(
     image_params: list[
         GenerationParams
     ] = []  # each image's params for its infotext (extensions may add to them)
+    context = RunContext(manager, loaded, task, choice, job, embeddings, hooks, control)
     job.set_batches(params.n_iter)
     for batch in range(params.n_iter):
         if batch:
@@ -204,9 +207,7 @@ def run(
             break
         batch_seeds = [params.seed + batch * params.batch_size + i for i in range(params.batch_size)]
         batch_params = hooks.before_batch(params, batch, batch_seeds)
-        batch_images, batch_used = _run_batch(
-            batch_params, manager, loaded, task, choice, batch_seeds, job, embeddings, hooks, control
-        )
+        batch_images, batch_used = _run_batch(context, batch_params, batch_seeds)
         for image, seed in zip(batch_images, batch_seeds):
             image, for_infotext = hooks.after_image(batch_params, image, seed)
             images.append(image)
@@ -243,28 +244,34 @@ def _control_plan(
     return controlnet.prepare(units, library, loaded, device.device, device.dtype, size, first_input, region)
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What every batch of one run shares."""
+
+    manager: ModelManager
+    loaded: LoadedCheckpoint
+    task: Task
+    choice: samplers.SamplerChoice
+    job: StepReporter
+    embeddings: conditioning.TextualInversions
+    hooks: RunHooks
+    control: controlnet.ControlPlan | None  # None without enabled ControlNet units
+
+
 def _run_batch(
-    params: GenerationParams,
-    manager: ModelManager,
-    loaded: LoadedCheckpoint,
-    task: Task,
-    choice: samplers.SamplerChoice,
-    seeds: list[int],
-    job: StepReporter,
-    embeddings: conditioning.TextualInversions,
-    hooks: RunHooks,
-    control: controlnet.ControlPlan | None = None,
+    run: RunContext, params: GenerationParams, seeds: list[int]
 ) -> tuple[list[Image.Image], tuple[str, ...]]:
     """The batch's images and the textual-inversion embeddings its prompts used."""
+    loaded, task, job, manager = run.loaded, run.task, run.job, run.manager
     pipe = task.pipe
     # A fresh scheduler each batch: schedulers keep per-run state. DPM++ SDE takes its seeds here: one
     # Brownian tree per image (as A1111), so an image does not depend on the batch it was made in.
-    pipe.scheduler = make_scheduler(choice, pipe.scheduler.config, seed=seeds)
+    pipe.scheduler = make_scheduler(run.choice, pipe.scheduler.config, seed=seeds)
     factor = pipe.vae_scale_factor
     shape = (pipe.vae.config.latent_channels, params.height // factor, params.width // factor)
     noise, generators = initial_noise(seeds, shape)
     with torch.inference_mode():
-        text = PromptConditioning(loaded, params, len(seeds), embeddings)
+        text = PromptConditioning(loaded, params, len(seeds), run.embeddings)
 
     def on_step_end(pipeline: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         # a lazy preview: the job decides (by the live-preview setting) whether to make the image
@@ -284,17 +291,17 @@ def _run_batch(
     autocast = memory.sampling_autocast(manager.memory, manager.device, pipe.unet.dtype)
     with torch.inference_mode():
         inputs = task.inputs(noise.to(pipe.device, latents_dtype), generators, seeds)
-        # ControlNet's UNet hook first: it must see diffusers' own batch (composable AND expands it)
-        controlled = control.installed(pipe, len(seeds)) if control else nullcontext()
-        rescaled = cfg_rescale.installed(pipe.unet, params.cfg_scale, params.cfg_rescale, len(seeds))
-        # CFG Rescale's hook after composable's: it rescales the folded [uncond, cond] batch
-        with (
-            autocast,
-            controlled,
-            hooks.denoising(pipe, params, len(seeds)),
-            text.guiding(pipe.unet),
-            rescaled,
-        ):
+        count = len(seeds)
+        # one registry, ordered by each hook's Stage (engine.sampling.hooks), not by installation order
+        unet_hooks = ModelHooks(
+            [
+                run.hooks.cfg_denoiser(pipe, params, count),
+                cfg_rescale.hook(params.cfg_scale, params.cfg_rescale, count),
+                run.control.hook(pipe, count) if run.control else None,
+                text.guidance_hook(),
+            ]
+        )
+        with autocast, unet_hooks.installed(pipe.unet):
             output = pipe(
                 **text.kwargs(0),
                 **inputs,
@@ -302,94 +309,11 @@ def _run_batch(
                 guidance_scale=params.cfg_scale,
                 callback_on_step_end=on_step_end,
                 callback_on_step_end_tensor_inputs=[*text.tensor_inputs(), "latents"],
-                output_type="latent",  # decoded here: tiling, NaN retry (engine.memory)
+                output_type="latent",  # decoded here: tiling, NaN retry (engine.checkpoints.memory)
             )
         # the checkpoint's own pipeline decodes: with --medvram its offload hooks put the VAE back
         images = memory.decode_latents(loaded.pipe, output.images, manager.vae_tiling_threshold)
     return task.finish(images), text.embeddings_used
-
-
-class PromptConditioning:
-    """The prompt and negative prompt encoded the A1111 way, per sampler step (prompt editing).
-
-    As A1111, Clip skip applies to SD1 only: SD2 and SDXL were trained on fixed text-encoder layers.
-    A prompt with AND (composable diffusion) encodes each part with its own schedule and guides through
-    engine.composable; without AND the pipeline gets the conditioning directly, as before.
-    """
-
-    def __init__(
-        self,
-        loaded: LoadedCheckpoint,
-        params: GenerationParams,
-        count: int,
-        embeddings: conditioning.TextualInversions | None = None,
-    ) -> None:
-        pipe = loaded.pipe
-        skip = params.clip_skip if loaded.architecture.family == "sd1" else 1
-        prompt, negative = _plain_text(params.prompt), _plain_text(params.negative_prompt)
-        parts = composable.prompt_parts(prompt)
-        self.schedules = [
-            conditioning.encode_schedule(pipe, text, params.steps, skip, embeddings=embeddings)
-            for text, _ in parts
-        ]
-        self.conds = self.schedules[0]
-        self.unconds = conditioning.encode_schedule(
-            pipe, negative, params.steps, skip, negative=True, embeddings=embeddings
-        )
-        self.empty = conditioning.encode_prompt(pipe, "", skip)
-        self.count = count
-        self.sdxl = loaded.architecture.family == "sdxl"
-        plain = composable.is_plain(parts)
-        self.guidance = None if plain else composable.ComposableGuidance([w for _, w in parts], count)
-        if self.guidance:
-            self._set_guidance(0)
-
-    @property
-    def embeddings_used(self) -> tuple[str, ...]:
-        entries = [*(entry for schedule in self.schedules for entry in schedule), *self.unconds]
-        names = [name for _, cond in entries for name in cond.embeddings]
-        return tuple(dict.fromkeys(names))
-
-    @property
-    def changes_during_run(self) -> bool:
-        return any(len(schedule) > 1 for schedule in self.schedules) or len(self.unconds) > 1
-
-    def guiding(self, unet: torch.nn.Module) -> AbstractContextManager[None]:
-        """Where the UNet must run for this conditioning: hooked for composable diffusion."""
-        return self.guidance.installed(unet) if self.guidance else nullcontext()
-
-    def tensor_inputs(self) -> list[str]:
-        """What on_step_end must be allowed to replace in diffusers' denoising loop."""
-        return ["prompt_embeds", "add_text_embeds"] if self.sdxl else ["prompt_embeds"]
-
-    def kwargs(self, step: int) -> dict[str, torch.Tensor]:
-        pair = conditioning.pair_for_step(self.conds, self.unconds, step, self.empty)
-        return conditioning.pipeline_kwargs(*pair, self.count)
-
-    def replace(self, tensors: dict[str, Any], step: int, with_cfg: bool) -> None:
-        """Swap in the conditioning of `step` (diffusers keeps uncond first when it batches CFG)."""
-        if self.guidance:
-            self._set_guidance(step)  # the hooks feed the UNet; diffusers' own tensors go unused
-            return
-        kwargs = self.kwargs(step)
-        embeds, pooled = kwargs["prompt_embeds"], kwargs.get("pooled_prompt_embeds")
-        if with_cfg:
-            embeds = torch.cat([kwargs["negative_prompt_embeds"], embeds])
-            pooled = None if pooled is None else torch.cat([kwargs["negative_pooled_prompt_embeds"], pooled])
-        tensors["prompt_embeds"] = embeds.to(tensors["prompt_embeds"])
-        if pooled is not None:
-            tensors["add_text_embeds"] = pooled.to(tensors["add_text_embeds"])
-
-    def _set_guidance(self, step: int) -> None:
-        assert self.guidance is not None
-        conds = [schedule[prompts.entry_for_step(schedule, step)][1] for schedule in self.schedules]
-        uncond = self.unconds[prompts.entry_for_step(self.unconds, step)][1]
-        self.guidance.set(conds, uncond, self.empty)
-
-
-def _plain_text(prompt: str) -> str:
-    """The prompt without its extra-network tags (applied separately, see _lora_requests)."""
-    return prompts.extract_network_tags(prompt)[0]
 
 
 def _lora_requests(params: GenerationParams, loras: LoraLibrary | None) -> list[LoraRequest]:

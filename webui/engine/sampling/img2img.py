@@ -6,9 +6,9 @@ unmasked latents by blending the (re-noised) input back in after every step. Inp
 extra UNet input; without a mask (img2img, txt2img) that is a full mask over an empty image, as A1111
 conditions them. All pipelines share the checkpoint's modules (LoadedCheckpoint.pipeline).
 
-The inputs are prepared by engine.image_prep and encoded here; the pipelines get latents. That is where
-"Only masked" crops, latent upscale, latent noise / latent nothing and the masked-image conditioning
-happen. Encoding takes the VAE's mean (no sampling: deterministic, independent of the batch). The
+The inputs are prepared by engine.sampling.image_prep and encoded here; the pipelines get latents. That
+is where "Only masked" crops, latent upscale, latent noise / latent nothing and the masked-image
+conditioning happen. Encoding takes the VAE's mean (no sampling: deterministic, independent of the batch). The
 pipelines draw their noise from fresh CPU generators seeded with the images' seeds: the noise txt2img
 starts from, so the per-image seeds mean the same in both.
 """
@@ -58,8 +58,9 @@ def steps_and_strength(steps: int, strength: float) -> tuple[int, float]:
 
 
 class Img2ImgTask:
-    """One img2img / inpaint run (see engine.generate.Task). `params` is Img2Img, or GenerationParams for an
-    inpainting checkpoint: an empty image, fully masked, at strength 1 (the seed noise alone)."""
+    """One img2img / inpaint run (see engine.sampling.generate.Task). `params` is Img2Img, or
+    GenerationParams for an inpainting checkpoint: an empty image, fully masked, at strength 1 (the seed
+    noise alone)."""
 
     def __init__(self, params: GenerationParams, loaded: LoadedCheckpoint) -> None:
         source = params if isinstance(params, Img2Img) else _blank_img2img(params)
