@@ -19,7 +19,9 @@ def test_without_metadata_the_native_size_and_the_usual_steps_and_cfg() -> None:
 
 
 def test_modelspec_resolution_sets_width_and_height() -> None:
-    assert read_defaults({"modelspec.resolution": "640x448"}, 512) == GenerationDefaults(640, 448)
+    assert read_defaults({"modelspec.resolution": "640x448"}, 512) == GenerationDefaults(
+        width=640, height=448
+    )
 
 
 def test_webui_params_win_over_the_resolution() -> None:
@@ -42,15 +44,16 @@ def test_a_subset_of_params_keeps_the_rest() -> None:
     ("metadata", "named"),
     [
         ({"modelspec.resolution": "huge"}, "not '<width>x<height>'"),
-        ({"modelspec.resolution": "65x64"}, "width 65 is not a multiple of 8"),
-        ({"modelspec.resolution": "64x4096"}, "height 4096"),
+        ({"modelspec.resolution": "65x64"}, "width must be a multiple of 8, got 65"),
+        ({"modelspec.resolution": "64x4096"}, "height must be between 64 and 2048, got 4096"),
         ({"webui.default_params": "{width: 64"}, "not JSON"),
         ({"webui.default_params": "[64]"}, "not a JSON object"),
-        ({"webui.default_params": '{"steps": 0}'}, "steps 0"),
-        ({"webui.default_params": '{"steps": 2.5}'}, "steps 2.5"),
-        ({"webui.default_params": '{"cfg_scale": "high"}'}, "cfg_scale 'high'"),
-        ({"webui.default_params": '{"width": true}'}, "width True"),
-        ({"webui.default_params": '{"cfg_rescale": 1.5}'}, "cfg_rescale 1.5 is not a number from 0 to 1"),
+        ({"webui.default_params": '{"steps": 0}'}, "steps must be between 1 and 150, got 0"),
+        ({"webui.default_params": '{"steps": 2.5}'}, "steps must be a whole number, got 2.5"),
+        ({"webui.default_params": '{"cfg_scale": "high"}'}, "cfg_scale must be a number, got 'high'"),
+        ({"webui.default_params": '{"width": true}'}, "width must be a number, got True"),
+        ({"webui.default_params": '{"cfg_rescale": 1.5}'}, "cfg_rescale must be between 0 and 1, got 1.5"),
+        ({"webui.default_params": '{"seed": 5}'}, "names seed; a checkpoint may set"),
     ],
 )
 def test_broken_entries_are_named_in_the_log_and_ignored(

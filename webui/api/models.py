@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from webui.core import samplers, schema
 from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams, Img2Img, Txt2Img
 from webui.services.settings import OPTIONS_BY_NAME
@@ -19,25 +20,39 @@ from webui.services.settings import OPTIONS_BY_NAME
 OVERRIDABLE = {"sd_model_checkpoint": "sd_model_checkpoint", "CLIP_stop_at_last_layers": "clip_skip"}
 
 
-class Txt2ImgRequest(BaseModel):
-    # A1111 clients send many fields; the ones we do not know are accepted and ignored when they hold
-    # their neutral value, and refused (see `unsupported`) when they ask for a feature we lack.
-    model_config = ConfigDict(extra="allow")
+def _request_field(item: schema.Field) -> tuple[Any, Any]:
+    """A pydantic field for a declared generation field: its type, API default and limits."""
+    spec, default = item.spec, schema.api_default(item)
+    annotation: Any = item.kind | None if item.optional or default is None else item.kind
+    limits: dict[str, Any] = {}
+    if item.kind is not bool:
+        if spec.by_index:
+            limits = {"ge": 0, "le": len(spec.choice_labels()) - 1}
+        elif spec.minimum is not None and spec.maximum is not None:
+            limits = {"ge": spec.minimum, "le": spec.maximum}
+        if spec.multiple_of:
+            limits["multiple_of"] = spec.multiple_of
+    labels = spec.choice_labels()
+    choices = f" ({', '.join(f'{i}: {label}' for i, label in enumerate(labels))})" if spec.by_index else ""
+    return annotation, Field(default=default, description=f"{spec.label}{choices}", **limits)
 
-    prompt: str = ""
-    negative_prompt: str = ""
+
+def request_fields(params_type: type[GenerationParams]) -> dict[str, Any]:
+    """The API request fields of a params class: every declared field the API sets by its own name."""
+    return {item.name: _request_field(item) for item in schema.fields(params_type) if item.spec.api}
+
+
+class GenerationRequest(BaseModel):
+    """What every A1111 generation request has beyond the declared fields (added by `request_model`).
+
+    A1111 clients send many fields; the ones we do not know are accepted and ignored when they hold their
+    neutral value, and refused (see `_refuse_unsupported`) when they ask for a feature we lack."""
+
+    model_config = ConfigDict(extra="allow")
+    params_type: ClassVar[type[GenerationParams]] = Txt2Img
+
     styles: list[str] = Field(default_factory=list)
-    seed: int = -1
-    sampler_name: str | None = None
     sampler_index: str = "Euler"  # A1111's legacy field, used when sampler_name is absent
-    scheduler: str | None = None
-    batch_size: int = 1
-    n_iter: int = 1
-    steps: int = 50
-    cfg_scale: float = 7.0
-    cfg_rescale: float = 0.0  # CFG Rescale φ (not in A1111's core API; SD.Next, Forge and extensions have it)
-    width: int = 512
-    height: int = 512
     override_settings: dict[str, Any] = Field(default_factory=dict)
     override_settings_restore_afterwards: bool = True
     send_images: bool = True
@@ -56,26 +71,26 @@ class Txt2ImgRequest(BaseModel):
             for key, value in self.override_settings.items()
             if key in OVERRIDABLE
         }
-        return Txt2Img(
-            prompt=self.prompt,
-            negative_prompt=self.negative_prompt,
-            steps=self.steps,
-            cfg_scale=self.cfg_scale,
-            cfg_rescale=self.cfg_rescale,
-            sampler_name=self.sampler_name or self.sampler_index,
-            scheduler=self.scheduler or "Automatic",
-            seed=self.seed,
-            width=self.width,
-            height=self.height,
-            batch_size=self.batch_size,
-            n_iter=self.n_iter,
+        declared = {
+            item.name: getattr(self, item.name) for item in schema.fields(self.params_type) if item.spec.api
+        }
+        # A1111: no sampler_name means the legacy sampler_index, no scheduler means Automatic
+        declared["sampler_name"] = declared["sampler_name"] or self.sampler_index
+        declared["scheduler"] = declared["scheduler"] or samplers.AUTOMATIC
+        return self.params_type(
+            **declared,
             clip_skip=int(overrides.get("clip_skip", default_clip_skip)),
             sd_model_checkpoint=overrides.get("sd_model_checkpoint") or None,
             script_name=(self.script_name or "").strip() or None,
             script_args=tuple(self.script_args),
             alwayson_scripts=alwayson_args(self.alwayson_scripts),
             control_units=_controlnet_units(self.alwayson_scripts),
+            **self._own_values(),
         )
+
+    def _own_values(self) -> dict[str, Any]:
+        """Values of params fields this request sets in its own way (img2img's images and mask blur)."""
+        return {}
 
     def _refuse_unsupported(self) -> None:
         """Features A1111 has and we do not yet: say so instead of silently generating something else."""
@@ -87,39 +102,26 @@ class Txt2ImgRequest(BaseModel):
             raise InvalidParameter(f"Not supported yet: {', '.join(wanted)}")
 
 
-class Img2ImgRequest(Txt2ImgRequest):
-    """txt2img's body plus A1111's img2img/inpaint fields, with the defaults of A1111's API (which differ
-    from its UI's: inpaint_full_res on, padding 0, masked content "fill"). Images are base64."""
+class Img2ImgFields(GenerationRequest):
+    """img2img's own API fields: images as base64, and A1111's mask blur spellings."""
+
+    params_type: ClassVar[type[GenerationParams]] = Img2Img
 
     init_images: list[str] = Field(default_factory=list)
     mask: str | None = None
-    denoising_strength: float = 0.75
-    resize_mode: int = 0
     mask_blur: int | None = None  # when set, it is both mask_blur_x and mask_blur_y (as in A1111)
     mask_blur_x: int = 4
     mask_blur_y: int = 4
-    inpainting_fill: int = 0
-    inpaint_full_res: bool = True
-    inpaint_full_res_padding: int = 0
-    inpainting_mask_invert: int = 0
     include_init_images: bool = False  # echo init_images and mask in the response's "parameters"
 
-    def to_params(self, default_clip_skip: int) -> Img2Img:
-        base = super().to_params(default_clip_skip)
-        return Img2Img.from_txt2img(
-            base,
-            init_images=tuple(
+    def _own_values(self) -> dict[str, Any]:
+        return {
+            "init_images": tuple(
                 decode_image(text, f"init_images[{i}]") for i, text in enumerate(self.init_images)
             ),
-            mask=decode_image(self.mask, "mask") if self.mask else None,
-            denoising_strength=self.denoising_strength,
-            resize_mode=self.resize_mode,
-            mask_blur=self._mask_blur(),
-            inpainting_fill=self.inpainting_fill,
-            inpaint_full_res=self.inpaint_full_res,
-            inpaint_full_res_padding=self.inpaint_full_res_padding,
-            inpainting_mask_invert=self.inpainting_mask_invert,
-        )
+            "mask": decode_image(self.mask, "mask") if self.mask else None,
+            "mask_blur": self._mask_blur(),
+        }
 
     def echo(self) -> dict[str, Any]:
         """The request as A1111's response repeats it: without the images unless include_init_images."""
@@ -133,8 +135,8 @@ class Img2ImgRequest(Txt2ImgRequest):
             return self.mask_blur
         if self.mask_blur_x != self.mask_blur_y:
             raise InvalidParameter(
-                f"mask_blur_x ({self.mask_blur_x}) and mask_blur_y ({self.mask_blur_y}) differ; only one blur "
-                "for both directions is supported: send mask_blur"
+                f"mask_blur_x ({self.mask_blur_x}) and mask_blur_y ({self.mask_blur_y}) differ; only one "
+                "blur for both directions is supported: send mask_blur"
             )
         return self.mask_blur_x
 
@@ -146,6 +148,18 @@ class Img2ImgRequest(Txt2ImgRequest):
             wanted.append("initial_noise_multiplier")
         if wanted:
             raise InvalidParameter(f"Not supported yet: {', '.join(wanted)}")
+
+
+def request_model(name: str, base: type[GenerationRequest]) -> type[GenerationRequest]:
+    """`base` with a field for every declared field of its params type (limits in /openapi.json)."""
+    model: type[GenerationRequest] = create_model(name, __base__=base, **request_fields(base.params_type))
+    return model
+
+
+Txt2ImgRequest = request_model("Txt2ImgRequest", GenerationRequest)
+# A1111's img2img API defaults differ from its UI's (inpaint_full_res on, padding 0, content "fill"):
+# the schema's api_default carries them.
+Img2ImgRequest = request_model("Img2ImgRequest", Img2ImgFields)
 
 
 # alwayson_scripts keys read elsewhere (the built-in ControlNet), compared in lower case.

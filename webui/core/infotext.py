@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from webui.core import controlnet_infotext, samplers
+from webui.core import controlnet_infotext, samplers, schema
 from webui.core.errors import InvalidParameter
-from webui.core.params import INPAINT_AREAS, MASK_MODES, MASKED_CONTENT, GenerationParams, Img2Img, Txt2Img
+from webui.core.params import GenerationParams, Img2Img, Txt2Img
 
 NEGATIVE_PREFIX = "Negative prompt:"
 
@@ -55,9 +56,7 @@ A1111_KEY_ORDER = (
     "Tiling",
 )
 
-# CFG Rescale φ, as reForge writes it; the A1111 extensions' spellings are read too
-CFG_RESCALE_KEY = "CFG Rescale"
-CFG_RESCALE_ALIASES = (CFG_RESCALE_KEY, "CFG Rescale φ", "CFG Rescale phi")
+_PROMPT_KEYS = ("Prompt", "Negative prompt")  # the text above the parameters line, not `key: value` pairs
 
 Value = str | int | float | bool
 
@@ -109,32 +108,34 @@ def build(
 ) -> str:
     """The infotext of one image made with `params` (and `seed`, when the batch gave it another one).
 
-    `extra` (e.g. RNG, Lora hashes, TI hashes) is written after the known keys, or in the place of a
-    known key it names; None values are left out. Version comes last, from `version` or `extra`.
-    Params with a `denoising_strength` (img2img) get it written in its A1111 place.
+    Every declared field with an infotext key is written (when its `written_when` holds), in A1111's
+    key order, other keys after them in declaration order. `extra` (e.g. RNG, Lora hashes, TI hashes)
+    is written after those, or in the place of a known key it names; None values are left out. Version
+    comes last, from `version` or `extra`.
     """
     choice = samplers.resolve(params.sampler_name, params.scheduler)
     fields: dict[str, Value | None] = dict.fromkeys(A1111_KEY_ORDER)
     fields.update(
         {
-            "Steps": params.steps,
             "Sampler": choice.sampler_name,
             "Schedule type": choice.scheduler,
-            "CFG scale": params.cfg_scale,
-            "Seed": params.seed if seed is None else seed,
             "Size": f"{params.width}x{params.height}",
             "Model hash": model_hash,
             "Model": model_name,
             "VAE hash": vae_hash,
             "VAE": vae_name,
-            "Denoising strength": getattr(params, "denoising_strength", None),
-            "Clip skip": params.clip_skip if params.clip_skip > 1 else None,
         }
     )
-    fields.update(_inpaint_fields(params))
-    fields[CFG_RESCALE_KEY] = params.cfg_rescale or None  # not an A1111 key: after its keys, 0 left out
+    for item in schema.fields(type(params)):
+        key = item.spec.infotext
+        if key is None or key in _PROMPT_KEYS:
+            continue
+        written = item.spec.written_when is None or item.spec.written_when(params)
+        fields[key] = schema.to_text_value(item, getattr(params, item.name)) if written else None
+    if seed is not None:
+        fields["Seed"] = seed
     # What extensions added (p.extra_generation_params), then the engine's own extras, which win.
-    fields.update(getattr(params, "extra_generation_params", ()))
+    fields.update(params.extra_generation_params)
     fields.update(extra or {})
     last = version if version is not None else fields.get("Version")
     fields.pop("Version", None)
@@ -142,23 +143,6 @@ def build(
     line = ", ".join(_pair(key, value) for key, value in fields.items() if value is not None)
     negative = f"\n{NEGATIVE_PREFIX} {params.negative_prompt}" if params.negative_prompt else ""
     return f"{params.prompt}{negative}\n{line}".strip()
-
-
-def _inpaint_fields(params: GenerationParams) -> dict[str, Value | None]:
-    """What A1111 writes for an inpaint (img2img with a mask), in its order: "Mask blur" always (its
-    img2img tab does), the rest only when not the default: "Mask mode" for "Inpaint not masked",
-    "Inpaint area" + "Masked area padding" for "Only masked", "Masked content" unless "original"."""
-    if not isinstance(params, Img2Img) or not params.is_inpaint:
-        return {}
-    only_masked = bool(params.inpaint_full_res)
-    content = MASKED_CONTENT[params.inpainting_fill]
-    return {
-        "Mask blur": params.mask_blur,
-        "Mask mode": MASK_MODES[params.inpainting_mask_invert] if params.inpainting_mask_invert else None,
-        "Inpaint area": INPAINT_AREAS[1] if only_masked else None,
-        "Masked area padding": params.inpaint_full_res_padding if only_masked else None,
-        "Masked content": content if content != "original" else None,
-    }
 
 
 def with_extra(text: str, extra: Mapping[str, Value | None]) -> str:
@@ -209,83 +193,104 @@ def parse(text: str) -> dict[str, str]:
     return fields
 
 
-def _number(fields: Mapping[str, str], key: str, kind: type[int | float]) -> int | float | None:
-    if key not in fields:
-        return None
-    try:
-        return kind(fields[key])
-    except ValueError:
-        raise InvalidParameter(f"Infotext {key!r} must be a number, got {fields[key]!r}") from None
+# Keys that set several fields, or a field together with another key; read by hand. Each reader gets
+# all parsed fields and returns field → value; InvalidParameter when its value cannot be read.
+def _sampler(fields: Mapping[str, str]) -> dict[str, Any]:
+    names = samplers.split_sampler_name(fields["Sampler"], fields.get("Schedule type") or samplers.AUTOMATIC)
+    return dict(zip(("sampler_name", "scheduler"), names))
+
+
+def _schedule(fields: Mapping[str, str]) -> dict[str, Any]:
+    sampler = fields.get("Sampler") or schema.field_map(GenerationParams)["sampler_name"].default
+    return {"scheduler": samplers.split_sampler_name(sampler, fields["Schedule type"])[1]}
+
+
+def _size(fields: Mapping[str, str]) -> dict[str, Any]:
+    size = _SIZE.fullmatch(fields["Size"].strip())
+    if size is None:
+        raise InvalidParameter(f"Infotext 'Size' must look like 512x768, got {fields['Size']!r}")
+    return {"width": int(size[1]), "height": int(size[2])}
+
+
+def _model(fields: Mapping[str, str]) -> dict[str, Any]:
+    # "Model" (the name) wins over "Model hash"; either selects the checkpoint.
+    return {"sd_model_checkpoint": fields.get("Model") or fields.get("Model hash") or None}
+
+
+COMPOSITE_READERS: Mapping[str, tuple[tuple[str, ...], Callable[[Mapping[str, str]], dict[str, Any]]]] = {
+    "Sampler": (("sampler_name", "scheduler"), _sampler),
+    "Schedule type": (("scheduler",), _schedule),
+    "Size": (("width", "height"), _size),
+    "Model": (("sd_model_checkpoint",), _model),
+    "Model hash": (("sd_model_checkpoint",), _model),
+}
+
+
+def key_fields(cls: type[GenerationParams]) -> dict[str, tuple[str, ...]]:
+    """Infotext key → the fields of `cls` it sets: every declared key and alias, and the composite keys."""
+    declared = {key: (item.name,) for item in schema.fields(cls) for key in item.spec.infotext_keys}
+    return {**declared, **{key: names for key, (names, _) in COMPOSITE_READERS.items()}}
+
+
+def read_key(key: str, fields: Mapping[str, str], cls: type[GenerationParams]) -> dict[str, Any]:
+    """What the infotext `key` (present in `fields`) sets in `cls`; InvalidParameter when unreadable."""
+    if key in COMPOSITE_READERS:
+        return COMPOSITE_READERS[key][1](fields)
+    if key in _PROMPT_KEYS:
+        return {key_fields(cls)[key][0]: fields[key]}
+    (name,) = key_fields(cls)[key]
+    item = schema.field_map(cls)[name]
+    return {name: schema.from_text(item, fields[key])}
+
+
+def read_values(
+    fields: Mapping[str, str], cls: type[GenerationParams] = Txt2Img
+) -> tuple[dict[str, Any], dict[str, InvalidParameter]]:
+    """The field values of `cls` an infotext gives, and the error of each key that could not be read
+    (the others are still read). Fields declared `paste_reset` take their default when their key is
+    absent (always, or when the key the declaration names is present: an inpaint infotext's "Mask
+    blur"), so an image made without them is remade without them."""
+    values: dict[str, Any] = {}
+    problems: dict[str, InvalidParameter] = {}
+    readable = key_fields(cls)
+    for key in fields:
+        if key not in readable or (key == "Model hash" and fields.get("Model")):
+            continue
+        try:
+            values.update({k: v for k, v in read_key(key, fields, cls).items() if k not in values})
+        except InvalidParameter as error:
+            problems[key] = error
+    for item in schema.fields(cls):
+        reset = item.spec.paste_reset
+        if item.name not in values and (reset is True or (isinstance(reset, str) and reset in fields)):
+            values[item.name] = item.default
+    return values, problems
 
 
 def to_params(fields: Mapping[str, str]) -> Txt2Img:
-    """Txt2Img from parsed infotext fields; missing keys take A1111's defaults (no Clip skip → 1, no
-    CFG Rescale → 0).
+    """Txt2Img from parsed infotext fields; missing keys take the declared defaults (no Clip skip → 1,
+    no CFG Rescale → 0), an unreadable value raises InvalidParameter.
 
-    The sampler is split as A1111 does ("DPM++ 2M Karras" → DPM++ 2M + Automatic), "Size" gives width
+    The sampler is split as A1111 does ("DPM++ 2M Karras" → DPM++ 2M + Karras), "Size" gives width
     and height, and "Model" (or "Model hash" without it) selects the checkpoint. Not validated: call
     `validate()` on the result before generating.
     """
-    defaults = Txt2Img()
-    sampler, schedule = samplers.split_sampler_name(
-        fields.get("Sampler") or defaults.sampler_name, fields.get("Schedule type") or samplers.AUTOMATIC
-    )
-    width, height = defaults.width, defaults.height
-    if "Size" in fields:
-        size = _SIZE.fullmatch(fields["Size"].strip())
-        if size is None:
-            raise InvalidParameter(f"Infotext 'Size' must look like 512x768, got {fields['Size']!r}")
-        width, height = int(size[1]), int(size[2])
-    rescale_key = next((key for key in CFG_RESCALE_ALIASES if key in fields), CFG_RESCALE_KEY)
-    numbers = {
-        name: value
-        for name, value in (
-            ("steps", _number(fields, "Steps", int)),
-            ("cfg_scale", _number(fields, "CFG scale", float)),
-            ("seed", _number(fields, "Seed", int)),
-            ("clip_skip", _number(fields, "Clip skip", int)),
-            ("cfg_rescale", _number(fields, rescale_key, float)),
-        )
-        if value is not None
+    values, problems = read_values(fields, Txt2Img)
+    if problems:
+        raise next(iter(problems.values()))
+    # "ControlNet N" entries (their images are not in the infotext)
+    return Txt2Img(**values, control_units=controlnet_infotext.units_from_fields(fields))
+
+
+def to_img2img_fields(fields: Mapping[str, str]) -> dict[str, Any]:
+    """The Img2Img-only values an infotext gives (for "Send to img2img/inpaint"): the denoising strength,
+    and for an inpaint infotext (one with "Mask blur") the mask settings, where a key A1111 leaves out
+    for its default (Mask mode, Inpaint area, Masked content) means that default."""
+    own = {item.name for item in schema.fields(Img2Img)} - {
+        item.name for item in schema.fields(GenerationParams)
     }
-    return Txt2Img(
-        prompt=fields.get("Prompt", ""),
-        negative_prompt=fields.get("Negative prompt", ""),
-        sampler_name=sampler,
-        scheduler=schedule,
-        width=width,
-        height=height,
-        sd_model_checkpoint=fields.get("Model") or fields.get("Model hash") or None,
-        control_units=controlnet_infotext.units_from_fields(fields),  # "ControlNet N" entries, no images
-        **numbers,
-    )
-
-
-def to_img2img_fields(fields: Mapping[str, str]) -> dict[str, int | float | bool]:
-    """The Img2Img-only keyword arguments an infotext gives (for "Send to img2img/inpaint"): the
-    denoising strength, and for an inpaint infotext (one with "Mask blur") the mask settings, where a key
-    A1111 leaves out for its default (Mask mode, Inpaint area, Masked content) means that default."""
-    result: dict[str, int | float | bool] = {}
-    strength = _number(fields, "Denoising strength", float)
-    if strength is not None:
-        result["denoising_strength"] = strength
-    blur = _number(fields, "Mask blur", int)
-    if blur is None:
-        return result
-    result["mask_blur"] = blur
-    result["inpainting_mask_invert"] = _choice_index(fields, "Mask mode", MASK_MODES)
-    result["inpaint_full_res"] = bool(_choice_index(fields, "Inpaint area", INPAINT_AREAS))
-    result["inpainting_fill"] = _choice_index(fields, "Masked content", MASKED_CONTENT, default="original")
-    padding = _number(fields, "Masked area padding", int)
-    if padding is not None:
-        result["inpaint_full_res_padding"] = padding
-    return result
-
-
-def _choice_index(
-    fields: Mapping[str, str], key: str, choices: tuple[str, ...], default: str | None = None
-) -> int:
-    value = fields.get(key, default or choices[0]).strip()
-    if value not in choices:
-        raise InvalidParameter(f"Infotext {key!r} must be one of {', '.join(choices)}, got {value!r}")
-    return choices.index(value)
+    keys = {key for key, names in key_fields(Img2Img).items() if own.issuperset(names)}
+    values, problems = read_values({key: value for key, value in fields.items() if key in keys}, Img2Img)
+    if problems:
+        raise next(iter(problems.values()))
+    return {name: value for name, value in values.items() if name in own}

@@ -12,10 +12,13 @@ from typing import Any
 
 from PIL import Image
 
+from webui.core import samplers, schema
 from webui.core.errors import InvalidParameter
+from webui.core.schema import param
 
 MAX_SIDE = 2048
 MIN_SIDE = 64
+MAX_SEED = 2**32 - 1
 
 
 # sd-webui-controlnet's choices, in the order of their API integers.
@@ -100,32 +103,100 @@ class ControlUnit:
             raise InvalidParameter(f"{where}: {error}") from None
         if self.guidance_start >= self.guidance_end:
             raise InvalidParameter(
-                f"{where}: guidance_start ({self.guidance_start}) must be below guidance_end ({self.guidance_end})"
+                f"{where}: guidance_start ({self.guidance_start}) must be below guidance_end "
+                f"({self.guidance_end})"
             )
 
     def replace(self, **changes: Any) -> "ControlUnit":
         return dataclasses.replace(self, **changes)
 
 
+def _known_sampler(name: str) -> str:
+    samplers.find_sampler(samplers.split_sampler_name(name)[0])  # InvalidParameter lists the names
+    return name
+
+
 @dataclass(frozen=True)
 class GenerationParams:
-    """What every generation has: txt2img and img2img/inpaint both extend it."""
+    """What every generation has: txt2img and img2img/inpaint both extend it.
 
-    prompt: str = ""
-    negative_prompt: str = ""
-    steps: int = 20
-    cfg_scale: float = 7.0
-    cfg_rescale: float = 0.0  # CFG Rescale φ (engine.cfg_rescale); 0 is plain CFG
-    sampler_name: str = "DPM++ 2M"
-    scheduler: str = "Automatic"
-    seed: int = -1
-    width: int = 512
-    height: int = 512
-    batch_size: int = 1
-    n_iter: int = 1
-    clip_skip: int = 1
-    # Checkpoint title or name for this request only; None means the currently loaded one.
-    sd_model_checkpoint: str | None = None
+    Each field is declared once (webui/core/schema.py says what a declaration drives). Fields with a
+    `Spec` are the user's parameters; the plain ones at the end carry scripts and ControlNet units."""
+
+    prompt: str = param("", label="Prompt", infotext="Prompt", paste_reset=True)
+    negative_prompt: str = param("", label="Negative prompt", infotext="Negative prompt", paste_reset=True)
+    steps: int = param(
+        20,
+        label="Sampling steps",
+        minimum=1,
+        maximum=150,
+        step=1,
+        api_default=50,
+        infotext="Steps",
+        axis="Steps",
+        model_default=True,
+    )
+    cfg_scale: float = param(
+        7.0,
+        label="CFG Scale",
+        minimum=1.0,
+        maximum=30.0,
+        step=0.5,
+        infotext="CFG scale",
+        axis="CFG Scale",
+        model_default=True,
+    )
+    # CFG Rescale φ (engine.sampling.cfg_rescale); 0 is plain CFG. Not an A1111 key: reForge writes
+    # "CFG Rescale", the A1111 extensions "CFG Rescale φ" / "CFG Rescale phi".
+    cfg_rescale: float = param(
+        0.0,
+        label="CFG Rescale",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.05,
+        infotext="CFG Rescale",
+        aliases=("CFG Rescale φ", "CFG Rescale phi"),
+        written_when=lambda p: p.cfg_rescale > 0,
+        paste_reset=True,
+        axis="CFG Rescale",
+        model_default=True,
+    )
+    # Sampler and schedule type are written and read together (infotext's "Sampler"/"Schedule type"
+    # rules live in core/infotext.py); the API's legacy `sampler_index` is api/models.py's.
+    sampler_name: str = param(
+        "DPM++ 2M", label="Sampling method", normalize=_known_sampler, api_default=None, axis="Sampler"
+    )
+    scheduler: str = param(
+        samplers.AUTOMATIC, label="Schedule type", api_default=None, paste_reset=True, axis="Schedule type"
+    )
+    seed: int = param(-1, label="Seed", minimum=-1, maximum=MAX_SEED, infotext="Seed", axis="Seed")
+    # Width and height are infotext's "Size: WxH" (core/infotext.py).
+    width: int = param(
+        512, label="Width", minimum=MIN_SIDE, maximum=MAX_SIDE, step=8, multiple_of=8, model_default=True
+    )
+    height: int = param(
+        512, label="Height", minimum=MIN_SIDE, maximum=MAX_SIDE, step=8, multiple_of=8, model_default=True
+    )
+    batch_size: int = param(1, label="Batch size", minimum=1, maximum=8, step=1)
+    n_iter: int = param(1, label="Batch count", minimum=1, maximum=100, step=1)
+    # A1111's API sets these two through override_settings (CLIP_stop_at_last_layers, sd_model_checkpoint).
+    clip_skip: int = param(
+        1,
+        label="Clip skip",
+        minimum=1,
+        maximum=12,
+        step=1,
+        api=False,
+        infotext="Clip skip",
+        written_when=lambda p: p.clip_skip > 1,
+        paste_reset=True,
+        axis="Clip skip",
+    )
+    # Checkpoint title or name for this request only; None means the currently loaded one. Infotext's
+    # "Model"/"Model hash" name the checkpoint that made an image (core/infotext.py).
+    sd_model_checkpoint: str | None = param(
+        None, label="Checkpoint", api=False, axis="Checkpoint name", ui=False
+    )
     # Scripts (webui.plugins), as plain data so a queued job carries them: the script chosen in the
     # "Script" dropdown and its ui() values, the always-visible scripts' values by title, and the
     # infotext entries extensions added (p.extra_generation_params).
@@ -136,19 +207,9 @@ class GenerationParams:
     control_units: tuple[ControlUnit, ...] = ()  # ControlNet units, disabled ones included
 
     def validate(self) -> None:
-        """Raise InvalidParameter naming the first field that is out of range."""
-        _check_range("steps", self.steps, 1, 150)
-        _check_range("cfg_scale", self.cfg_scale, 0.0, 30.0)
-        _check_range("cfg_rescale", self.cfg_rescale, 0.0, 1.0)
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            _check_range(name, value, MIN_SIDE, MAX_SIDE)
-            if value % 8:
-                raise InvalidParameter(f"{name} must be a multiple of 8, got {value}")
-        _check_range("batch_size", self.batch_size, 1, 8)
-        _check_range("n_iter", self.n_iter, 1, 100)
-        _check_range("clip_skip", self.clip_skip, 1, 12)
-        _check_range("seed", self.seed, -1, 2**32 - 1)
+        """Raise InvalidParameter naming the first field that breaks its declaration."""
+        schema.validate(self)
+        samplers.resolve(self.sampler_name, self.scheduler)  # the pair must exist
         has_input = bool(getattr(self, "init_images", ()))  # Img2Img
         for index, unit in enumerate(self.control_units):
             unit.validate(index, has_input)
@@ -183,24 +244,73 @@ class Img2Img(GenerationParams):
 
     init_images: tuple[Image.Image, ...] = ()
     mask: Image.Image | None = None
-    denoising_strength: float = 0.75
-    resize_mode: int = 0
-    mask_blur: int = 4
-    inpainting_fill: int = 1
-    inpaint_full_res: bool = False
-    inpaint_full_res_padding: int = 32
-    inpainting_mask_invert: int = 0
+    # A1111's img2img API defaults differ from its UI's: inpaint_full_res on, padding 0, content "fill".
+    denoising_strength: float = param(
+        0.75,
+        label="Denoising strength",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.01,
+        infotext="Denoising strength",
+        axis="Denoising",
+    )
+    resize_mode: int = param(0, label="Resize mode", choices=RESIZE_MODES, by_index=True)
+    # The inpaint keys are written for an inpaint only, the defaults left out as A1111 does; an inpaint
+    # infotext is one with "Mask blur", and pasting one resets the keys it leaves out.
+    mask_blur: int = param(
+        4,
+        label="Mask blur",
+        minimum=0,
+        maximum=64,
+        step=1,
+        api=False,
+        infotext="Mask blur",
+        written_when=lambda p: p.is_inpaint,
+    )
+    inpainting_mask_invert: int = param(
+        0,
+        label="Mask mode",
+        choices=MASK_MODES,
+        by_index=True,
+        infotext="Mask mode",
+        written_when=lambda p: p.is_inpaint and p.inpainting_mask_invert != 0,
+        paste_reset="Mask blur",
+    )
+    inpaint_full_res: bool = param(
+        False,
+        label="Inpaint area",
+        choices=INPAINT_AREAS,
+        by_index=True,
+        api_default=True,
+        infotext="Inpaint area",
+        written_when=lambda p: p.is_inpaint and p.inpaint_full_res,
+        paste_reset="Mask blur",
+    )
+    inpaint_full_res_padding: int = param(
+        32,
+        label="Only masked padding, pixels",
+        minimum=0,
+        maximum=256,
+        step=4,
+        api_default=0,
+        infotext="Masked area padding",
+        written_when=lambda p: p.is_inpaint and p.inpaint_full_res,
+    )
+    inpainting_fill: int = param(
+        1,
+        label="Masked content",
+        choices=MASKED_CONTENT,
+        by_index=True,
+        api_default=0,
+        infotext="Masked content",
+        written_when=lambda p: p.is_inpaint and p.inpainting_fill != 1,
+        paste_reset="Mask blur",
+    )
 
     def validate(self) -> None:
         super().validate()
         if not self.init_images:
             raise InvalidParameter("img2img needs an input image (init_images is empty)")
-        _check_range("denoising_strength", self.denoising_strength, 0.0, 1.0)
-        _check_range("resize_mode", self.resize_mode, 0, len(RESIZE_MODES) - 1)
-        _check_range("mask_blur", self.mask_blur, 0, 64)
-        _check_range("inpainting_fill", self.inpainting_fill, 0, len(MASKED_CONTENT) - 1)
-        _check_range("inpaint_full_res_padding", self.inpaint_full_res_padding, 0, 256)
-        _check_range("inpainting_mask_invert", self.inpainting_mask_invert, 0, 1)
 
     @classmethod
     def from_txt2img(cls, params: GenerationParams, **fields: Any) -> Img2Img:

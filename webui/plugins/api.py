@@ -12,15 +12,18 @@ at the top level of a script file, or from inside another callback.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from webui.core import infotext
+from webui.core import infotext, schema
 from webui.core.errors import InvalidParameter, UserError
+from webui.core.params import MAX_SEED, GenerationParams, Img2Img, Txt2Img
 from webui.plugins.callbacks import CFGDenoiserParams, ImageSaveParams
 from webui.plugins.context import current
 from webui.plugins.processing import Processed, Processing
@@ -29,7 +32,8 @@ from webui.services.grids import image_grid, labelled_grid, titled_row
 from webui.services.settings import Option
 
 __all__ = [
-    "AlwaysVisible", "CFGDenoiserParams", "ImageSaveParams", "InvalidParameter", "PostprocessImageArgs",
+    "AlwaysVisible", "CFGDenoiserParams", "ImageSaveParams", "InvalidParameter", "ParameterAxis",
+    "PostprocessImageArgs", "parameter_axes", "parameter_types",
     "Processed", "Processing", "Script", "UserError", "add_option", "basedir", "cmd_opts", "create_infotext",
     "fix_seed",
     "image_grid", "labelled_grid", "on_app_started", "on_before_image_saved", "on_cfg_denoiser",
@@ -37,7 +41,46 @@ __all__ = [
     "opts", "process_images", "random_seed", "save_grid", "titled_row",
 ]  # fmt: skip
 
-MAX_SEED = 2**32 - 1
+
+@dataclass(frozen=True)
+class ParameterAxis:
+    """A generation field an X/Y/Z-style script can vary: its axis label, the `p` attribute it sets, the
+    type values are read as, which tabs have it, and a check that raises InvalidParameter for a value
+    that cannot work (so a whole plot is refused before its first image)."""
+
+    label: str
+    field: str
+    kind: type
+    txt2img: bool
+    img2img: bool
+    check: Callable[[Any], Any]
+
+
+def parameter_types(
+    txt2img_type: type[GenerationParams] = Txt2Img, img2img_type: type[GenerationParams] = Img2Img
+) -> dict[str, type]:
+    """Every declared generation field (txt2img's and img2img's) → its type (str, int, float or bool)."""
+    return {item.name: item.kind for cls in (txt2img_type, img2img_type) for item in schema.fields(cls)}
+
+
+def parameter_axes(
+    txt2img_type: type[GenerationParams] = Txt2Img, img2img_type: type[GenerationParams] = Img2Img
+) -> list[ParameterAxis]:
+    """Every declared field with an `axis` (webui/core/params.py), in declaration order."""
+    txt2img, img2img = schema.field_map(txt2img_type), schema.field_map(img2img_type)
+    found: dict[str, schema.Field] = {item.name: item for item in (*txt2img.values(), *img2img.values())}
+    return [
+        ParameterAxis(
+            label=item.spec.axis,
+            field=item.name,
+            kind=item.kind,
+            txt2img=item.name in txt2img,
+            img2img=item.name in img2img,
+            check=functools.partial(schema.check, item),
+        )
+        for item in found.values()
+        if item.spec.axis
+    ]
 
 
 def _register(event: str, callback: Callable[..., Any]) -> None:

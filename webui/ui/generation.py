@@ -20,6 +20,7 @@ from webui.core import samplers
 from webui.core.errors import UserError
 from webui.core.params import GenerationParams, Result, Txt2Img
 from webui.ui import extra_networks
+from webui.ui.param_widgets import from_widget, unplaced_widgets, widget
 from webui.ui.progress import watch
 from webui.ui.token_counter import add_counter
 
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
     from webui.services.container import Services
 
 log = logging.getLogger(__name__)
+
+# The declared fields the tab's layout places itself; other declared fields get a widget in declaration
+# order under these (param_widgets.unplaced_widgets), so a field added to the schema is never missing.
+PLACED = (
+    "prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "width", "height", "n_iter",
+    "batch_size", "cfg_scale", "cfg_rescale", "seed", "clip_skip",
+)  # fmt: skip
 
 
 class Section(Protocol):
@@ -75,6 +83,7 @@ class GenerationTab:
     infotext: gr.Textbox
     infotexts: gr.State  # one infotext per gallery image
     sections: list[Section] = field(default_factory=list)
+    params_type: type[GenerationParams] = Txt2Img  # what its controls make (paste reads its fields)
 
 
 def model_defaults(app: Services) -> GenerationParams:
@@ -84,9 +93,15 @@ def model_defaults(app: Services) -> GenerationParams:
 
 
 def build_generation_tab(
-    app: Services, name: str, *, top: Section | None = None, sections: Sequence[SectionFactory] = ()
+    app: Services,
+    name: str,
+    *,
+    top: Section | None = None,
+    sections: Sequence[SectionFactory] = (),
+    params_type: type[GenerationParams] = Txt2Img,
 ) -> GenerationTab:
-    """The tab's layout (A1111's labels, elem_ids `<name>_…`) and its Generate handler."""
+    """The tab's layout (A1111's labels, elem_ids `<name>_…`) and its Generate handler, which builds a
+    `params_type` from the controls (the sections may turn it into another type)."""
     defaults = model_defaults(app)
     with gr.Row():
         with gr.Column(scale=6):
@@ -111,61 +126,43 @@ def build_generation_tab(
             if top is not None:
                 built_sections.append(top)
                 section_inputs.append(top.build())
+            # Labels, limits and defaults come from the schema (webui/core/params.py); elem_ids are A1111's.
             with gr.Row():
-                sampler = gr.Dropdown(
-                    label="Sampling method",
-                    choices=[s.name for s in samplers.SAMPLERS],
-                    value=defaults.sampler_name,
-                    elem_id=f"{name}_sampling",
-                )
-                schedule = gr.Dropdown(
-                    label="Schedule type",
+                sampler = widget(
+                    params_type, "sampler_name", choices=[s.name for s in samplers.SAMPLERS],
+                    value=defaults.sampler_name, elem_id=f"{name}_sampling",
+                )  # fmt: skip
+                schedule = widget(
+                    params_type, "scheduler",
                     choices=list(samplers.find_sampler(defaults.sampler_name).schedule_types),
-                    value=defaults.scheduler,
-                    elem_id=f"{name}_scheduler",
-                )
-            steps = gr.Slider(
-                1, 150, value=defaults.steps, step=1, label="Sampling steps", elem_id=f"{name}_steps"
-            )
+                    value=defaults.scheduler, elem_id=f"{name}_scheduler",
+                )  # fmt: skip
+            steps = widget(params_type, "steps", defaults.steps, elem_id=f"{name}_steps")
             with gr.Row():
-                width = gr.Slider(
-                    64, 2048, value=defaults.width, step=8, label="Width", elem_id=f"{name}_width"
-                )
-                height = gr.Slider(
-                    64, 2048, value=defaults.height, step=8, label="Height", elem_id=f"{name}_height"
-                )
+                width = widget(params_type, "width", defaults.width, elem_id=f"{name}_width")
+                height = widget(params_type, "height", defaults.height, elem_id=f"{name}_height")
             with gr.Row():
-                n_iter = gr.Slider(
-                    1, 100, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count"
-                )
-                batch_size = gr.Slider(
-                    1, 8, value=1, step=1, label="Batch size", elem_id=f"{name}_batch_size"
-                )
+                n_iter = widget(params_type, "n_iter", elem_id=f"{name}_batch_count")
+                batch_size = widget(params_type, "batch_size", elem_id=f"{name}_batch_size")
             with gr.Row():
-                cfg_scale = gr.Slider(
-                    1, 30, value=defaults.cfg_scale, step=0.5, label="CFG Scale", elem_id=f"{name}_cfg_scale"
-                )
-                cfg_rescale = gr.Slider(
-                    0,
-                    1,
-                    value=defaults.cfg_rescale,
-                    step=0.05,
-                    label="CFG Rescale",
-                    elem_id=f"{name}_cfg_rescale",
+                cfg_scale = widget(params_type, "cfg_scale", defaults.cfg_scale, elem_id=f"{name}_cfg_scale")
+                cfg_rescale = widget(
+                    params_type, "cfg_rescale", defaults.cfg_rescale, elem_id=f"{name}_cfg_rescale",
                     info="for zero-terminal-SNR models (0.7); 0: plain CFG",
-                )
+                )  # fmt: skip
             with gr.Row(equal_height=True):
-                seed = gr.Number(label="Seed", value=-1, precision=0, elem_id=f"{name}_seed", scale=4)
+                seed = widget(params_type, "seed", elem_id=f"{name}_seed", scale=4)
                 random_seed = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=40)
                 reuse_seed = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=40)
-            clip_skip = gr.Slider(
-                1,
-                12,
-                value=app.settings.get("CLIP_stop_at_last_layers"),
-                step=1,
-                label="Clip skip",
+            clip_skip = widget(
+                params_type,
+                "clip_skip",
+                app.settings.get("CLIP_stop_at_last_layers"),
                 elem_id=f"{name}_clip_skip",
             )
+            placed = {*PLACED, *(top.controls if top is not None else ())}
+            # Declared fields this layout does not place (a new field shows up here before it gets a place)
+            unplaced = unplaced_widgets(params_type, placed, name)
             for factory in sections:
                 section = factory(name)
                 built_sections.append(section)
@@ -201,6 +198,7 @@ def build_generation_tab(
         "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "scheduler": schedule,
         "steps": steps, "cfg_scale": cfg_scale, "seed": seed, "width": width, "height": height,
         "n_iter": n_iter, "batch_size": batch_size, "clip_skip": clip_skip, "cfg_rescale": cfg_rescale,
+        **unplaced,
     }  # fmt: skip
     base_names = list(controls)
     for section in built_sections:
@@ -210,7 +208,9 @@ def build_generation_tab(
     def run(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:
         """A generator: live previews go to the gallery while the job runs, then the result."""
         try:
-            params = _base_params(dict(zip(base_names, values)))
+            params = params_type(
+                **{key: from_widget(params_type, key, value) for key, value in zip(base_names, values)}
+            )
             rest = list(values[len(base_names) :])
             runners: list[tuple[Runner, list[Any]]] = []
             for section, group in zip(built_sections, section_inputs):
@@ -276,23 +276,5 @@ def build_generation_tab(
         infotext=infotext,
         infotexts=infotexts,
         sections=built_sections,
-    )
-
-
-def _base_params(values: dict[str, Any]) -> GenerationParams:
-    seed = values["seed"]
-    return Txt2Img(
-        prompt=values["prompt"],
-        negative_prompt=values["negative_prompt"],
-        sampler_name=values["sampler_name"],
-        scheduler=values["scheduler"],
-        steps=int(values["steps"]),
-        cfg_scale=float(values["cfg_scale"]),
-        cfg_rescale=float(values["cfg_rescale"]),
-        seed=int(seed if seed is not None else -1),
-        width=int(values["width"]),
-        height=int(values["height"]),
-        n_iter=int(values["n_iter"]),
-        batch_size=int(values["batch_size"]),
-        clip_skip=int(values["clip_skip"]),
+        params_type=params_type,
     )

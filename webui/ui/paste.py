@@ -1,8 +1,8 @@
 """Infotext → a generation tab's controls: the ↙ paste button, and PNG Info's "Send to" uses it too.
 
-Every parameter the infotext names is set; the others keep their value, except those A1111 resets when
-absent (the prompts, Clip skip → 1, CFG Rescale → 0, Schedule type → Automatic and, for img2img, the
-inpaint fields).
+Every parameter the infotext names is set; the others keep their value, except those the schema
+declares `paste_reset` (as A1111: the prompts, Clip skip → 1, CFG Rescale → 0, Schedule type → Automatic
+and, for an inpaint infotext, the inpaint fields).
 The checkpoint is switched only when the option `disable_weights_auto_swap` is off, as in A1111.
 Extensions see the parsed fields first (on_infotext_pasted), and scripts' `infotext_fields` are filled
 from the keys they name.
@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from webui.core import infotext
-from webui.core.errors import InvalidParameter, ModelNotFound, UserError
+from webui.core.errors import ModelNotFound, UserError
+from webui.core.params import GenerationParams, Img2Img
 from webui.ui.generation import GenerationTab
 from webui.ui.scripts_ui import ScriptsSection
 
@@ -25,23 +26,6 @@ if TYPE_CHECKING:
     from webui.services.container import Services
 
 Component = gr.components.Component
-
-# Infotext key → the params fields it sets (read through infotext.to_params).
-_SOURCES: Mapping[str, tuple[str, ...]] = {
-    "Prompt": ("prompt",),
-    "Negative prompt": ("negative_prompt",),
-    "Sampler": ("sampler_name", "scheduler"),
-    "Schedule type": ("scheduler",),
-    "Steps": ("steps",),
-    "CFG scale": ("cfg_scale",),
-    "Seed": ("seed",),
-    "Size": ("width", "height"),
-    "Clip skip": ("clip_skip",),
-    **dict.fromkeys(infotext.CFG_RESCALE_ALIASES, ("cfg_rescale",)),
-}
-# Set even when the infotext lacks them: to_params gives A1111's default then (no CFG Rescale: 0, so
-# that an image made without it is remade without it).
-_ALWAYS = ("prompt", "negative_prompt", "scheduler", "clip_skip", "cfg_rescale")
 
 
 @dataclass(frozen=True)
@@ -56,30 +40,19 @@ class Pasted:
 FieldsHook = Callable[[str, dict[str, str]], dict[str, str]]
 
 
-def read(text: str, on_pasted: FieldsHook | None = None) -> Pasted:
-    """The params values an infotext sets. Unreadable values (an unknown sampler, a bad size) are
-    skipped with a warning instead of spoiling the rest. `on_pasted` may change the parsed fields first
-    (extensions' on_infotext_pasted)."""
+def read(
+    text: str, on_pasted: FieldsHook | None = None, params_type: type[GenerationParams] = Img2Img
+) -> Pasted:
+    """The values of `params_type`'s fields an infotext sets (the schema says which keys set which
+    fields, and which fields are reset when absent). Unreadable values (an unknown sampler, a bad size)
+    are skipped with a warning instead of spoiling the rest. `on_pasted` may change the parsed fields
+    first (extensions' on_infotext_pasted). The checkpoint is left to `switch_checkpoint`."""
     fields = infotext.parse(text)
     if on_pasted is not None:
         fields = on_pasted(text, fields)
-    usable = dict(fields)
-    warnings = []
-    for key in [key for key in _SOURCES if key in fields]:
-        # A schedule type is read together with its sampler (an old "DPM++ 2M Karras" carries one).
-        probe = {k: usable[k] for k in {key, "Sampler" if key == "Schedule type" else key} if k in usable}
-        try:
-            infotext.to_params(probe)
-        except InvalidParameter as error:
-            warnings.append(f"{key} not pasted: {error}")
-            del usable[key]
-    params = infotext.to_params(usable)
-    names = set(_ALWAYS).union(*(_SOURCES[key] for key in usable if key in _SOURCES))
-    values = {name: getattr(params, name) for name in names}
-    try:  # denoising strength and the inpaint fields; tabs without those controls ignore them
-        values.update(infotext.to_img2img_fields(usable))
-    except InvalidParameter as error:
-        warnings.append(f"img2img parameters not pasted: {error}")
+    values, problems = infotext.read_values(fields, params_type)
+    values.pop("sd_model_checkpoint", None)
+    warnings = [f"{key} not pasted: {error}" for key, error in problems.items()]
     return Pasted(values=values, fields=fields, warnings=warnings)
 
 
@@ -173,7 +146,7 @@ def paste_handler(
             gr.Warning("No generation parameters to paste.")
             return unchanged
         try:
-            pasted = read(text, app.plugins.infotext_pasted)
+            pasted = read(text, app.plugins.infotext_pasted, tab.params_type)
             title = switch_checkpoint(app, pasted.fields)
         except UserError as error:
             gr.Warning(str(error))

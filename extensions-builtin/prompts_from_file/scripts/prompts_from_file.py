@@ -13,23 +13,18 @@ from typing import Any
 
 from webui.plugins import api
 
-# Options a line may set: name → how to read its value (A1111's names; sd_model picks a checkpoint).
+
+def _flag(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError(text)
+    return text.lower() == "true"
+
+
+# Options a line may set: every declared generation field by its name (webui/core/params.py), plus
+# A1111's sampler_index and sd_model (a checkpoint).
 OPTIONS: dict[str, Callable[[str], Any]] = {
-    "prompt": str,
-    "negative_prompt": str,
-    "seed": int,
-    "sampler_name": str,
+    **{name: _flag if kind is bool else kind for name, kind in api.parameter_types().items()},
     "sampler_index": str,
-    "scheduler": str,
-    "batch_size": int,
-    "n_iter": int,
-    "steps": int,
-    "cfg_scale": float,
-    "cfg_rescale": float,
-    "width": int,
-    "height": int,
-    "clip_skip": int,
-    "denoising_strength": float,
     "sd_model": str,
 }
 FIELD_FOR = {"sampler_index": "sampler_name", "sd_model": "sd_model_checkpoint"}

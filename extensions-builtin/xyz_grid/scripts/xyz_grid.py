@@ -45,19 +45,34 @@ def _sampler(value: str) -> str:
     return samplers.find_sampler(value).name
 
 
-AXES: tuple[Axis, ...] = (
-    Axis("Nothing", str, lambda p, v, vs: None),
-    Axis("Seed", int, _field("seed")),
-    Axis("Steps", int, _field("steps")),
-    Axis("CFG Scale", float, _field("cfg_scale")),
-    Axis("Sampler", str, _field("sampler_name"), check=_sampler),
-    Axis("Schedule type", str, _field("scheduler")),
-    Axis("Checkpoint name", str, _field("sd_model_checkpoint")),
-    Axis("Prompt S/R", str, _prompt_sr),
-    Axis("Denoising", float, _field("denoising_strength"), img2img_only=True),
-    Axis("Clip skip", int, _field("clip_skip")),
-    Axis("CFG Rescale", float, _field("cfg_rescale")),  # last: the API's axis indexes stay as they were
-)
+# Axes that are not one generation field, and checks finer than the field's declaration.
+SPECIAL = {
+    "Nothing": Axis("Nothing", str, lambda p, v, vs: None),
+    "Prompt S/R": Axis("Prompt S/R", str, _prompt_sr),
+}
+CHECKS = {"Sampler": _sampler}
+# The API addresses axes by index: these keep theirs; axes declared later are appended in declaration order.
+INDEX_ORDER = (
+    "Nothing", "Seed", "Steps", "CFG Scale", "Sampler", "Schedule type", "Checkpoint name", "Prompt S/R",
+    "Denoising", "Clip skip", "CFG Rescale",
+)  # fmt: skip
+
+
+def _axes() -> tuple[Axis, ...]:
+    """Every declared field's axis (webui/core/params.py `axis=`) and the special ones, in index order."""
+    declared = {
+        axis.label: Axis(
+            axis.label, axis.kind, _field(axis.field), not axis.txt2img, CHECKS.get(axis.label, axis.check)
+        )
+        for axis in api.parameter_axes()
+    }
+    every = {**SPECIAL, **declared}
+    return tuple(every[label] for label in INDEX_ORDER) + tuple(
+        axis for label, axis in every.items() if label not in INDEX_ORDER
+    )
+
+
+AXES = _axes()
 AXIS_NAMES = [axis.label for axis in AXES]
 
 

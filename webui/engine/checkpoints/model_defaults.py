@@ -1,108 +1,101 @@
-"""The generation settings a checkpoint says it wants (native size, steps, CFG, CFG Rescale), read from
+"""The generation settings a checkpoint says it wants (native size, steps, CFG, CFG Rescale, …), read from
 its metadata.
 
-Two safetensors metadata entries are read:
+Which fields a checkpoint may set is the parameter schema's `model_default` (webui/core/params.py). Two
+safetensors metadata entries are read:
 - `modelspec.resolution`: the Stability model-spec field, "<width>x<height>", e.g. "1024x1024";
 - `webui.default_params`: JSON such as {"width": 64, "height": 64, "steps": 20, "cfg_scale": 7.0,
   "cfg_rescale": 0.7}, which the bundled demo model carries (any subset of those keys; it wins over
   modelspec.resolution).
-A checkpoint without them gets its architecture's native size and the usual 20 steps, CFG 7, no rescale.
+A checkpoint without them gets its architecture's native size and the declared defaults of the rest.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
-from webui.core.params import Txt2Img
+from webui.core import schema
+from webui.core.errors import InvalidParameter
+from webui.core.params import GenerationParams, Txt2Img
 
 log = logging.getLogger(__name__)
-_UI = Txt2Img()  # the A1111 defaults a checkpoint without metadata gets
 
 RESOLUTION_KEY = "modelspec.resolution"
 PARAMS_KEY = "webui.default_params"
-SIDE_RANGE = (64, 2048)  # the width/height sliders' range
-STEPS_RANGE = (1, 150)
-CFG_RANGE = (1.0, 30.0)
-CFG_RESCALE_RANGE = (0.0, 1.0)
 
 
-@dataclass(frozen=True)
-class GenerationDefaults:
-    width: int = _UI.width
-    height: int = _UI.height
-    steps: int = _UI.steps
-    cfg_scale: float = _UI.cfg_scale
-    cfg_rescale: float = _UI.cfg_rescale
+@functools.cache
+def defaults_type(params_type: type[GenerationParams]) -> Any:
+    """A frozen dataclass with one field per `model_default` field of `params_type`, defaulting to its
+    declared default."""
+    declared = schema.model_default_fields(params_type)
+    fields = [(f.name, f.kind, dataclasses.field(default=f.default)) for f in declared]
+    return dataclasses.make_dataclass("GenerationDefaults", fields, frozen=True)
+
+
+GenerationDefaults = defaults_type(Txt2Img)
 
 
 class BadDefaults(ValueError):
     pass
 
 
-def _side(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise BadDefaults(f"{what} {value!r} is not a whole number")
+def _checked(params_type: type[GenerationParams], name: str, value: Any) -> Any:
+    """`value` for the field `name` as the schema declares it (JSON numbers: 5 is a float's 5.0)."""
+    item = schema.field_map(params_type)[name]
     try:
-        side = int(value)
-    except ValueError:
-        raise BadDefaults(f"{what} {value!r} is not a whole number") from None
-    if not SIDE_RANGE[0] <= side <= SIDE_RANGE[1] or side % 8:
-        raise BadDefaults(f"{what} {side} is not a multiple of 8 between {SIDE_RANGE[0]} and {SIDE_RANGE[1]}")
-    return side
+        return schema.check(item, value)
+    except InvalidParameter as error:
+        raise BadDefaults(f"{name} {value!r}: {error}") from None
 
 
-def _in_range(value: Any, what: str, types: tuple[type, ...], limits: tuple[float, float]) -> Any:
-    if isinstance(value, bool) or not isinstance(value, types) or not limits[0] <= value <= limits[1]:
-        kind = "whole number" if types == (int,) else "number"
-        raise BadDefaults(f"{what} {value!r} is not a {kind} from {limits[0]:g} to {limits[1]:g}")
-    return value
-
-
-def _resolution(text: str) -> dict[str, int]:
+def _resolution(params_type: type[GenerationParams], text: str) -> dict[str, Any]:
     width, sep, height = text.strip().lower().partition("x")
-    if not sep:
+    if not sep or not width.strip().isdigit() or not height.strip().isdigit():
         raise BadDefaults(f"{RESOLUTION_KEY} {text!r} is not '<width>x<height>'")
-    return {"width": _side(width.strip(), "width"), "height": _side(height.strip(), "height")}
+    return {
+        "width": _checked(params_type, "width", int(width)),
+        "height": _checked(params_type, "height", int(height)),
+    }
 
 
-def _params(text: str) -> dict[str, Any]:
+def _params(params_type: type[GenerationParams], text: str) -> dict[str, Any]:
     try:
         given = json.loads(text)
     except ValueError as exc:
         raise BadDefaults(f"{PARAMS_KEY} is not JSON ({exc})") from None
     if not isinstance(given, dict):
         raise BadDefaults(f"{PARAMS_KEY} is not a JSON object")
-    found: dict[str, Any] = {}
-    for key in ("width", "height"):
-        if key in given:
-            found[key] = _side(given[key], key)
-    if "steps" in given:
-        found["steps"] = _in_range(given["steps"], "steps", (int,), STEPS_RANGE)
-    if "cfg_scale" in given:
-        found["cfg_scale"] = float(_in_range(given["cfg_scale"], "cfg_scale", (int, float), CFG_RANGE))
-    if "cfg_rescale" in given:
-        found["cfg_rescale"] = float(
-            _in_range(given["cfg_rescale"], "cfg_rescale", (int, float), CFG_RESCALE_RANGE)
+    known = {f.name for f in schema.model_default_fields(params_type)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise BadDefaults(
+            f"{PARAMS_KEY} names {', '.join(unknown)}; a checkpoint may set {', '.join(sorted(known))}"
         )
-    return found
+    return {name: _checked(params_type, name, value) for name, value in given.items()}
 
 
 def read_defaults(
-    metadata: Mapping[str, str], native_size: int, source: str = "checkpoint"
-) -> GenerationDefaults:
-    """The checkpoint's defaults: `native_size` squared, 20 steps, CFG 7, overridden by its metadata.
+    metadata: Mapping[str, str],
+    native_size: int,
+    source: str = "checkpoint",
+    params_type: type[GenerationParams] = Txt2Img,
+) -> Any:
+    """The checkpoint's defaults (a `defaults_type(params_type)`): `native_size` squared and the declared
+    defaults, overridden by its metadata.
 
     Broken metadata is not worth refusing a model over: it is logged, named, and the entry is ignored."""
-    defaults = GenerationDefaults(width=native_size, height=native_size)
+    defaults = defaults_type(params_type)(width=native_size, height=native_size)
     for key, parse in ((RESOLUTION_KEY, _resolution), (PARAMS_KEY, _params)):
         if key not in metadata:
             continue
         try:
-            defaults = replace(defaults, **parse(metadata[key]))
+            defaults = dataclasses.replace(defaults, **parse(params_type, metadata[key]))
         except BadDefaults as error:
             log.warning("%s: ignoring its %s metadata: %s", source, key, error)
     return defaults
