@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from webui.core.emphasis import EXACT_DEPTH, ROUND_MULTIPLIER, SQUARE_MULTIPLIER
 from webui.core.errors import InvalidParameter
 from webui.core.prompts import (
+    MAX_PROMPT_LENGTH,
     NetworkTag,
+    check_prompt,
     entry_for_step,
     extract_network_tags,
     parse_prompt_attention,
@@ -83,7 +89,139 @@ def test_break_inside_brackets_is_text_as_in_a1111() -> None:
     assert_fragments(parse_prompt_attention("(a BREAK b)"), [("a", 1.1), ("BREAK", -1.1), ("b", 1.1)])
 
 
-# --- prompt editing ------------------------------------------------------------------------------------
+def direct_attention(text: str) -> list[tuple[str, float]]:
+    """A1111's algorithm read directly (time quadratic in the nesting): each closing bracket multiplies
+    every fragment since its opening one; brackets left open at the end do so then, round ones first."""
+    import re
+
+    from webui.core.emphasis import _ATTENTION_TOKEN
+
+    fragments: list[list] = []
+    round_open: list[int] = []
+    square_open: list[int] = []
+
+    def weigh_from(start: int, multiplier: float) -> None:
+        for fragment in fragments[start:]:
+            fragment[1] *= multiplier
+
+    for match in _ATTENTION_TOKEN.finditer(text):
+        token, weight = match.group(0), match.group("weight")
+        if match.group("escape") is not None:
+            fragments.append([token[1:], 1.0])
+        elif token in "([":
+            (round_open if token == "(" else square_open).append(len(fragments))
+        elif weight is not None and round_open and is_number(weight):
+            weigh_from(round_open.pop(), float(weight))
+        elif token == ")" and round_open:
+            weigh_from(round_open.pop(), ROUND_MULTIPLIER)
+        elif token == "]" and square_open:
+            weigh_from(square_open.pop(), SQUARE_MULTIPLIER)
+        else:
+            for i, part in enumerate(re.split(r"\s*\bBREAK\b\s*", token)):
+                if i:
+                    fragments.append(["BREAK", -1.0])
+                fragments.append([part, 1.0])
+    for start in round_open:
+        weigh_from(start, ROUND_MULTIPLIER)
+    for start in square_open:
+        weigh_from(start, SQUARE_MULTIPLIER)
+    merged: list[tuple[str, float]] = []
+    for text_, weight_ in fragments:
+        if merged and merged[-1][1] == weight_:
+            merged[-1] = (merged[-1][0] + text_, weight_)
+        else:
+            merged.append((text_, weight_))
+    return merged or [("", 1.0)]
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+emphasis_heavy = st.lists(
+    st.sampled_from([*"ab :[]()\\.015+-\n\t\u3000", "BREAK", " BREAK ", ":1.3)", ":0.7)", ": 2 )", ":1e2)"]),
+    max_size=80,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(emphasis_heavy)
+def test_weights_are_a1111s_to_the_last_bit(text: str) -> None:
+    assert parse_prompt_attention(text) == direct_attention(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from(["(", "[", ")", "]", "a", ":1.3)", "b "]), min_size=EXACT_DEPTH, max_size=150)
+)
+def test_deep_nesting_keeps_the_weights(parts: list[str]) -> None:
+    # Exact to the bit up to EXACT_DEPTH brackets of a kind; beyond, the same up to rounding (which can
+    # split a fragment A1111 merges, so compare character by character).
+    text = "(" * EXACT_DEPTH + "[" * EXACT_DEPTH + "".join(parts)
+    actual, expected = per_character(parse_prompt_attention(text)), per_character(direct_attention(text))
+    assert [char for char, _ in actual] == [char for char, _ in expected]
+    assert [weight for _, weight in actual] == pytest.approx([weight for _, weight in expected], rel=1e-12)
+
+
+def per_character(fragments: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    return [(char, weight) for fragment, weight in fragments for char in fragment]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(red:" + "9" * 400 + ")",  # a weight too large for a float
+        "(" * 8000 + "red",  # 1.1 ** 8000
+        "((red:" + "9" * 300 + "):" + "9" * 300 + ")",  # 1e300 × 1e300
+        "((red:" + "9" * 400 + "):0)",  # inf × 0
+    ],
+)
+def test_weights_that_are_not_finite_are_refused(text: str) -> None:
+    with pytest.raises(
+        InvalidParameter, match="emphasis weight of 'red' is (inf|nan): weights must be finite"
+    ):
+        parse_prompt_attention(text)
+
+
+def test_words_after_a_colon_are_text_as_in_a1111() -> None:
+    # A1111 reads only digits and dots as a weight; "nan", "inf" and "1e999" are words.
+    assert parse_prompt_attention("(red:nan)") == [("red:nan", 1.1)]
+    assert parse_prompt_attention("(red:1e999)") == [("red:1e999", 1.1)]
+
+
+def best_time(function: Callable[[str], object], text: str) -> float:
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        function(text)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@pytest.mark.parametrize(
+    ("function", "make"),
+    [
+        (parse_prompt_attention, lambda size: "([a " * (size // 8) + "b)] " * (size // 8)),  # nested
+        (parse_prompt_attention, lambda size: "[" * (size // 4) + "a[b]" * (size // 16)),  # left open
+        (parse_prompt_attention, lambda size: "[a:" * (size // 6) + "b:1]" * (size // 6)),
+        (parse_prompt_attention, lambda size: "a" + " " * size + "b"),  # BREAK's split on spaces
+        (split_and, lambda size: "a" + " " * size + "b AND c"),
+        (extract_network_tags, lambda size: "<a:" * (size // 3)),
+        (lambda text: prompt_schedule(text, 20), lambda size: "[a:" * (size // 6) + "b:1]" * (size // 6)),
+    ],
+)
+def test_parsing_time_grows_linearly_with_the_prompt(
+    function: Callable[[str], object], make: Callable[[int], str]
+) -> None:
+    small, large = make(4096), make(MAX_PROMPT_LENGTH)
+    growth = len(large) / len(small)  # about 16
+    small_s, large_s = best_time(function, small), best_time(function, large)
+    # Linear time grows as the text does, quadratic time with its square (~256 times here).
+    assert large_s < 1.0 and large_s < 4 * growth * max(small_s, 1e-4), (small_s, large_s)
 
 
 @pytest.mark.parametrize(
@@ -196,6 +334,60 @@ def test_network_tag_with_a_bad_number_names_it() -> None:
     _, [tag] = extract_network_tags("<lora:foo:lots>")
     with pytest.raises(InvalidParameter, match="'lots'"):
         _ = tag.weight
+
+
+@pytest.mark.parametrize("weight", ["nan", "inf", "-inf", "1e999"])
+def test_network_tag_weights_must_be_finite(weight: str) -> None:
+    _, [tag] = extract_network_tags(f"<lora:foo:{weight}>")
+    with pytest.raises(InvalidParameter, match="not a finite number"):
+        _ = tag.weight
+
+
+def test_and_weight_too_large_is_refused() -> None:
+    with pytest.raises(InvalidParameter, match="AND weight of 400 characters is too large"):
+        split_and("a AND b :" + "9" * 400)
+
+
+# --- checks ----------------------------------------------------------------------------------------------
+
+
+def test_check_prompt_accepts_long_prompts_up_to_the_limit() -> None:
+    check_prompt("(masterpiece:1.2), [[a|b]:c:0.5] <lora:x:0.8> BREAK d AND e :0.5", "prompt")
+    check_prompt("(a cat:1.1), " * (MAX_PROMPT_LENGTH // 13) + "x" * (MAX_PROMPT_LENGTH % 13), "prompt")
+
+
+def test_check_prompt_refuses_a_prompt_over_the_limit() -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        check_prompt("a" * 900_000, "negative_prompt")
+    assert str(caught.value) == "negative_prompt is 900,000 characters; the limit is 65,536"
+    with pytest.raises(InvalidParameter, match="65,537 characters"):
+        check_prompt("a" * (MAX_PROMPT_LENGTH + 1), "prompt")
+
+
+@pytest.mark.parametrize(("text", "code", "index"), [("a \ud800 b", "D800", 2), ("\udfff", "DFFF", 0)])
+def test_check_prompt_refuses_lone_surrogates(text: str, code: str, index: int) -> None:
+    with pytest.raises(
+        InvalidParameter, match=f"prompt holds a lone surrogate \\(U\\+{code}\\) at character {index}"
+    ):
+        check_prompt(text, "prompt")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("(red:" + "9" * 400 + ")", "emphasis weight of 'red' is inf"),
+        ("a (" * 7500 + "red", "emphasis weight of 'a ' is inf"),
+        ("<lora:x:nan> red", "<lora:x:…>: 'nan' is not a finite number"),
+        ("<lora:x:1:unet=inf> red", "'inf' is not a finite number"),
+        ("<hypernet:x:1e999> red", "'1e999' is not a finite number"),
+        ("red AND blue :" + "9" * 400, "AND weight"),
+        ("red AND (blue:" + "9" * 400 + ")", "emphasis weight of 'blue' is inf"),
+    ],
+)
+def test_check_prompt_refuses_weights_that_are_not_finite(text: str, reason: str) -> None:
+    with pytest.raises(InvalidParameter, match="^hr_prompt: ") as caught:
+        check_prompt(text, "hr_prompt")
+    assert reason in str(caught.value)
 
 
 # --- fuzzing ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """A1111's prompt syntax, parsed exactly as A1111 parses it. Pure text in, plain data out.
 
-- Emphasis: `(word)` ×1.1, `((word))` ×1.21, `(word:1.5)`, `[word]` ÷1.1; a backslash escapes
-  ( ) [ ] and itself; `BREAK` (outside brackets) starts a new 75-token chunk.
+- Emphasis (parsed in webui.core.emphasis): `(word)` ×1.1, `((word))` ×1.21, `(word:1.5)`, `[word]` ÷1.1;
+  a backslash escapes ( ) [ ] and itself; `BREAK` (outside brackets) starts a new 75-token chunk.
 - Prompt editing: `[from:to:when]`, `[to:when]`, `[from::when]`; `when` with a "." is a fraction of the
   steps, without one a step number. Alternation: `[a|b]` switches every step. Both nest.
 - Composable diffusion: `a AND b :1.2`. Extra networks: `<lora:name:0.8>`, `<hypernet:name:1>`.
@@ -18,84 +18,10 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from webui.core.emphasis import BREAK as BREAK  # re-exported: the prompt syntax is imported from here
+from webui.core.emphasis import BREAK_WEIGHT as BREAK_WEIGHT
+from webui.core.emphasis import parse_prompt_attention as parse_prompt_attention
 from webui.core.errors import InvalidParameter
-
-BREAK = "BREAK"
-BREAK_WEIGHT = -1.0  # the weight that marks a BREAK fragment (as A1111 marks it)
-ROUND_MULTIPLIER = 1.1
-SQUARE_MULTIPLIER = 1 / 1.1
-
-# One token of emphasis syntax. A backslash escapes ( ) [ ] \ ; a backslash before anything else is
-# dropped (A1111 does the same). The weight must end its bracket: "(a:1.5)", "(a: 1.5 )".
-_ATTENTION_TOKEN = re.compile(
-    r"""
-    (?P<escape>\\[()\[\]\\]?)
-    | (?P<open>[(\[])
-    | :\s*(?P<weight>[+-]?[.\d]+)\s*\)
-    | (?P<close>[)\]])
-    | (?P<text>[^\\()\[\]:]+|:)
-    """,
-    re.VERBOSE,
-)
-_BREAK_SPLIT = re.compile(r"\s*\bBREAK\b\s*")
-
-
-def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
-    """Fragments of text with their emphasis weight; ("BREAK", -1.0) marks a chunk break.
-
-    Unbalanced brackets weigh everything after them; adjacent fragments of equal weight are merged; an
-    empty prompt gives [("", 1.0)]. A BREAK inside brackets gets its weight multiplied too and then no
-    longer counts as a break (A1111 behaves the same).
-    """
-    fragments: list[list] = []  # [text, weight], weights multiplied in place as brackets close
-    round_open: list[int] = []
-    square_open: list[int] = []
-
-    def weigh_from(start: int, multiplier: float) -> None:
-        for fragment in fragments[start:]:
-            fragment[1] *= multiplier
-
-    for match in _ATTENTION_TOKEN.finditer(text):
-        token, weight = match.group(0), match.group("weight")
-        if match.group("escape") is not None:
-            fragments.append([token[1:], 1.0])
-        elif token == "(":
-            round_open.append(len(fragments))
-        elif token == "[":
-            square_open.append(len(fragments))
-        elif weight is not None and round_open and _is_float(weight):
-            weigh_from(round_open.pop(), float(weight))
-        elif token == ")" and round_open:
-            weigh_from(round_open.pop(), ROUND_MULTIPLIER)
-        elif token == "]" and square_open:
-            weigh_from(square_open.pop(), SQUARE_MULTIPLIER)
-        else:
-            for i, part in enumerate(_BREAK_SPLIT.split(token)):
-                if i:
-                    fragments.append([BREAK, BREAK_WEIGHT])
-                fragments.append([part, 1.0])
-    for start in round_open:
-        weigh_from(start, ROUND_MULTIPLIER)
-    for start in square_open:
-        weigh_from(start, SQUARE_MULTIPLIER)
-
-    merged: list[tuple[str, float]] = []
-    for fragment_text, fragment_weight in fragments:
-        if merged and merged[-1][1] == fragment_weight:
-            merged[-1] = (merged[-1][0] + fragment_text, fragment_weight)
-        else:
-            merged.append((fragment_text, fragment_weight))
-    return merged or [("", 1.0)]
-
-
-def _is_float(text: str) -> bool:
-    # A1111 crashes on weights like "(a:1.2.3)"; here they stay plain text.
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
 
 # --- prompt editing and alternation -------------------------------------------------------------------
 # A parsed prompt is a tree of str (literal text), _Scheduled and _Alternate nodes inside lists.
@@ -318,21 +244,26 @@ def prompts_per_step(prompt: str, steps: int) -> list[str]:
 # --- AND -------------------------------------------------------------------------------------------------
 
 _AND = re.compile(r"\bAND\b")
-_AND_WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.DOTALL)
+_AND_WEIGHT = re.compile(r"[-+]?(?:\d+\.?|\d*\.\d+)")
 
 
 def split_and(prompt: str) -> list[tuple[str, float]]:
     """Composable-diffusion parts: "a AND b :1.2" → [("a", 1.0), (" b", 1.2)].
 
     As in A1111, trailing whitespace and a trailing ":weight" are cut from each part (also without any
-    AND: "cat :2" weighs 2); leading whitespace stays.
+    AND: "cat :2" weighs 2); leading whitespace stays. Raises InvalidParameter for a weight too large to
+    be a finite number.
     """
     parts = []
     for part in _AND.split(prompt):
-        match = _AND_WEIGHT.match(part)
-        assert match is not None  # the pattern matches any string
-        text, weight = match.groups()
-        parts.append((text, float(weight) if weight is not None else 1.0))
+        # String methods, not A1111's single regular expression: that one is quadratic on runs of spaces.
+        text, weight = part.rstrip(), 1.0
+        head, colon, number = text.rpartition(":")
+        if colon and _AND_WEIGHT.fullmatch(number.lstrip()):
+            text, weight = head.rstrip(), float(number)
+            if not math.isfinite(weight):
+                raise InvalidParameter(f"an AND weight of {len(number.strip())} characters is too large")
+        parts.append((text, weight))
     return parts
 
 
@@ -372,9 +303,12 @@ class NetworkTag:
 
     def _number(self, text: str) -> float:
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise InvalidParameter(f"<{self.kind}:{self.name}:…>: {text!r} is not a number") from None
+        if not math.isfinite(number):
+            raise InvalidParameter(f"<{self.kind}:{self.name}:…>: {text!r} is not a finite number")
+        return number
 
 
 def extract_network_tags(prompt: str) -> tuple[str, list[NetworkTag]]:
@@ -386,4 +320,48 @@ def extract_network_tags(prompt: str) -> tuple[str, list[NetworkTag]]:
         tags.append(NetworkTag(match.group(1), name, tuple(args)))
         return ""
 
-    return _NETWORK_TAG.sub(take, prompt), tags
+    # No tag ends after the last ">"; leaving that part out keeps the search linear where no ">" follows.
+    end = prompt.rfind(">") + 1
+    return _NETWORK_TAG.sub(take, prompt[:end]) + prompt[end:], tags
+
+
+# --- checks ----------------------------------------------------------------------------------------------
+
+MAX_PROMPT_LENGTH = 65_536  # characters; A1111 users write long prompts, far beyond 75 tokens
+
+
+def check_prompt(text: str, field: str) -> None:
+    """Raise InvalidParameter naming `field` unless the prompt can be generated from: at most
+    MAX_PROMPT_LENGTH characters, valid Unicode (no lone surrogates, which JSON's "\\ud800" can carry),
+    and finite weights in its emphasis, AND parts and extra-network tags.
+
+    The parsers raise for non-finite weights themselves (a scheduled variant of the prompt is only seen
+    during generation); this check names the field before a job is queued.
+    """
+    if len(text) > MAX_PROMPT_LENGTH:
+        raise InvalidParameter(f"{field} is {len(text):,} characters; the limit is {MAX_PROMPT_LENGTH:,}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidParameter(
+            f"{field} holds a lone surrogate (U+{ord(text[error.start]):04X}) at character {error.start}: "
+            "not valid Unicode text"
+        ) from None
+    try:
+        plain, tags = extract_network_tags(text)
+        for tag in tags:
+            for arg in (*tag.positional, *tag.named.values()):
+                if _is_number(arg) and not math.isfinite(float(arg)):
+                    raise InvalidParameter(f"<{tag.kind}:{tag.name}:…>: {arg!r} is not a finite number")
+        for part, _ in split_and(plain):
+            parse_prompt_attention(part)
+    except InvalidParameter as error:
+        raise InvalidParameter(f"{field}: {error}") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
