@@ -7,8 +7,11 @@ from it, and `Settings.update` validates against it.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,8 +20,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from webui.core.errors import InvalidParameter, UserError
+from webui.core.errors import InvalidParameter
 from webui.services.outputs import IMAGE_FORMATS
+
+log = logging.getLogger(__name__)
+
+# A temporary file of _save that lived this long was left by a killed process (a write takes milliseconds).
+STALE_TEMP_AGE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,8 @@ class Settings:
     """Options loaded from `path` (defaults when it does not exist) and saved back on every update.
 
     Keys in the file that this program does not know (say, from an A1111 config.json) are kept as they
-    are when saving, but are not options here.
+    are when saving, but are not options here. A damaged file never stops the start: it is moved aside
+    (config.json.bad-<time>), the options it cannot give keep their defaults, and `load_warning` says so.
     """
 
     def __init__(self, path: Path) -> None:
@@ -186,16 +195,26 @@ class Settings:
         self._values = {o.name: o.default for o in OPTIONS}
         self._overrides: dict[str, Any] = {}  # for one generation (see `overridden`); never saved
         self._extension_options: dict[str, Option] = {}  # added by extensions (on_ui_settings)
+        self._load_warning: str | None = None
+        self._remove_stale_temp_files()
         if self.path.exists():
             self._load()
+
+    @property
+    def load_warning(self) -> str | None:
+        """What was wrong with the settings file at start (one sentence for the user), else None."""
+        return self._load_warning
 
     def _load(self) -> None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"cannot read settings file {self.path}: {exc}") from exc
+            self._set_aside(f"it cannot be read as JSON ({exc})", repaired=False)
+            return
         if not isinstance(data, dict):
-            raise UserError(f"settings file {self.path} must hold a JSON object, not {type(data).__name__}")
+            self._set_aside(f"it holds a JSON {type(data).__name__}, not an object", repaired=False)
+            return
+        problems = []
         for name, value in data.items():
             if name not in OPTIONS_BY_NAME:
                 self._unknown[name] = value
@@ -203,7 +222,41 @@ class Settings:
             try:
                 self._values[name] = OPTIONS_BY_NAME[name].validate(value)
             except InvalidParameter as exc:
-                raise UserError(f"settings file {self.path}: {exc}") from exc
+                problems.append(str(exc))
+        if problems:
+            self._set_aside("; ".join(problems), repaired=True)
+
+    def _set_aside(self, problem: str, repaired: bool) -> None:
+        """Keep the damaged file as config.json.bad-<time>; when `repaired`, write the options that were
+        valid (and the unknown keys) back, so the next start is clean and the warning comes once."""
+        kept = self.path.with_name(f"{self.path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
+        while kept.exists():  # two damaged files within a second
+            kept = kept.with_name(f"{kept.name}-{uuid.uuid4().hex[:6]}")
+        outcome = "the other options were read" if repaired else "started with default settings"
+        try:
+            os.replace(self.path, kept)
+            if repaired:
+                self._save({**self._unknown, **self._values})
+            where = f"the damaged file is kept as {kept.name}"
+        except OSError as exc:
+            where = f"it could not be set aside ({exc})"
+        self._load_warning = f"settings file {self.path} was damaged: {problem}; {outcome}; {where}"
+        log.warning("%s", self._load_warning)
+
+    def _remove_stale_temp_files(self) -> None:
+        """Remove the temporary files of writes that a kill interrupted (ours only: .config.json.<hex>.tmp),
+        leaving young ones: another process may be writing."""
+        pattern = re.compile(rf"\.{re.escape(self.path.name)}\.[0-9a-f]{{32}}\.tmp")
+        try:
+            candidates = [entry for entry in self.path.parent.iterdir() if pattern.fullmatch(entry.name)]
+        except OSError:
+            return  # no folder yet: nothing to clean
+        for entry in candidates:
+            try:
+                if time.time() - entry.stat().st_mtime > STALE_TEMP_AGE_S:
+                    entry.unlink()
+            except OSError as exc:  # gone meanwhile, or not ours to remove
+                log.warning("could not remove stale settings file %s: %s", entry, exc)
 
     def option(self, name: str) -> Option:
         """The option `name`: one of OPTIONS or one an extension added."""
@@ -279,7 +332,8 @@ class Settings:
         return str(values[general] or values[_OUTDIR_KEYS[kind]])
 
     def _save(self, data: dict[str, Any]) -> None:
-        """Write via a temporary file in the same folder, so config.json is always whole."""
+        """Write via a temporary file in the same folder, so config.json is always whole (os.replace is
+        atomic; a kill leaves at most a temporary file, removed at the next start)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
         try:
