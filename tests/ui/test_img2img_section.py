@@ -61,7 +61,7 @@ def test_mask_is_the_union_of_painted_pixels():
     assert mask.mode == "L" and mask.size == (32, 32)
     assert mask.getpixel((1, 1)) == 255 and mask.getpixel((25, 25)) == 255
     assert mask.getpixel((10, 10)) == 0
-    assert sum(1 for v in mask.getdata() if v) == 16 + 144
+    assert sum(1 for v in mask.get_flattened_data() if v) == 16 + 144
     faint = layer((32, 32), (5, 5, 6, 6), colour="#ffffff10")  # barely visible paint still masks
     assert img2img.mask_from_layers([faint], (32, 32)).getpixel((5, 5)) == 255
 
