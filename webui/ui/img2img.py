@@ -161,7 +161,7 @@ class Img2ImgSection:
                 gr.Markdown("The output size is *Width* × *Height* below.")
             with gr.Tab("Resize by", id=RESIZE_BY, elem_id="img2img_tab_resize_by") as resize_by:
                 scale = gr.Slider(0.05, 4.0, value=1.0, step=0.05, label="Scale", elem_id="img2img_scale")
-                scale_note = gr.Markdown(elem_id="img2img_scale_note")
+                size_note = gr.Markdown(elem_id="img2img_scale_note")
         resize_to.select(lambda: RESIZE_TO, outputs=scale_tab, queue=False)
         resize_by.select(lambda: RESIZE_BY, outputs=scale_tab, queue=False)
         # Labels, limits and defaults from the schema (webui/core/params.py); elem_ids are A1111's.
@@ -203,7 +203,7 @@ class Img2ImgSection:
         ]
         for trigger in (scale.change, resize_by.select):
             trigger(
-                lambda *v: scale_note(Img2ImgValues(*v)), inputs=all_inputs, outputs=scale_note, queue=False
+                lambda *v: scale_note(Img2ImgValues(*v)), inputs=all_inputs, outputs=size_note, queue=False
             )
         return all_inputs
 
