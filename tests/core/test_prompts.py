@@ -188,9 +188,19 @@ def test_weights_that_are_not_finite_are_refused(text: str) -> None:
 
 
 def test_words_after_a_colon_are_text_as_in_a1111() -> None:
-    # A1111 reads only digits and dots as a weight; "nan", "inf" and "1e999" are words.
+    # A1111 reads only digits and dots as a weight; "nan", "inf" and "1e999" are words to the parser
+    # (check_prompt refuses them as weights before generation).
     assert parse_prompt_attention("(red:nan)") == [("red:nan", 1.1)]
     assert parse_prompt_attention("(red:1e999)") == [("red:1e999", 1.1)]
+    check_prompt("(red:1e2) (blue: infinite) (a:b)", "prompt")  # finite or no number: left as text
+
+
+def test_the_parser_refuses_lone_surrogates() -> None:
+    # The engine parses every prompt it encodes: a prompt that skipped check_prompt still fails cleanly.
+    with pytest.raises(
+        InvalidParameter, match=r"the prompt holds a lone surrogate \(U\+D800\) at character 1"
+    ):
+        parse_prompt_attention("a\ud800")
 
 
 def best_time(function: Callable[[str], object], text: str) -> float:
@@ -382,6 +392,10 @@ def test_check_prompt_refuses_lone_surrogates(text: str, code: str, index: int) 
         ("<hypernet:x:1e999> red", "'1e999' is not a finite number"),
         ("red AND blue :" + "9" * 400, "AND weight"),
         ("red AND (blue:" + "9" * 400 + ")", "emphasis weight of 'blue' is inf"),
+        ("(red:nan)", "the emphasis weight nan is not a finite number"),
+        ("a (red: -INF ) b", "the emphasis weight -INF is not a finite number"),
+        ("(red:Infinity)", "the emphasis weight Infinity is not a finite number"),
+        ("(red:1e999)", "the emphasis weight 1e999 is not a finite number"),
     ],
 )
 def test_check_prompt_refuses_weights_that_are_not_finite(text: str, reason: str) -> None:

@@ -59,8 +59,9 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
     empty prompt gives [("", 1.0)]. A BREAK inside brackets gets its weight multiplied too and then no
     longer counts as a break (A1111 behaves the same). Time and memory are linear in the text's length.
     Raises InvalidParameter where a weight is not a finite number ("(a:1e400)" written out, or brackets
-    nested thousands deep).
+    nested thousands deep) and for text that is not valid Unicode (see require_unicode).
     """
+    require_unicode(text, "the prompt")
     # Each fragment keeps the innermost open brackets of both kinds; weights are worked out at the end.
     fragments: list[tuple[str, float, _Bracket | None, _Bracket | None]] = []
     opened: list[_Bracket] = []
@@ -112,6 +113,18 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
         else:
             merged.append(([fragment_text], weight))
     return [("".join(parts), weight) for parts, weight in merged] or [("", 1.0)]
+
+
+def require_unicode(text: str, what: str) -> None:
+    """InvalidParameter naming `what` if `text` holds a lone surrogate (JSON's "\\ud800" carries one): no
+    tokenizer, file or JSON answer takes it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidParameter(
+            f"{what} holds a lone surrogate (U+{ord(text[error.start]):04X}) at character {error.start}: "
+            "not valid Unicode text"
+        ) from None
 
 
 def _innermost(top: _Bracket | None, limit: float = math.inf) -> list[_Bracket]:

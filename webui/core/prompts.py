@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from webui.core.emphasis import BREAK as BREAK  # re-exported: the prompt syntax is imported from here
 from webui.core.emphasis import BREAK_WEIGHT as BREAK_WEIGHT
 from webui.core.emphasis import parse_prompt_attention as parse_prompt_attention
+from webui.core.emphasis import require_unicode
 from webui.core.errors import InvalidParameter
 
 # --- prompt editing and alternation -------------------------------------------------------------------
@@ -329,30 +330,31 @@ def extract_network_tags(prompt: str) -> tuple[str, list[NetworkTag]]:
 
 MAX_PROMPT_LENGTH = 65_536  # characters; A1111 users write long prompts, far beyond 75 tokens
 
+# A1111 reads only digits and dots as an emphasis weight, so "(red:inf)" is the text "red:inf". Nobody
+# means that as text: the spellings of infinity and NaN, and numbers too large, are refused as weights.
+_WORD_WEIGHT = re.compile(r":\s*([+-]?(?:nan|inf(?:inity)?|[\d.]+e[+-]?\d+))\s*\)", re.IGNORECASE)
+
 
 def check_prompt(text: str, field: str) -> None:
     """Raise InvalidParameter naming `field` unless the prompt can be generated from: at most
     MAX_PROMPT_LENGTH characters, valid Unicode (no lone surrogates, which JSON's "\\ud800" can carry),
-    and finite weights in its emphasis, AND parts and extra-network tags.
+    and finite weights in its emphasis ("(red:inf)" included), AND parts and extra-network tags.
 
     The parsers raise for non-finite weights themselves (a scheduled variant of the prompt is only seen
     during generation); this check names the field before a job is queued.
     """
     if len(text) > MAX_PROMPT_LENGTH:
         raise InvalidParameter(f"{field} is {len(text):,} characters; the limit is {MAX_PROMPT_LENGTH:,}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise InvalidParameter(
-            f"{field} holds a lone surrogate (U+{ord(text[error.start]):04X}) at character {error.start}: "
-            "not valid Unicode text"
-        ) from None
+    require_unicode(text, field)
     try:
         plain, tags = extract_network_tags(text)
         for tag in tags:
             for arg in (*tag.positional, *tag.named.values()):
                 if _is_number(arg) and not math.isfinite(float(arg)):
                     raise InvalidParameter(f"<{tag.kind}:{tag.name}:…>: {arg!r} is not a finite number")
+        for match in _WORD_WEIGHT.finditer(plain):
+            if _is_number(match.group(1)) and not math.isfinite(float(match.group(1))):
+                raise InvalidParameter(f"the emphasis weight {match.group(1)} is not a finite number")
         for part, _ in split_and(plain):
             parse_prompt_attention(part)
     except InvalidParameter as error:
