@@ -36,6 +36,7 @@ def create_server(app: App, host: str, port: int) -> uvicorn.Server:
         import gradio as gr
 
         from webui.ui.blocks import build_ui
+        from webui.ui.page_assets import page_assets
 
         # gradio serves its own static files, its upload/cache folder and these output folders, never
         # the models, settings or styles (blocked even if an output folder is set to contain them).
@@ -56,6 +57,8 @@ def create_server(app: App, host: str, port: int) -> uvicorn.Server:
         # before the mount: routes extensions add here must come before gradio's catch-all "/"
         app.plugins.app_started(demo, web)
         head, css = app.plugins.page_assets()  # the loaded extensions' javascript/*.js and style.css
+        own_head, own_css = page_assets()  # the page's own script and style, before the extensions'
+        head, css = f"{own_head}\n{head}", f"{own_css}\n{css}"
         web = gr.mount_gradio_app(
             web,
             demo,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import pytest
 from PIL import Image
 
-from tests.browser.helpers import open_ui, playwright
+from tests.browser.helpers import open_ui, playwright, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -30,4 +33,38 @@ def test_img2img_resize_by_shows_the_output_size(browser, running_app, tmp_path)
     scale.press("Enter")
     playwright.expect(note).to_contain_text("Resize from: 64x48 to: 128x96", timeout=30_000)
     assert page.get_by_text("'Markdown' object is not callable").count() == 0
+    page.close()
+
+
+def test_generate_gives_way_to_interrupt_with_one_progress_display(browser, running_app):
+    """Items 4, 5, 7, 10: while a job runs Generate is replaced by Interrupt/Skip (a click is never
+    dropped); one progress display, "ETA 1m 05s" style and never "step 0/0"; Interrupt says so, the
+    page is ready again, and the handler no longer returns a value gradio warns about."""
+    _, base_url = running_app
+    page = browser.new_page()
+    open_ui(page, base_url)
+    generate, interrupt = page.locator("#txt2img_generate"), page.locator("#txt2img_interrupt")
+    playwright.expect(interrupt).to_be_hidden()
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 64)
+    set_number(page, "txt2img_steps", 150)
+    set_number(page, "txt2img_batch_count", 3)
+    generate.click()
+    playwright.expect(generate).to_be_hidden(timeout=10_000)
+    playwright.expect(interrupt).to_be_visible()
+    playwright.expect(page.locator("#txt2img_skip")).to_be_visible()
+    progress = page.locator("#txt2img_progress")
+    line = re.compile(r"Batch 1/3 · step \d+/150 · \d+% · \d+s elapsed · ETA (\d+h \d\dm|\d+m \d\ds|\d+s)")
+    playwright.expect(progress).to_contain_text(line, timeout=60_000)
+    assert "0/0" not in progress.inner_text()
+    # gradio's own bar (on the gallery and on the infotext) is not shown beside ours
+    assert page.locator(".progress-level:visible, .eta-bar:visible").count() == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        interrupt.click()
+        playwright.expect(progress).to_have_text("Interrupted", timeout=60_000)
+        playwright.expect(page.get_by_text("Interrupted").last).to_be_visible()
+        playwright.expect(generate).to_be_visible()
+        playwright.expect(interrupt).to_be_hidden()
+    assert not [w for w in caught if "too many output values" in str(w.message)]
     page.close()

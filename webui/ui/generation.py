@@ -21,7 +21,7 @@ from webui.core.errors import UserError
 from webui.core.params import GenerationParams, Result, Txt2Img
 from webui.ui import extra_networks
 from webui.ui.param_widgets import from_widget, unplaced_widgets, widget
-from webui.ui.progress import watch
+from webui.ui.progress import status_html, watch
 from webui.ui.token_counter import add_counter
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 PLACED = (
     "prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "width", "height", "n_iter",
     "batch_size", "cfg_scale", "cfg_rescale", "seed", "clip_skip",
+    # txt2img's "Hires. fix" section (ui/hires.py); img2img's own section places denoising_strength
+    "enable_hr", "denoising_strength", "hr_scale", "hr_resize_x", "hr_resize_y", "hr_upscaler",
+    "hr_second_pass_steps", "hr_prompt", "hr_negative_prompt",
 )  # fmt: skip
 
 
@@ -113,9 +116,9 @@ def build_generation_tab(
             negative_counter = gr.Column(min_width=0)
         with gr.Column(scale=1, min_width=160):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{name}_generate")
-            with gr.Row():
-                interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt", min_width=60)
-                skip = gr.Button("Skip", elem_id=f"{name}_skip", min_width=60)
+            with gr.Row():  # shown instead of Generate while a job of this page runs, as A1111
+                interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt", min_width=60, visible=False)
+                skip = gr.Button("Skip", elem_id=f"{name}_skip", min_width=60, visible=False)
             with gr.Row(elem_id=f"{name}_tools") as toolbar:
                 show_networks = gr.Button("🎴", elem_id=f"{name}_extra_networks", min_width=40, scale=0)
     extra_networks.build_panel(app.models.loras, prompt, show_networks, name)
@@ -168,6 +171,7 @@ def build_generation_tab(
                 built_sections.append(section)
                 section_inputs.append(section.build())
         with gr.Column():
+            progress_box = gr.HTML("", elem_id=f"{name}_progress")
             # PNG: the browser (and "Send to") gets the exact pixels, not a lossy WebP copy
             gallery = gr.Gallery(
                 label="Output",
@@ -205,7 +209,8 @@ def build_generation_tab(
         controls.update(section.controls)
     inputs = [*(controls[key] for key in base_names), *(c for group in section_inputs for c in group)]
 
-    def run(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:
+    # gradio finds its progress tracker by this default value
+    def run(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
         """A generator: live previews go to the gallery while the job runs, then the result."""
         try:
             params = params_type(
@@ -228,8 +233,9 @@ def build_generation_tab(
             )
             if result is None:
                 job = app.generation.submit(params)
-                for preview in watch(job, progress, app.settings.get("live_previews_enable")):
-                    yield [(preview, "Preview")], gr.skip(), gr.skip(), gr.skip()
+                for shown in watch(job, app.settings.get("live_previews_enable")):
+                    previews = [(shown.preview, "Preview")] if shown.preview is not None else gr.skip()
+                    yield previews, gr.skip(), gr.skip(), gr.skip(), shown.html
                 result = job.wait()
         except UserError as error:
             raise gr.Error(str(error)) from error
@@ -238,20 +244,38 @@ def build_generation_tab(
             raise gr.Error(f"Generation failed: {type(error).__name__}: {error}") from error
         for warning in result.warnings:
             gr.Warning(warning)
+        if result.interrupted:
+            gr.Info("Interrupted")
         images = [(image, f"Seed {s}") for image, s in zip(result.images, result.seeds)]
         yield (
             images,
             result.infotexts[0] if result.infotexts else "",
             list(result.infotexts),
             result.params.seed,
+            status_html("Interrupted") if result.interrupted else "",
         )
 
-    outputs = [gallery, infotext, infotexts, last_seed]
-    # our own job queue runs one job at a time; gradio only waits on it
-    generate.click(run, inputs=inputs, outputs=outputs, concurrency_limit=None)
-    prompt.submit(run, inputs=inputs, outputs=outputs, concurrency_limit=None)
-    interrupt.click(lambda: app.jobs.interrupt(), queue=False)
-    skip.click(lambda: app.jobs.skip(), queue=False)
+    outputs = [gallery, infotext, infotexts, last_seed, progress_box]
+    buttons = [generate, interrupt, skip]
+
+    def show_buttons(running: bool) -> tuple[gr.Button, gr.Button, gr.Button]:
+        return gr.Button(visible=not running), gr.Button(visible=running), gr.Button(visible=running)
+
+    # While a job runs, Generate gives way to Interrupt and Skip (A1111): a click is never silently dropped.
+    # Our own job queue runs one job at a time; gradio only waits on it. The progress display is ours.
+    for trigger in (generate.click, prompt.submit):
+        trigger(lambda: show_buttons(True), outputs=buttons, queue=False).then(
+            run, inputs=inputs, outputs=outputs, concurrency_limit=None, show_progress="hidden"
+        ).then(lambda: show_buttons(False), outputs=buttons, queue=False)
+
+    def interrupt_job() -> None:  # no return value: the events have no outputs
+        app.jobs.interrupt()
+
+    def skip_job() -> None:
+        app.jobs.skip()
+
+    interrupt.click(interrupt_job, queue=False)
+    skip.click(skip_job, queue=False)
     sampler.change(
         lambda sampler_name: gr.Dropdown(
             choices=list(samplers.find_sampler(sampler_name).schedule_types), value=samplers.AUTOMATIC

@@ -1,9 +1,15 @@
-"""Wait on a queued job while feeding gradio's progress bar (it computes the ETA from our fraction)."""
+"""The one progress display of a generation tab: a bar and a line such as
+"Batch 1/2 · step 7/20 · 35% · 12s elapsed · ETA 16m 50s", updated while a queued job runs.
+
+gradio's own progress bar is not used for generations: it shows on every output, restarts its timer on
+each live preview and prints the ETA in raw seconds."""
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -11,31 +17,105 @@ import gradio as gr
 from webui.services.jobs import Job, JobStatus
 
 POLL_SECONDS = 0.25
+# Weight of the newest estimate of the finish moment: steps vary (the first ones load, decode at the end),
+# so the raw estimate jumps; this keeps the shown ETA steady without lagging far behind.
+SMOOTHING = 0.2
 
 
-def watch(job: Job, progress: gr.Progress, show_previews: bool = False) -> Iterator[Any]:
-    """Feed gradio's progress bar until the job is done; yield each new live preview image on the way
-    (the engine makes one every "show_progress_every_n_steps" steps)."""
-    last = None
+def format_duration(seconds: float) -> str:
+    """A1111's style: "45s", "16m 50s", "1h 02m"."""
+    total = max(int(round(seconds)), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+@dataclass
+class EtaSmoother:
+    """Smooths the predicted finish moment (not the seconds left, which fall by themselves)."""
+
+    finish: float | None = None
+
+    def update(self, now: float, eta: float) -> float:
+        predicted = now + eta
+        self.finish = (
+            predicted if self.finish is None else self.finish + SMOOTHING * (predicted - self.finish)
+        )
+        return max(self.finish - now, 0.0)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the display shows at one poll, and the newest live preview (None: none new)."""
+
+    html: str
+    preview: Any = None
+
+
+def progress_html(text: str, fraction: float) -> str:
+    percent = min(max(fraction, 0.0), 1.0) * 100
+    return (
+        f'<div class="wui-progress"><div class="wui-progress-bar" style="width:{percent:.1f}%"></div>'
+        f'<span class="wui-progress-text">{html.escape(text)}</span></div>'
+    )
+
+
+def status_html(text: str) -> str:
+    """A one-line message in the progress display's place ("Interrupted", …)."""
+    return f'<div class="wui-progress-status">{html.escape(text)}</div>'
+
+
+def describe(job: Job, elapsed: float, smoother: EtaSmoother, now: float) -> tuple[str, float]:
+    """The progress line and fraction of a running job."""
+    view = job.progress()
+    state = view.state
+    if state["sampling_steps"] <= 0:  # loading the model, encoding the prompt: no step to count yet
+        return f"Starting… {format_duration(elapsed)} elapsed", 0.0
+    parts = []
+    if state["job_count"] > 1:
+        parts.append(f"Batch {state['job_no'] + 1}/{state['job_count']}")
+    parts += [
+        f"step {state['sampling_step']}/{state['sampling_steps']}",
+        f"{view.progress * 100:.0f}%",
+        f"{format_duration(elapsed)} elapsed",
+    ]
+    if view.progress > 0:
+        parts.append(f"ETA {format_duration(smoother.update(now, view.eta_relative))}")
+    return " · ".join(parts), view.progress
+
+
+def watch(job: Job, show_previews: bool = False) -> Iterator[Snapshot]:
+    """A snapshot whenever the display or the live preview changes, until the job is done (the engine makes
+    a preview every "show_progress_every_n_steps" steps; with `show_previews` off none is passed on)."""
+    smoother = EtaSmoother()
+    started: float | None = None
+    last_html, last_preview = "", None
     while not job.done:
-        view = job.progress()
+        now = time.monotonic()
+        preview = None
         if job.status is JobStatus.QUEUED:
-            progress(0.0, desc="Waiting in queue…")
+            shown = progress_html("Waiting in queue…", 0.0)
         else:
-            state = view.state
-            progress(
-                view.progress,
-                desc=f"Batch {state['job_no'] + 1}/{state['job_count']}, "
-                f"step {state['sampling_step']}/{state['sampling_steps']}, ETA {view.eta_relative:.0f} s",
-            )
-            preview = view.current_preview
-            if show_previews and preview is not None and preview is not last:
-                last = preview
-                yield preview
+            started = now if started is None else started
+            text, fraction = describe(job, now - started, smoother, now)
+            shown = progress_html(text, fraction)
+            current = job.progress().current_preview
+            if show_previews and current is not None and current is not last_preview:
+                preview = last_preview = current
+        if shown != last_html or preview is not None:
+            last_html = shown
+            yield Snapshot(shown, preview)
         time.sleep(POLL_SECONDS)
 
 
 def wait_with_progress(job: Job, progress: gr.Progress) -> Any:
-    for _ in watch(job, progress):
-        pass
+    """Wait on `job` feeding gradio's progress bar (img2img Batch, which runs one job per file)."""
+    while not job.done:
+        view = job.progress()
+        progress(view.progress, desc="Waiting in queue…" if job.status is JobStatus.QUEUED else None)
+        time.sleep(POLL_SECONDS)
     return job.wait()
