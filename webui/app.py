@@ -24,11 +24,13 @@ from webui.engine.controlnet.library import ControlNetLibrary
 from webui.engine.devices import choose_device
 from webui.engine.networks.embeddings import EmbeddingLibrary
 from webui.engine.networks.lora import LoraLibrary
+from webui.engine.upscaling.catalog import UpscalerCatalog, upscaler_folders
 from webui.plugins.registry import Plugins
 from webui.server import create_server, serve_in_thread, share_when_started, warn_if_exposed
 from webui.services.container import Services
 from webui.services.controlnet import ControlNetService, Preprocess
 from webui.services.dispatch import JobRunner
+from webui.services.extras import ExtrasRequest, ExtrasService
 from webui.services.generation import GenerationService, OverriddenRequest
 from webui.services.jobs import Job, JobQueue
 from webui.services.models import ModelsService
@@ -67,11 +69,22 @@ class App:
         )
         self.controlnet = ControlNetService(self.manager.controlnets, self.jobs)
         self.tokens = TokenCounter(self.models)
+        device = self.manager.device
+        self.extras = ExtrasService(
+            UpscalerCatalog(upscaler_folders(self.paths.models_dir, vars(args))),
+            None,
+            self.settings,
+            self.jobs,
+            self.paths.data_dir,
+            device.device,
+            half=device.dtype.itemsize == 2,  # fp16 wherever the checkpoints run in it
+        )
         runner.register(Request, self.generation.run)
         runner.register(OverriddenRequest, self.generation.run_overridden)
         runner.register(SwitchCheckpoint, self.models.run_switch_checkpoint)
         runner.register(SwitchVae, self.models.run_switch_vae)
         runner.register(Preprocess, self.controlnet.run)
+        runner.register(ExtrasRequest, self.extras.run)
         self.services: Services[Plugins] = Services(
             args=args,
             paths=self.paths,
@@ -83,6 +96,7 @@ class App:
             controlnet=self.controlnet,
             tokens=self.tokens,
             plugins=self.plugins,
+            extras=self.extras,
         )
         self.jobs.start()
 

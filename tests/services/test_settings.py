@@ -119,8 +119,9 @@ def test_output_dir_follows_a1111_override(tmp_path: Path) -> None:
     assert settings.output_dir("img2img") == "outputs/img2img-images"
     settings.update({"outdir_samples": "/data/all"})
     assert settings.output_dir("txt2img") == "/data/all"
-    with pytest.raises(InvalidParameter, match="extras"):
-        settings.output_dir("extras")
+    assert settings.output_dir("extras") == "/data/all"  # A1111: outdir_samples wins for extras too
+    with pytest.raises(InvalidParameter, match="saved-grids"):
+        settings.output_dir("saved-grids")
 
 
 def test_concurrent_updates_all_land(tmp_path: Path) -> None:

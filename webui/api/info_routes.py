@@ -1,27 +1,21 @@
 """The informational and utility routes of A1111's /sdapi/v1: png-info, embeddings, prompt-styles,
-cmd-flags, memory, upscalers and extra-single-image (plain resizing). Shapes follow A1111 1.10."""
+cmd-flags and memory (Extras and upscalers: extras_routes). Shapes follow A1111 1.10."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import os
 from types import MappingProxyType
 from typing import Any
 
 from fastapi import APIRouter
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 from pydantic import BaseModel
 
 from webui.api.deps import ServicesDep
 from webui.api.models import decode_image
 from webui.core import infotext
-from webui.core.errors import InvalidParameter
 from webui.services.outputs import read_infotext
 from webui.services.styles import PromptStyle
-from webui.services.upscalers import UPSCALERS, ExtrasResize, run_extras
 
 # Image.info keys A1111's PNG Info leaves out of `items` (format details, not user metadata).
 _IGNORED_INFO_KEYS = frozenset(
@@ -81,25 +75,6 @@ class StyleRequest(BaseModel):
     negative_prompt: str = ""
 
 
-class ExtrasSingleImageRequest(BaseModel):
-    """A1111's ExtrasSingleImageRequest; face restoration fields must stay 0 (not supported)."""
-
-    image: str = ""
-    resize_mode: int = 0
-    show_extras_results: bool = True
-    gfpgan_visibility: float = 0
-    codeformer_visibility: float = 0
-    codeformer_weight: float = 0
-    upscaling_resize: float = 2
-    upscaling_resize_w: int = 512
-    upscaling_resize_h: int = 512
-    upscaling_crop: bool = True
-    upscaler_1: str = "None"
-    upscaler_2: str = "None"
-    extras_upscaler_2_visibility: float = 0
-    upscale_first: bool = False
-
-
 def png_info_parameters(text: str) -> dict[str, Any]:
     """The `parameters` of A1111's png-info: the infotext's fields as written (strings), WxH values split
     into key-1/key-2, and A1111's defaults for absent keys."""
@@ -156,16 +131,6 @@ def memory_report() -> dict[str, Any]:
     except (ImportError, RuntimeError) as error:  # torch's CUDA errors are RuntimeErrors
         cuda = {"error": str(error)}
     return {"ram": ram, "cuda": cuda}
-
-
-def _png_with_info(image: Image.Image, info: dict[str, str]) -> str:
-    """PNG as base64 keeping the text chunks of `info` (the input's infotext plus "postprocessing")."""
-    pnginfo = PngInfo()
-    for key, value in info.items():
-        pnginfo.add_text(key, value)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=pnginfo)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 router = APIRouter(prefix="/sdapi/v1")
@@ -234,42 +199,3 @@ def cmd_flags(services: ServicesDep) -> dict[str, Any]:
 @router.get("/memory")
 def memory() -> dict[str, Any]:
     return memory_report()
-
-
-@router.get("/upscalers")
-def upscalers() -> list[dict[str, Any]]:
-    return [
-        {"name": name, "model_name": None, "model_path": None, "model_url": None, "scale": 4}
-        for name in UPSCALERS
-    ]
-
-
-@router.post("/extra-single-image")
-def extra_single_image(body: ExtrasSingleImageRequest) -> dict[str, str]:
-    if body.gfpgan_visibility or body.codeformer_visibility:
-        raise InvalidParameter(
-            "Not supported yet: face restoration (gfpgan_visibility, codeformer_visibility)"
-        )
-    image = decode_image(body.image, "image")
-    request = ExtrasResize(
-        resize_mode=body.resize_mode,
-        scale=body.upscaling_resize,
-        width=body.upscaling_resize_w,
-        height=body.upscaling_resize_h,
-        crop=body.upscaling_crop,
-        upscaler_1=body.upscaler_1,
-        upscaler_2=body.upscaler_2,
-        upscaler_2_visibility=body.extras_upscaler_2_visibility,
-    )
-    # The input's text chunks and infotext go on with the result, as A1111 keeps them.
-    chunks = {key: value for key, value in _info_items(image).items() if isinstance(value, str)}
-    original = read_infotext(image)
-    if original:
-        chunks["parameters"] = original
-    if image.mode not in ("RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    result, info = run_extras(image, request)
-    text = ", ".join(f"{key}: {value}" for key, value in info.items())
-    if text:
-        chunks["postprocessing"] = text
-    return {"html_info": f"<p>{html.escape(text)}</p>", "image": _png_with_info(result, chunks)}

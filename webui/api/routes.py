@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from webui.api import controlnet_routes, info_routes, script_routes
+from webui.api import controlnet_routes, extras_routes, info_routes, script_routes
 from webui.api.deps import STATE_KEY, ServicesDep
 from webui.api.models import Img2ImgRequest, Txt2ImgRequest
 from webui.api.shapes import (
@@ -46,6 +46,7 @@ def register_api(web: FastAPI, services: Services) -> None:
 
     for routes in (router, info_routes.router, script_routes.router, controlnet_routes.router):
         web.include_router(routes)
+    web.include_router(extras_routes.router)
 
 
 async def _generate(

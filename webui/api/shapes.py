@@ -12,6 +12,7 @@ from webui.core.params import Img2Img, Result
 from webui.core.samplers import Sampler, ScheduleType
 from webui.services.models import ModelsService
 from webui.services.outputs import embed_infotext
+from webui.services.upscalers import UpscalerInfo
 
 
 def base64_image(image: Any, infotext: str) -> str:
@@ -101,4 +102,15 @@ def info_dict(result: Result, styles: Sequence[str] = ()) -> dict[str, Any]:
         "images_saved": list(result.paths),
         "warnings": list(result.warnings),
         "version": __version__,
+    }
+
+
+def upscaler_item(info: UpscalerInfo) -> dict[str, Any]:
+    """As A1111's /sdapi/v1/upscalers lists one (model_name: the architecture; None for plain resizers)."""
+    return {
+        "name": info.name,
+        "model_name": info.model_name,
+        "model_path": info.model_path,
+        "model_url": info.model_url,
+        "scale": info.scale,
     }

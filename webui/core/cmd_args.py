@@ -222,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="select the default CUDA device to use (export CUDA_VISIBLE_DEVICES=0,1,etc "
         "might be needed before)",
     )
+    # A1111's upscaler and face restorer folders (SwinIR, HAT and ScuNET have no flag there either).
+    for flag, folder in (
+        ("--esrgan-models-path", "ESRGAN"),
+        ("--realesrgan-models-path", "RealESRGAN"),
+        ("--dat-models-path", "DAT"),
+        ("--bsrgan-models-path", "BSRGAN"),
+        ("--gfpgan-models-path", "GFPGAN"),
+        ("--codeformer-models-path", "Codeformer"),
+    ):
+        paths.add_argument(
+            flag, type=str, default=None, help=f"path to directory with {folder} model file(s)"
+        )
     device.add_argument("--no-half", action="store_true", help="do not switch the model to 16-bit floats")
     device.add_argument(
         "--no-half-vae", action="store_true", help="do not switch the VAE model to 16-bit floats"

@@ -7,12 +7,13 @@ infotext. Field names follow A1111's API.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
-from webui.core import samplers, schema
+from webui.core import prompts, samplers, schema
 from webui.core.errors import InvalidParameter
 from webui.core.schema import param
 
@@ -111,6 +112,16 @@ class ControlUnit:
         return dataclasses.replace(self, **changes)
 
 
+def checked_prompt(field: str) -> Callable[[str], str]:
+    """A prompt field's check: length, valid Unicode and finite weights (core/prompts.check_prompt)."""
+
+    def check(text: str) -> str:
+        prompts.check_prompt(text, field)
+        return text
+
+    return check
+
+
 def _known_sampler(name: str) -> str:
     samplers.find_sampler(samplers.split_sampler_name(name)[0])  # InvalidParameter lists the names
     return name
@@ -123,8 +134,16 @@ class GenerationParams:
     Each field is declared once (webui/core/schema.py says what a declaration drives). Fields with a
     `Spec` are the user's parameters; the plain ones at the end carry scripts and ControlNet units."""
 
-    prompt: str = param("", label="Prompt", infotext="Prompt", paste_reset=True)
-    negative_prompt: str = param("", label="Negative prompt", infotext="Negative prompt", paste_reset=True)
+    prompt: str = param(
+        "", label="Prompt", normalize=checked_prompt("prompt"), infotext="Prompt", paste_reset=True
+    )
+    negative_prompt: str = param(
+        "",
+        label="Negative prompt",
+        normalize=checked_prompt("negative_prompt"),
+        infotext="Negative prompt",
+        paste_reset=True,
+    )
     steps: int = param(
         20,
         label="Sampling steps",

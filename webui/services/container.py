@@ -10,6 +10,7 @@ from typing_extensions import TypeVar
 
 from webui.core.cmd_args import Paths
 from webui.services.controlnet import ControlNetService
+from webui.services.extras import ExtrasService
 from webui.services.generation import GenerationService
 from webui.services.jobs import JobQueue
 from webui.services.models import ModelsService
@@ -34,3 +35,4 @@ class Services(Generic[PluginsT]):
     controlnet: ControlNetService
     tokens: TokenCounter
     plugins: PluginsT
+    extras: ExtrasService  # Extras and the model upscalers (extras.catalog: one UpscalerCatalog per app)

@@ -106,6 +106,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("outdir_grids", "", "Output directory for grids; if empty, defaults to the two below", _PATHS),
     Option("outdir_txt2img_grids", "outputs/txt2img-grids", "Output directory for txt2img grids", _PATHS),
     Option("outdir_img2img_grids", "outputs/img2img-grids", "Output directory for img2img grids", _PATHS),
+    Option(
+        "outdir_extras_samples",
+        "outputs/extras-images",
+        "Output directory for images from extras tab",
+        _PATHS,
+    ),
     Option("sd_model_checkpoint", "", "Stable Diffusion checkpoint", _SD),
     Option(
         "sd_checkpoints_limit",
@@ -126,6 +132,22 @@ OPTIONS: tuple[Option, ...] = (
         _SD,
         minimum=0,
         maximum=16384,
+    ),
+    Option(
+        "ESRGAN_tile",
+        192,
+        "Tile size for ESRGAN upscalers (0 = no tiling)",
+        "Upscaling",
+        minimum=0,
+        maximum=512,
+    ),
+    Option(
+        "ESRGAN_tile_overlap",
+        8,
+        "Tile overlap for ESRGAN upscalers (low values = visible seam)",
+        "Upscaling",
+        minimum=0,
+        maximum=48,
     ),
     Option("live_previews_enable", True, "Show live previews of the created image", _PREVIEWS),
     Option(
@@ -169,6 +191,7 @@ _OUTDIR_KEYS = MappingProxyType(
         "img2img": "outdir_img2img_samples",
         "txt2img-grids": "outdir_txt2img_grids",
         "img2img-grids": "outdir_img2img_grids",
+        "extras": "outdir_extras_samples",
     }
 )
 

@@ -8,7 +8,7 @@ exactly that size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -27,6 +27,17 @@ NONE = "None"
 _FILTERS = MappingProxyType({"Lanczos": Image.Resampling.LANCZOS, "Nearest": Image.Resampling.NEAREST})
 UPSCALERS = (NONE, *_FILTERS)
 MAX_SIDE = 8192  # larger results would take gigabytes; A1111 has no model here that could make them either
+# A1111's latent upscale modes for hires fix: name → torch interpolate mode and antialias.
+LATENT_UPSCALE_MODES: Mapping[str, tuple[str, bool]] = MappingProxyType(
+    {
+        "Latent": ("bilinear", False),
+        "Latent (antialiased)": ("bilinear", True),
+        "Latent (bicubic)": ("bicubic", False),
+        "Latent (bicubic antialiased)": ("bicubic", True),
+        "Latent (nearest)": ("nearest", False),
+        "Latent (nearest-exact)": ("nearest-exact", False),
+    }
+)
 PLAIN_SCALE = 4  # what A1111's /sdapi/v1/upscalers reports for the resizers without a model
 
 

@@ -30,6 +30,7 @@ UPSCALER_FOLDERS: Mapping[str, str | None] = {
     "DAT": "--dat-models-path",
     "HAT": None,
     "ScuNET": None,
+    "BSRGAN": "--bsrgan-models-path",
 }
 
 
@@ -48,6 +49,17 @@ def default_folders(models_dir: Path) -> list[Path]:
     return [models_dir / name for name in UPSCALER_FOLDERS]
 
 
+def folder_for(models_dir: Path, name: str, flag: str | None, flags: Mapping[str, object]) -> Path:
+    """models/`name`, or the folder its command-line flag gives (`flags`: vars() of the parsed flags)."""
+    given = flags.get(flag.removeprefix("--").replace("-", "_")) if flag else None
+    return Path(str(given)).expanduser().resolve() if given else models_dir / name
+
+
+def upscaler_folders(models_dir: Path, flags: Mapping[str, object]) -> dict[str, Path]:
+    """A1111's upscaler folders by name, with its --*-models-path flags applied."""
+    return {name: folder_for(models_dir, name, flag, flags) for name, flag in UPSCALER_FOLDERS.items()}
+
+
 def _files(folders: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for folder in folders:
@@ -57,10 +69,14 @@ def _files(folders: Iterable[Path]) -> list[Path]:
 
 
 class UpscalerCatalog:
-    """The model upscalers in `folders` (scanned on each `scan()`), and the one loaded last."""
+    """The model upscalers in `folders` (scanned on each `scan()`), and the one loaded last. Folders given
+    by name (upscaler_folders()) can be asked for by name."""
 
-    def __init__(self, folders: Iterable[Path]) -> None:
-        self.folders = [Path(folder) for folder in folders]
+    def __init__(self, folders: Iterable[Path] | Mapping[str, Path]) -> None:
+        self.named = (
+            {name: Path(path) for name, path in folders.items()} if isinstance(folders, Mapping) else {}
+        )
+        self.folders = list(self.named.values()) if self.named else [Path(folder) for folder in folders]
         self._detected: dict[tuple[Path, int, int], ModelUpscaler | str] = {}
         self._loaded: tuple[Path, int, SpandrelModel] | None = None
 
@@ -97,6 +113,11 @@ class UpscalerCatalog:
                 names.add(found.name)
                 models.append(found)
         return models
+
+    def in_folder(self, name: str) -> list[ModelUpscaler]:
+        """The recognised files of the folder called `name` (e.g. "RealESRGAN"); none when not named."""
+        folder = self.named.get(name)
+        return [model for model in self.scan() if model.path.parent == folder]
 
     def refused(self) -> dict[Path, str]:
         """The files of the last scans that are not usable upscalers, with the reason."""
