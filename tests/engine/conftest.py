@@ -3,15 +3,47 @@ and the SD1 / SDXL inpainting architectures.
 
 Each `tiny_*` fixture is a TinyCheckpoint (`.path`: the .safetensors file, `.pipe`: the diffusers
 pipeline it was written from, for comparisons). Treat the pipes as read-only: they are shared.
+
+`make_manager` is the one way the engine tests build a ModelManager over such files.
 """
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from tools.tiny_models import TinyCheckpoint, build_tiny_checkpoint
+from webui.core.hashing import HashCache
+from webui.engine.checkpoints.manager import ModelManager
+from webui.engine.checkpoints.registry import CheckpointRegistry
+from webui.engine.devices import DeviceChoice
+
+CPU = DeviceChoice(torch.device("cpu"), torch.float32)
+
+
+def _manager(
+    folder: Path, *checkpoints: TinyCheckpoint, hashes: HashCache | None = None, **options: Any
+) -> ModelManager:
+    models = folder / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for checkpoint in checkpoints:
+        shutil.copy(checkpoint.path, models / checkpoint.path.name)
+    registry = CheckpointRegistry(models, hashes or HashCache(folder / "cache.json"))
+    return ModelManager(registry, options.pop("device", CPU), **options)
+
+
+@pytest.fixture(scope="session")
+def make_manager() -> Callable[..., ModelManager]:
+    """`make_manager(folder, *checkpoints, hashes=None, **options)`: a ModelManager over folder/models
+    holding copies of the checkpoints, on the CPU in float32 unless `device` says otherwise. Its hash
+    cache is `hashes` (pass the one a VAE or embedding library shares) or folder/cache.json; the other
+    options go to ModelManager (vaes, embeddings, loras, controlnets, memory, device_slots, …)."""
+    return _manager
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@ pipeline has one, and applied on every generation path (img2img and inpaint pipe
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -12,19 +12,15 @@ import torch
 from PIL import Image
 
 from tools.tiny_models import TinyCheckpoint
-from webui.core.hashing import HashCache
 from webui.core.params import GenerationParams, Img2Img, Txt2Img
 from webui.engine.checkpoints.loader import load_checkpoint
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
-from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import cfg_rescale, generate
 from webui.engine.sampling.hooks import ModelHooks
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 # a high CFG scale: the tiny random model's cond and uncond differ little, guidance must stretch them
 BASE = Txt2Img(
     prompt="a red circle", negative_prompt="blurry", steps=3, cfg_scale=30.0, seed=5, width=64, height=64
@@ -72,13 +68,12 @@ def test_the_hook_gives_diffusers_own_guidance_rescale(request: pytest.FixtureRe
 
 
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_fast: TinyCheckpoint) -> ModelManager:
-    folder = tmp_path_factory.mktemp("cfg-rescale")
-    (folder / "models").mkdir()
-    shutil.copy(tiny_sd1_fast.path, folder / "models" / tiny_sd1_fast.path.name)
-    return ModelManager(
-        CheckpointRegistry(folder / "models", HashCache(folder / "cache.json")), CPU, device_slots=1
-    )
+def manager(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sd1_fast: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
+    return make_manager(tmp_path_factory.mktemp("cfg-rescale"), tiny_sd1_fast)
 
 
 def run(manager: ModelManager, params: GenerationParams) -> np.ndarray:

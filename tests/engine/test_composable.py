@@ -6,9 +6,8 @@ what the user sees (pixels change, weight 0 is the part left out, plain prompts 
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -16,11 +15,8 @@ import torch
 
 from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
-from webui.core.hashing import HashCache
 from webui.core.params import Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
-from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import composable, conditioning, generate
 from webui.engine.sampling.hooks import ModelHooks
 from webui.engine.sampling.prompt_conditioning import PromptConditioning
@@ -28,7 +24,6 @@ from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 BASE = Txt2Img(
     prompt="a red circle",
     negative_prompt="blurry",
@@ -41,20 +36,21 @@ BASE = Txt2Img(
 )
 
 
-def make_manager(folder: Path, checkpoint: TinyCheckpoint) -> ModelManager:
-    models = folder / "models"
-    models.mkdir()
-    shutil.copy(checkpoint.path, models / checkpoint.path.name)
-    return ModelManager(CheckpointRegistry(models, HashCache(folder / "cache.json")), CPU, device_slots=1)
-
-
 @pytest.fixture(scope="module")
-def sd1(tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinyCheckpoint) -> ModelManager:
+def sd1(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sd1: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
     return make_manager(tmp_path_factory.mktemp("composable-sd1"), tiny_sd1)
 
 
 @pytest.fixture(scope="module")
-def sdxl(tmp_path_factory: pytest.TempPathFactory, tiny_sdxl: TinyCheckpoint) -> ModelManager:
+def sdxl(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sdxl: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
     return make_manager(tmp_path_factory.mktemp("composable-sdxl"), tiny_sdxl)
 
 

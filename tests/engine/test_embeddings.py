@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +25,6 @@ from webui.core import infotext
 from webui.core.hashing import HashCache, sha256_file
 from webui.core.params import Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
-from webui.engine.devices import DeviceChoice
 from webui.engine.networks.embeddings import EmbeddingLibrary, read_embedding
 from webui.engine.sampling import conditioning, generate
 from webui.engine.sampling.conditioning import CHUNK_LENGTH, EmbeddingVector, encode_prompt, split_chunks
@@ -156,17 +154,13 @@ def test_embedding_vectors_stay_in_one_chunk() -> None:
     assert chunks[1] == (emb, [1.3, 1.3])
 
 
-def test_infotext_lists_the_hashes_of_the_embeddings_used(tmp_path: Path, tiny_sd1: TinyCheckpoint) -> None:
+def test_infotext_lists_the_hashes_of_the_embeddings_used(
+    tmp_path: Path, tiny_sd1: TinyCheckpoint, make_manager: Callable[..., ModelManager]
+) -> None:
     made = write_all_formats(tmp_path / "embeddings")
-    models = tmp_path / "Stable-diffusion"
-    models.mkdir()
-    shutil.copy(tiny_sd1.path, models / tiny_sd1.path.name)
     hashes = HashCache(tmp_path / "cache.json")
-    manager = ModelManager(
-        CheckpointRegistry(models, hashes),
-        DeviceChoice(torch.device("cpu"), torch.float32),
-        embeddings=EmbeddingLibrary(tmp_path / "embeddings", hashes),
-    )
+    embeddings = EmbeddingLibrary(tmp_path / "embeddings", hashes)
+    manager = make_manager(tmp_path, tiny_sd1, hashes=hashes, embeddings=embeddings)
     params = Txt2Img(
         prompt="a [cube:embsafe:1] on a table",  # prompt editing: the embedding comes in at step 2
         negative_prompt="embpt, blurry",

@@ -6,8 +6,8 @@ batch is compared with single images (see `assert_nearly_equal`).
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,9 @@ from PIL import Image
 from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext, samplers
 from webui.core.errors import InvalidParameter
-from webui.core.hashing import HashCache, sha256_file
+from webui.core.hashing import sha256_file
 from webui.core.params import GenerationParams, Result, Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
 from webui.engine.sampling.prompt_conditioning import PromptConditioning
@@ -63,17 +62,12 @@ class RecordingJob(Job):
         self.fractions.append(progress.progress)
 
 
-def make_manager(folder: Path, *checkpoints: TinyCheckpoint) -> ModelManager:
-    models = folder / "models"
-    models.mkdir()
-    for checkpoint in checkpoints:
-        shutil.copy(checkpoint.path, models / checkpoint.path.name)
-    registry = CheckpointRegistry(models, HashCache(folder / "cache.json"))
-    return ModelManager(registry, CPU, device_slots=1, keep_in_cpu=True)
-
-
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinyCheckpoint) -> ModelManager:
+def manager(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sd1: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
     manager = make_manager(tmp_path_factory.mktemp("generate"), tiny_sd1)
     manager.get()
     return manager
@@ -259,7 +253,9 @@ def test_interrupt_during_the_first_step_stops_the_job(manager: ModelManager) ->
     assert result.seeds == (8,) and len(result.images) == 1 and len(result.infotexts) == 1
 
 
-def test_invalid_sampler_or_schedule_fails_before_any_model_work(tmp_path: Path) -> None:
+def test_invalid_sampler_or_schedule_fails_before_any_model_work(
+    tmp_path: Path, make_manager: Callable[..., ModelManager]
+) -> None:
     empty = make_manager(tmp_path)  # no checkpoint at all: any model work would raise ModelLoadError
     job = RecordingJob()
     for bad in (
@@ -274,7 +270,7 @@ def test_invalid_sampler_or_schedule_fails_before_any_model_work(tmp_path: Path)
 
 @pytest.mark.parametrize("fixture", ["tiny_sd2_v", "tiny_sdxl"])
 def test_sd2_v_and_sdxl_checkpoints_generate(
-    tmp_path: Path, request: pytest.FixtureRequest, fixture: str
+    tmp_path: Path, request: pytest.FixtureRequest, fixture: str, make_manager: Callable[..., ModelManager]
 ) -> None:
     checkpoint: TinyCheckpoint = request.getfixturevalue(fixture)
     manager = make_manager(tmp_path, checkpoint)
@@ -295,7 +291,7 @@ def test_sd2_v_and_sdxl_checkpoints_generate(
 
 
 def test_generation_goes_on_after_the_loaded_file_is_renamed(
-    tmp_path: Path, tiny_sd1: TinyCheckpoint
+    tmp_path: Path, tiny_sd1: TinyCheckpoint, make_manager: Callable[..., ModelManager]
 ) -> None:
     manager = make_manager(tmp_path, tiny_sd1)
     loaded = manager.get()

@@ -4,8 +4,8 @@ the block ends, by an exception too; then the same inside a real generation on t
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,11 +13,8 @@ import pytest
 import torch
 
 from tools.tiny_models import TinyCheckpoint
-from webui.core.hashing import HashCache
 from webui.core.params import GenerationParams, Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
-from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
 from webui.engine.sampling.hooks import ModelHook, ModelHooks, Stage
 from webui.services.jobs import Job
@@ -95,7 +92,6 @@ def test_two_hooks_at_one_stage_are_refused() -> None:
 
 # In a real run.
 
-CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 # AND (composable's hook) and CFG Rescale (its own) on together with an extension's cfg_denoiser hook
 BASE = Txt2Img(
     prompt="a red circle AND a blue background :0.8",
@@ -111,13 +107,12 @@ BASE = Txt2Img(
 
 
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_fast: TinyCheckpoint) -> ModelManager:
-    folder = tmp_path_factory.mktemp("hooks")
-    (folder / "models").mkdir()
-    shutil.copy(tiny_sd1_fast.path, folder / "models" / tiny_sd1_fast.path.name)
-    return ModelManager(
-        CheckpointRegistry(folder / "models", HashCache(folder / "cache.json")), CPU, device_slots=1
-    )
+def manager(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sd1_fast: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
+    return make_manager(tmp_path_factory.mktemp("hooks"), tiny_sd1_fast)
 
 
 class DenoiserHooks(generate.NoHooks):

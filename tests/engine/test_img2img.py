@@ -5,8 +5,8 @@ Tiny random models: pixels carry no meaning, only identity (equal means byte-equ
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,12 @@ from webui.core.hashing import HashCache
 from webui.core.params import Img2Img, Result
 from webui.engine.checkpoints.loader import load_checkpoint
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
-from webui.engine.devices import DeviceChoice
 from webui.engine.networks.lora import LoraLibrary
 from webui.engine.sampling import generate, img2img
 from webui.services.jobs import Job
 from webui.services.outputs import read_infotext
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 
 
 def blocks(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -68,16 +64,12 @@ class RecordingJob(Job):
         self.reports.append((step, total))
 
 
-def make_manager(folder: Path, *checkpoints: TinyCheckpoint) -> ModelManager:
-    models = folder / "models"
-    models.mkdir()
-    for checkpoint in checkpoints:
-        shutil.copy(checkpoint.path, models / checkpoint.path.name)
-    return ModelManager(CheckpointRegistry(models, HashCache(folder / "cache.json")), CPU)
-
-
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_fast: TinyCheckpoint) -> ModelManager:
+def manager(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sd1_fast: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
     return make_manager(tmp_path_factory.mktemp("img2img"), tiny_sd1_fast)
 
 

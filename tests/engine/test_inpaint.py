@@ -6,9 +6,8 @@ pixels exactly; inpainting checkpoints (9-channel UNet) get the mask and the mas
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,18 +19,14 @@ from PIL import Image, ImageFilter
 
 from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
-from webui.core.hashing import HashCache
 from webui.core.params import MASKED_CONTENT, GenerationParams, Img2Img, Result, Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
-from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
 from webui.engine.sampling.image_prep import blur_reach
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 SIZE = (96, 72)  # the input's; the output is 64x64
 BOX = (32, 24, 64, 48)
 
@@ -63,20 +58,21 @@ BASE = Img2Img(
 )
 
 
-def make_manager(folder: Path, checkpoint: TinyCheckpoint) -> ModelManager:
-    models = folder / "models"
-    models.mkdir()
-    shutil.copy(checkpoint.path, models / checkpoint.path.name)
-    return ModelManager(CheckpointRegistry(models, HashCache(folder / "cache.json")), CPU)
-
-
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_fast: TinyCheckpoint) -> ModelManager:
+def manager(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sd1_fast: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
     return make_manager(tmp_path_factory.mktemp("inpaint"), tiny_sd1_fast)
 
 
 @pytest.fixture(scope="module")
-def inpainting(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_inpaint: TinyCheckpoint) -> ModelManager:
+def inpainting(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sd1_inpaint: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
     return make_manager(tmp_path_factory.mktemp("inpainting"), tiny_sd1_inpaint)
 
 
@@ -222,7 +218,7 @@ def test_an_inpainting_checkpoint_also_does_txt2img_and_img2img(inpainting: Mode
 
 @pytest.mark.parametrize("fixture", ["tiny_sdxl", "tiny_sdxl_inpaint"])
 def test_sdxl_img2img_and_inpaint_with_either_architecture(
-    request: pytest.FixtureRequest, tmp_path: Path, fixture: str
+    request: pytest.FixtureRequest, tmp_path: Path, fixture: str, make_manager: Callable[..., ModelManager]
 ) -> None:
     sdxl = make_manager(tmp_path, request.getfixturevalue(fixture))
     loaded = sdxl.get()

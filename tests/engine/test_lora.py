@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,6 @@ from webui.core.params import Result, Txt2Img
 from webui.core.prompts import NetworkTag
 from webui.engine.checkpoints import loader
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
 from webui.engine.networks.lora import LoraLibrary, map_ldm_unet_keys
 from webui.engine.sampling import generate
@@ -61,10 +61,12 @@ def loras(lora_dir: Path) -> LoraLibrary:
 
 
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinyCheckpoint) -> ModelManager:
-    folder = tmp_path_factory.mktemp("lora-models")
-    shutil.copy(tiny_sd1.path, folder / tiny_sd1.path.name)
-    manager = ModelManager(CheckpointRegistry(folder, HashCache(folder / "cache.json")), CPU)
+def manager(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sd1: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
+    manager = make_manager(tmp_path_factory.mktemp("lora-models"), tiny_sd1)
     manager.get()
     return manager
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,11 +11,8 @@ import torch
 from PIL import Image
 
 from tools.tiny_models import TinyCheckpoint
-from webui.core.hashing import HashCache
 from webui.core.params import Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
-from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
 from webui.engine.sampling.previews import (
     LATENT_RGB_FACTORS,
@@ -92,14 +89,6 @@ def test_reporter_makes_previews_only_on_due_steps() -> None:
     assert reporter.interrupted is True  # everything else is the job's
 
 
-def make_manager(folder: Path, checkpoint: TinyCheckpoint) -> ModelManager:
-    models = folder / "models"
-    models.mkdir()
-    shutil.copy(checkpoint.path, models / checkpoint.path.name)
-    registry = CheckpointRegistry(models, HashCache(folder / "cache.json"))
-    return ModelManager(registry, DeviceChoice(torch.device("cpu"), torch.float32))
-
-
 class PreviewJob(Job):
     def __init__(self) -> None:
         super().__init__(params=None, kind="txt2img", clock=time.monotonic)
@@ -110,7 +99,9 @@ class PreviewJob(Job):
         self.previews.append((step, preview))
 
 
-def test_a_run_shows_the_first_images_latents(tmp_path: Path, tiny_sd1: TinyCheckpoint) -> None:
+def test_a_run_shows_the_first_images_latents(
+    tmp_path: Path, tiny_sd1: TinyCheckpoint, make_manager: Callable[..., ModelManager]
+) -> None:
     manager = make_manager(tmp_path, tiny_sd1)
     job = PreviewJob()
     params = Txt2Img(

@@ -6,8 +6,8 @@ The other VAE is the tiny SD1 VAE built with another seed: same shapes, other we
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,15 +22,12 @@ from webui.core.hashing import HashCache, sha256_file
 from webui.core.params import Txt2Img
 from webui.engine.checkpoints import ldm_layout as L
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.checkpoints.vae import VaeRegistry
-from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
 from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 LATENT = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
 
 
@@ -57,13 +54,11 @@ def write_vae(path: Path, vae: AutoencoderKL, layout: str) -> Path:
     return path
 
 
-def make_manager(folder: Path, checkpoint: TinyCheckpoint) -> ModelManager:
-    models = folder / "Stable-diffusion"
-    models.mkdir(parents=True)
-    shutil.copy(checkpoint.path, models / checkpoint.path.name)
+def vae_manager(
+    make_manager: Callable[..., ModelManager], folder: Path, checkpoint: TinyCheckpoint
+) -> ModelManager:
     hashes = HashCache(folder / "cache.json")
-    registry = CheckpointRegistry(models, hashes)
-    return ModelManager(registry, CPU, vaes=VaeRegistry(folder / "VAE", hashes))
+    return make_manager(folder, checkpoint, hashes=hashes, vaes=VaeRegistry(folder / "VAE", hashes))
 
 
 @torch.no_grad()
@@ -72,9 +67,12 @@ def decode(vae: AutoencoderKL) -> torch.Tensor:
 
 
 def test_vae_file_in_each_layout_replaces_the_decoder_and_none_restores_it_exactly(
-    tmp_path: Path, tiny_sd1: TinyCheckpoint, other_vae: AutoencoderKL
+    tmp_path: Path,
+    tiny_sd1: TinyCheckpoint,
+    other_vae: AutoencoderKL,
+    make_manager: Callable[..., ModelManager],
 ) -> None:
-    manager = make_manager(tmp_path, tiny_sd1)
+    manager = vae_manager(make_manager, tmp_path, tiny_sd1)
     safetensors = ".safetensors"
     layouts = {"a1111": safetensors, "checkpoint": safetensors, "diffusers": safetensors, "ckpt": ".pt"}
     for layout, suffix in layouts.items():
@@ -97,8 +95,10 @@ def test_vae_file_in_each_layout_replaces_the_decoder_and_none_restores_it_exact
     assert all(torch.equal(restored[k], v) for k, v in own_weights.items())
 
 
-def test_api_list_and_choices_name_the_files(tmp_path: Path, tiny_sd1: TinyCheckpoint, other_vae) -> None:
-    manager = make_manager(tmp_path, tiny_sd1)
+def test_api_list_and_choices_name_the_files(
+    tmp_path: Path, tiny_sd1: TinyCheckpoint, other_vae, make_manager: Callable[..., ModelManager]
+) -> None:
+    manager = vae_manager(make_manager, tmp_path, tiny_sd1)
     path = write_vae(tmp_path / "VAE" / "sub" / "vae-ft-mse.safetensors", other_vae, "a1111")
     manager.vaes.refresh()
     assert manager.vaes.choices() == ["Automatic", "None", "vae-ft-mse.safetensors"]
@@ -107,9 +107,12 @@ def test_api_list_and_choices_name_the_files(tmp_path: Path, tiny_sd1: TinyCheck
 
 
 def test_wrong_shape_vae_is_refused_by_name_and_the_old_one_stays(
-    tmp_path: Path, tiny_sd1: TinyCheckpoint, other_vae: AutoencoderKL
+    tmp_path: Path,
+    tiny_sd1: TinyCheckpoint,
+    other_vae: AutoencoderKL,
+    make_manager: Callable[..., ModelManager],
 ) -> None:
-    manager = make_manager(tmp_path, tiny_sd1)
+    manager = vae_manager(make_manager, tmp_path, tiny_sd1)
     good = write_vae(tmp_path / "VAE" / "good.safetensors", other_vae, "a1111")
     wide = ldm_vae(other_vae, "")
     wide["decoder.conv_out.weight"] = torch.zeros(3, 16, 3, 3)
@@ -134,14 +137,17 @@ def test_wrong_shape_vae_is_refused_by_name_and_the_old_one_stays(
 
 
 def test_automatic_takes_the_sidecar_beside_the_checkpoint(
-    tmp_path: Path, tiny_sd1: TinyCheckpoint, other_vae: AutoencoderKL
+    tmp_path: Path,
+    tiny_sd1: TinyCheckpoint,
+    other_vae: AutoencoderKL,
+    make_manager: Callable[..., ModelManager],
 ) -> None:
-    manager = make_manager(tmp_path, tiny_sd1)
+    manager = vae_manager(make_manager, tmp_path, tiny_sd1)
     loaded = manager.get(tiny_sd1.path.name)
     own_image = decode(loaded.pipe.vae)
     assert manager.vae_in_use(loaded) is None  # no sidecar yet: the checkpoint's own
 
-    sidecar = tmp_path / "Stable-diffusion" / f"{tiny_sd1.path.stem}.vae.safetensors"
+    sidecar = tmp_path / "models" / f"{tiny_sd1.path.stem}.vae.safetensors"
     write_vae(sidecar, other_vae, "a1111")
     loaded = manager.get(tiny_sd1.path.name)  # Automatic is the default
     assert manager.vae_in_use(loaded).path == sidecar
@@ -153,9 +159,12 @@ def test_automatic_takes_the_sidecar_beside_the_checkpoint(
 
 
 def test_infotext_names_the_vae_and_its_hash(
-    tmp_path: Path, tiny_sd1: TinyCheckpoint, other_vae: AutoencoderKL
+    tmp_path: Path,
+    tiny_sd1: TinyCheckpoint,
+    other_vae: AutoencoderKL,
+    make_manager: Callable[..., ModelManager],
 ) -> None:
-    manager = make_manager(tmp_path, tiny_sd1)
+    manager = vae_manager(make_manager, tmp_path, tiny_sd1)
     path = write_vae(tmp_path / "VAE" / "my-vae.safetensors", other_vae, "a1111")
     params = Txt2Img(prompt="a cube", steps=1, cfg_scale=1.0, seed=3, width=64, height=64)
 
