@@ -75,6 +75,8 @@ class JobRun:
         state = ImageSaveParams(image, p, None, {"parameters": infotext})
         self.plugins.run_callbacks("before_image_saved", state)
         path = saver(state.image, state.pnginfo.get("parameters", ""), seed)
+        if path is None:  # cut short by Interrupt/Skip (services.incomplete)
+            return None
         state.filename = str(path)
         self.plugins.run_callbacks("image_saved", state)
         return str(path)

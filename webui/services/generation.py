@@ -15,6 +15,7 @@ from PIL import Image
 from webui.core.params import GenerationParams, Request, Result
 from webui.engine.sampling import generate
 from webui.engine.sampling.previews import PreviewReporter
+from webui.services.incomplete import IncompleteImages
 from webui.services.jobs import Job, JobQueue
 from webui.services.models import ModelsService
 from webui.services.options import JobOptions, ModelOptions, SaveOptions
@@ -111,10 +112,16 @@ class GenerationService:
         reporter = PreviewReporter(job, options.preview_period)
         saving = request.save_images and options.save_samples
         grids = request.save_images and options.save_grids
+        # Images cut short by Interrupt/Skip are saved only with "Save incomplete images", and then marked.
+        incomplete = IncompleteImages(job)
+        save_incomplete = bool(self.settings.get("save_incomplete_images"))
+        save = incomplete.saver(functools.partial(self._save, options, request.kind), save_incomplete)
         # The scripts run around and inside generate.run and call the image callbacks around each save.
         context = ProcessingContext(
-            generate=lambda params, hooks: generate.run(params, self.models.manager, reporter, hooks),
-            save_image=functools.partial(self._save, options, request.kind) if saving else None,
+            generate=lambda params, hooks: generate.run(
+                params, self.models.manager, reporter, incomplete.hooks(hooks)
+            ),
+            save_image=save if saving else None,
             save_grid=functools.partial(self._save, options, f"{request.kind}-grids") if grids else None,
             current_model=lambda: self.models.current,
         )

@@ -12,8 +12,8 @@ from PIL import Image
 
 from webui.core.params import GenerationParams, Result
 
-# (image, infotext, seed) → the saved file
-Saver = Callable[[Image.Image, str, int], Path]
+# (image, infotext, seed) → the saved file, or None when the image is not to be saved (cut short)
+Saver = Callable[[Image.Image, str, int], Path | None]
 
 
 @dataclass(frozen=True)

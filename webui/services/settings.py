@@ -87,6 +87,12 @@ _UI = "User interface"
 
 OPTIONS: tuple[Option, ...] = (
     Option("samples_save", True, "Always save all generated images", _SAVING),
+    Option(
+        "save_incomplete_images",
+        False,
+        'Save incomplete images (interrupted or skipped; marked "Incomplete" in their infotext)',
+        _SAVING,
+    ),
     Option("samples_format", "png", "File format for images", _SAVING, choices=IMAGE_FORMATS),
     Option(
         "samples_filename_pattern",
