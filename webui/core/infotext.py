@@ -161,9 +161,10 @@ def with_extra(text: str, extra: Mapping[str, Value | None]) -> str:
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
         try:
-            return json.loads(value)
+            text: str = json.loads(value)
         except ValueError:
             return value
+        return text
     return value
 
 

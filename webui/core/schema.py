@@ -94,9 +94,13 @@ class Field:
     spec: Spec
 
 
-@cache
 def fields(cls: type) -> tuple[Field, ...]:
     """The declared (Spec-carrying) fields of a params class, in declaration order."""
+    return _declared_fields(cls)
+
+
+@cache  # classes do not change: read each one's declarations once
+def _declared_fields(cls: Any) -> tuple[Field, ...]:
     hints = typing.get_type_hints(cls)
     result = []
     for item in dataclasses.fields(cls):
