@@ -30,11 +30,12 @@ def test_samplers_in_a1111_order_with_aliases_and_options() -> None:
 def test_schedule_types_as_a1111_lists_them() -> None:
     assert [(s.name, s.label) for s in samplers.SCHEDULE_TYPES] == [
         ("automatic", "Automatic"), ("uniform", "Uniform"), ("karras", "Karras"),
-        ("exponential", "Exponential"),
-        ("sgm_uniform", "SGM Uniform"), ("simple", "Simple"), ("normal", "Normal"), ("ddim", "DDIM"),
-        ("beta", "Beta"),
+        ("exponential", "Exponential"), ("polyexponential", "Polyexponential"),
+        ("sgm_uniform", "SGM Uniform"), ("kl_optimal", "KL Optimal"),
+        ("align_your_steps", "Align Your Steps"),
+        ("simple", "Simple"), ("normal", "Normal"), ("ddim", "DDIM"), ("beta", "Beta"),
     ]  # fmt: skip
-    assert samplers.SCHEDULE_TYPES[4].api_item() == {
+    assert samplers.SCHEDULE_TYPES[5].api_item() == {
         "name": "sgm_uniform",
         "label": "SGM Uniform",
         "aliases": ["SGMUniform"],
@@ -70,19 +71,27 @@ def test_unknown_names_list_the_valid_ones() -> None:
     ):
         samplers.resolve("DPM fast")
     with pytest.raises(
-        InvalidParameter, match=r"Unknown schedule type 'KL Optimal'\. Valid .*Automatic, .*Beta"
+        InvalidParameter, match=r"Unknown schedule type 'Turbo'\. Valid .*Automatic, .*KL Optimal, .*Beta"
     ):
-        samplers.resolve("Euler", "KL Optimal")
+        samplers.resolve("Euler", "Turbo")
 
 
 @pytest.mark.parametrize(
-    ("name", "scheduler"), [("DDIM", "Karras"), ("Euler a", "Exponential"), ("LCM", "Uniform")]
+    ("name", "scheduler", "sigmas", "overrides"),
+    [
+        ("Euler a", "Karras", "karras", {"timestep_spacing": "linspace"}),  # no Karras config: computed
+        ("Euler a", "Exponential", "exponential", {"timestep_spacing": "linspace"}),
+        ("LCM", "Uniform", "uniform", {}),
+        ("Euler", "KL Optimal", "kl_optimal", {"timestep_spacing": "linspace"}),
+        ("Euler", "Karras", None, {"use_karras_sigmas": True, "timestep_spacing": "linspace"}),  # config
+        ("DDIM", "Karras", None, {"timestep_spacing": "leading", "steps_offset": 1}),  # ignored, as A1111
+    ],
 )
-def test_schedule_type_the_scheduler_cannot_express_is_refused(name: str, scheduler: str) -> None:
-    with pytest.raises(
-        InvalidParameter, match=f"{scheduler}.*not available with sampler '{name}'.*cannot express"
-    ):
-        samplers.resolve(name, scheduler)
+def test_a_schedule_type_the_class_cannot_express_runs_as_a1111(
+    name: str, scheduler: str, sigmas: str | None, overrides: dict[str, object]
+) -> None:
+    choice = samplers.resolve(name, scheduler)
+    assert (choice.scheduler, choice.sigmas, choice.config_overrides) == (scheduler, sigmas, overrides)
 
 
 def test_resolve_maps_to_diffusers() -> None:

@@ -5,8 +5,19 @@ into a scheduler and checks the class really accepts the overrides.
 
 Names, aliases, order and default schedule types follow A1111 v1.10 (`/sdapi/v1/samplers`,
 `/sdapi/v1/schedulers`). Samplers diffusers cannot express (DPM fast, DPM adaptive, Restart,
-DDIM CFG++) and schedule types it has no config for (Polyexponential, KL Optimal, Align Your Steps)
-are left out rather than approximated silently. Where diffusers differs from A1111 it is said below:
+DDIM CFG++) are left out rather than approximated silently. Every schedule type A1111 lists runs with
+every sampler, as in A1111:
+
+- Where the sampler's diffusers class has a config for the schedule type (Karras, Exponential, Beta,
+  timestep spacings), that config is used.
+- Otherwise (Polyexponential, KL Optimal, Align Your Steps, and e.g. Karras with Euler a) the engine
+  computes the sigmas as A1111 does (webui.engine.sampling.sigmas) and hands them to the scheduler:
+  `SamplerChoice.sigmas` names the schedule type then.
+- DDIM, PLMS and UniPC are A1111's "timesteps" samplers, which ignore the schedule type: a type their
+  diffusers class cannot express runs their Automatic schedule, and the infotext keeps the type, as
+  A1111's does.
+
+Where diffusers differs from A1111 it is said below:
 
 - "DPM++ 2S a": diffusers has no ancestral single-step DPM-Solver++, so it maps to the deterministic
   second-order `DPMSolverSinglestepScheduler`. Same solver order, no ancestral noise: images differ.
@@ -63,8 +74,9 @@ class ScheduleType:
     label: str  # what users see and the infotext says, e.g. "SGM Uniform"
     aliases: tuple[str, ...]
     config: Mapping[str, Any]
-    # Keys the scheduler class must honour for this schedule type to mean anything.
-    requires: frozenset[str]
+    # Keys the scheduler class must honour to express this schedule type by config; None: diffusers has
+    # no config for it, its sigmas are always computed.
+    requires: frozenset[str] | None
 
     def names(self) -> tuple[str, ...]:
         return (self.label, self.name, *self.aliases)
@@ -75,9 +87,10 @@ class ScheduleType:
 
 
 def _schedule(
-    name: str, label: str, config: dict[str, Any], requires: set[str], *aliases: str
+    name: str, label: str, config: dict[str, Any], requires: set[str] | None, *aliases: str
 ) -> ScheduleType:
-    return ScheduleType(name, label, aliases, MappingProxyType(config), frozenset(requires))
+    keys = None if requires is None else frozenset(requires)
+    return ScheduleType(name, label, aliases, MappingProxyType(config), keys)
 
 
 def _sigmas(flag: str) -> tuple[dict[str, Any], set[str]]:
@@ -90,9 +103,12 @@ SCHEDULE_TYPES: tuple[ScheduleType, ...] = (
     _schedule("uniform", "Uniform", {"timestep_spacing": "linspace"}, {"timestep_spacing"}),
     _schedule("karras", "Karras", *_sigmas("use_karras_sigmas")),
     _schedule("exponential", "Exponential", *_sigmas("use_exponential_sigmas")),
+    _schedule("polyexponential", "Polyexponential", {}, None),
     _schedule(
         "sgm_uniform", "SGM Uniform", {"timestep_spacing": "trailing"}, {"timestep_spacing"}, "SGMUniform"
     ),
+    _schedule("kl_optimal", "KL Optimal", {}, None),
+    _schedule("align_your_steps", "Align Your Steps", {}, None),
     # A1111's Simple takes every n-th model sigma from the top: diffusers' trailing spacing.
     _schedule("simple", "Simple", {"timestep_spacing": "trailing"}, {"timestep_spacing"}),
     # A1111's Normal is linspace in timesteps, like Uniform.
@@ -117,6 +133,10 @@ class Sampler:
     # (None: the scheduler keeps its own, e.g. LCM). The infotext then says "Automatic", as A1111.
     automatic_spacing: str | None
     description: str = ""
+    # A1111's "timesteps" samplers (DDIM, PLMS, UniPC) ignore the schedule type.
+    ignores_schedule: bool = False
+    # A1111 computes one sigma more and drops the next-to-last one (DPM2, DPM2 a, DPM++ 3M SDE).
+    discard_penultimate: bool = False
 
     @property
     def options(self) -> dict[str, str]:
@@ -128,9 +148,8 @@ class Sampler:
 
     @property
     def schedule_types(self) -> tuple[str, ...]:
-        """Labels of the schedule types this sampler can use, "Automatic" first."""
-        keys = SCHEDULE_KEYS_BY_CLASS[self.class_name]
-        return tuple(s.label for s in SCHEDULE_TYPES if s.requires <= keys)
+        """Labels of the schedule types this sampler can use, "Automatic" first: all of them, as A1111."""
+        return tuple(s.label for s in SCHEDULE_TYPES)
 
 
 def _sampler(
@@ -142,8 +161,21 @@ def _sampler(
     default: str | None = None,
     automatic: str | None = "uniform",
     description: str = "",
+    ignores_schedule: bool = False,
+    discard_penultimate: bool = False,
 ) -> Sampler:
-    return Sampler(name, aliases, class_name, MappingProxyType(config or {}), default, automatic, description)
+    frozen = MappingProxyType(config or {})
+    return Sampler(
+        name,
+        aliases,
+        class_name,
+        frozen,
+        default,
+        automatic,
+        description,
+        ignores_schedule,
+        discard_penultimate,
+    )
 
 
 def _dpmpp(algorithm: str, order: int, solver_type: str = "midpoint") -> dict[str, Any]:
@@ -189,16 +221,25 @@ SAMPLERS: tuple[Sampler, ...] = (
         _dpmpp("sde-dpmsolver++", 3),
         default="exponential",
         description="Gaussian noise each step instead of A1111's Brownian tree.",
+        discard_penultimate=True,
     ),
     _sampler("Euler a", ("k_euler_a", "k_euler_ancestral"), "EulerAncestralDiscreteScheduler"),
     _sampler("Euler", ("k_euler",), "EulerDiscreteScheduler"),
     _sampler("LMS", ("k_lms",), "LMSDiscreteScheduler"),
     _sampler("Heun", ("k_heun",), "HeunDiscreteScheduler"),
-    _sampler("DPM2", ("k_dpm_2",), "KDPM2DiscreteScheduler", default="karras"),
-    _sampler("DPM2 a", ("k_dpm_2_a",), "KDPM2AncestralDiscreteScheduler", default="karras"),
-    _sampler("DDIM", ("ddim",), "DDIMScheduler", automatic="ddim"),
-    _sampler("PLMS", ("plms",), "PNDMScheduler", {"skip_prk_steps": True}, automatic="ddim"),
-    _sampler("UniPC", ("unipc",), "UniPCMultistepScheduler", automatic="sgm_uniform"),
+    _sampler("DPM2", ("k_dpm_2",), "KDPM2DiscreteScheduler", default="karras", discard_penultimate=True),
+    _sampler(
+        "DPM2 a",
+        ("k_dpm_2_a",),
+        "KDPM2AncestralDiscreteScheduler",
+        default="karras",
+        discard_penultimate=True,
+    ),
+    _sampler("DDIM", ("ddim",), "DDIMScheduler", automatic="ddim", ignores_schedule=True),
+    _sampler(
+        "PLMS", ("plms",), "PNDMScheduler", {"skip_prk_steps": True}, automatic="ddim", ignores_schedule=True
+    ),
+    _sampler("UniPC", ("unipc",), "UniPCMultistepScheduler", automatic="sgm_uniform", ignores_schedule=True),
     _sampler("LCM", ("k_lcm",), "LCMScheduler", automatic=None),
 )
 
@@ -219,6 +260,10 @@ class SamplerChoice:
     scheduler: str  # schedule type in effect, "Automatic" resolved as A1111 writes it in the infotext
     class_name: str  # diffusers scheduler class, e.g. "DPMSolverMultistepScheduler"
     config_overrides: dict[str, Any] = field(hash=False)  # a fresh dict per call; treat as read-only
+    # The schedule type (A1111 id, e.g. "kl_optimal") whose sigmas the engine computes as A1111 does and
+    # hands to the scheduler, where its class has no config for it; None: the config says it all.
+    sigmas: str | None = None
+    discard_penultimate: bool = False  # of those computed sigmas, as A1111 for this sampler
 
 
 def _find_sampler(name: str) -> Sampler | None:
@@ -298,21 +343,21 @@ def _by_name(name: str) -> ScheduleType:
 def resolve(sampler_name: str, scheduler: str = AUTOMATIC) -> SamplerChoice:
     """The diffusers class and config overrides for an A1111 sampler + schedule type.
 
-    Raises InvalidParameter for an unknown sampler or schedule type, and for a schedule type the
-    sampler's diffusers scheduler cannot express (e.g. Karras with DDIM) — never a silent fallback.
+    Raises InvalidParameter for an unknown sampler or schedule type. Every pair of known names runs:
+    by config where the class can express the schedule type, else by sigmas the engine computes
+    (`SamplerChoice.sigmas`), else (A1111's timesteps samplers) with the sampler's Automatic schedule.
     """
     sampler, schedule = _normalize(sampler_name, scheduler)
     if schedule.label == AUTOMATIC and sampler.default_schedule:
         schedule = _by_name(sampler.default_schedule)
     keys = SCHEDULE_KEYS_BY_CLASS[sampler.class_name]
-    if not schedule.requires <= keys:
-        raise InvalidParameter(
-            f"Schedule type {schedule.label!r} is not available with sampler {sampler.name!r}: diffusers' "
-            f"{sampler.class_name} cannot express it. Choose one of: {', '.join(sampler.schedule_types)}"
-        )
-    in_effect = schedule
-    if schedule.label == AUTOMATIC and sampler.automatic_spacing:
+    in_effect, computed = schedule, None
+    if schedule.requires is None or not schedule.requires <= keys:
+        in_effect = SCHEDULE_TYPES[0]
+        computed = None if sampler.ignores_schedule else schedule.name
+    if in_effect.label == AUTOMATIC and sampler.automatic_spacing:
         in_effect = _by_name(sampler.automatic_spacing)
     overrides = dict(sampler.config)
     overrides.update((key, value) for key, value in in_effect.config.items() if key in keys)
-    return SamplerChoice(sampler.name, schedule.label, sampler.class_name, overrides)
+    discard = sampler.discard_penultimate and computed is not None
+    return SamplerChoice(sampler.name, schedule.label, sampler.class_name, overrides, computed, discard)

@@ -266,7 +266,8 @@ def _run_batch(
     pipe = task.pipe
     # A fresh scheduler each batch: schedulers keep per-run state. DPM++ SDE takes its seeds here: one
     # Brownian tree per image (as A1111), so an image does not depend on the batch it was made in.
-    pipe.scheduler = make_scheduler(run.choice, pipe.scheduler.config, seed=seeds)
+    sdxl = loaded.architecture.family == "sdxl"  # Align Your Steps has a table for SDXL
+    pipe.scheduler = make_scheduler(run.choice, pipe.scheduler.config, seed=seeds, sdxl=sdxl)
     factor = pipe.vae_scale_factor
     shape = (pipe.vae.config.latent_channels, params.height // factor, params.width // factor)
     noise, generators = initial_noise(seeds, shape)

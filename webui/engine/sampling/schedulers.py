@@ -13,6 +13,7 @@ from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
 
 from webui.core.errors import InvalidParameter
 from webui.core.samplers import OWNED_CONFIG_KEYS, SamplerChoice
+from webui.engine.sampling import sigmas
 
 
 def scheduler_class(class_name: str) -> type[SchedulerMixin]:
@@ -44,14 +45,20 @@ def zero_terminal_snr_betas(config: Mapping[str, Any]) -> list[float]:
 
 
 def make_scheduler(
-    choice: SamplerChoice, base_config: Mapping[str, Any], seed: int | Sequence[int] | None = None
+    choice: SamplerChoice,
+    base_config: Mapping[str, Any],
+    seed: int | Sequence[int] | None = None,
+    *,
+    sdxl: bool = False,
 ) -> SchedulerMixin:
     """A new scheduler of `choice.class_name` for the model whose scheduler config is `base_config`.
 
     The model's facts (betas, prediction_type, rescale_betas_zero_snr, clip_sample, …) come from
     `base_config`; every key the choice decides is dropped from it first, so passing the config of a
     scheduler made by an earlier choice is safe. `seed` seeds the Brownian noise of schedulers that
-    own one (DPM++ SDE); the others take their noise from the pipeline's generator.
+    own one (DPM++ SDE); the others take their noise from the pipeline's generator. A schedule type
+    the class has no config for samples with A1111's sigmas (engine.sampling.sigmas); `sdxl` picks
+    the SDXL table of Align Your Steps.
     """
     cls = scheduler_class(choice.class_name)
     accepted = accepted_config_keys(cls)
@@ -79,4 +86,9 @@ def make_scheduler(
     overrides = dict(choice.config_overrides)
     if seed is not None and "noise_sampler_seed" in accepted:
         overrides["noise_sampler_seed"] = seed
-    return cls.from_config(config, **overrides)
+    if choice.sigmas and sigmas.needs_karras_path(cls):
+        overrides["use_karras_sigmas"] = True  # the code path our sigmas take (sigmas.install)
+    scheduler = cls.from_config(config, **overrides)
+    if choice.sigmas:
+        sigmas.install(scheduler, choice.sigmas, sdxl=sdxl, discard_penultimate=choice.discard_penultimate)
+    return scheduler
