@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from webui.core.errors import ModelLoadError
+from webui.engine.checkpoints.pickle_imports import code_imports
 
 SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -43,10 +44,12 @@ def _read_pickle(path: Path) -> Any:
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
         message = str(exc)
         wanted = re.search(r"GLOBAL ([\w.]+)", message)
-        if wanted:
+        code = [wanted.group(1)] if wanted else code_imports(path)
+        if code:
             raise ModelLoadError(
-                f"{path.name}: refused to load: the file's pickle wants to run code ({wanted.group(1)}). "
-                "Only plain tensors are read from .ckpt files; use a .safetensors version of this model."
+                f"{path.name}: refused as unsafe: the file's pickle wants to run code ({', '.join(code)}), "
+                "and no code is run from model files. Only plain tensors are read from .ckpt/.pt files; "
+                "use a .safetensors version of this model."
             ) from exc
         detail = message.strip().splitlines()[-1] if message.strip() else type(exc).__name__
         raise ModelLoadError(

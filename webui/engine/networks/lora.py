@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 from webui.core.errors import InvalidParameter
 from webui.core.hashing import HashCache
 from webui.core.prompts import NetworkTag
+from webui.engine.checkpoints.weights_files import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +201,11 @@ class LoraLibrary:
 
 
 def read_lora_file(path: Path) -> dict[str, torch.Tensor]:
-    """A LoRA file's tensors: safetensors, or `.pt` read with weights_only (no code from the file)."""
+    """A LoRA file's tensors: safetensors, or `.pt` read weights-only (a pickle that wants to run code is
+    refused with a ModelLoadError, never executed)."""
     if path.suffix.lower() == ".safetensors":
         return load_file(path, device="cpu")
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(data, dict) or not all(isinstance(value, torch.Tensor) for value in data.values()):
-        raise ValueError(f"{path.name} holds no plain tensor dictionary")
-    return data
+    return read_state_dict(path)
 
 
 def _load(pipe: Any, state: dict[str, torch.Tensor], adapter: str) -> str | None:
