@@ -53,20 +53,6 @@ def test_type_prompt_generate_and_see_image_with_infotext(browser, running_app):
     page.close()
 
 
-def test_schedule_types_follow_the_sampler(browser, running_app):
-    _, base_url = running_app
-    page = browser.new_page()
-    open_ui(page, base_url)
-    choose(page, "txt2img_sampling", "DDIM")
-    page.locator("#txt2img_scheduler input").click()
-    options = page.locator("#txt2img_scheduler [role=option]")
-    # diffusers' DDIM cannot do Karras sigmas: once the list follows DDIM, Karras is gone from it.
-    playwright.expect(options.filter(has_text="Karras")).to_have_count(0, timeout=10_000)
-    offered = [text.strip("✓\n ") for text in options.all_inner_texts()]
-    assert offered[0] == "Automatic" and "Uniform" in offered
-    page.close()
-
-
 def test_broken_checkpoint_shows_clear_error_and_previous_model_stays(browser, running_app):
     app, base_url = running_app
     before = app.current_checkpoint_title()

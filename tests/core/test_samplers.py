@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from webui.core import samplers
+from webui.core import infotext, samplers
 from webui.core.errors import InvalidParameter
+from webui.core.params import Txt2Img
 
 
 def test_samplers_in_a1111_order_with_aliases_and_options() -> None:
@@ -92,6 +93,17 @@ def test_a_schedule_type_the_class_cannot_express_runs_as_a1111(
 ) -> None:
     choice = samplers.resolve(name, scheduler)
     assert (choice.scheduler, choice.sigmas, choice.config_overrides) == (scheduler, sigmas, overrides)
+
+
+def test_an_unknown_schedule_type_in_an_infotext_keeps_the_sampler() -> None:
+    fields = infotext.parse("a boat\nSteps: 3, Sampler: DPM2 a, Schedule type: Turbo, Seed: 5")
+    values, problems = infotext.read_values(fields, Txt2Img)
+    assert (values["sampler_name"], values["scheduler"]) == ("DPM2 a", "Automatic")
+    assert list(problems) == ["Schedule type"] and "Turbo" in str(problems["Schedule type"])
+    karras = infotext.read_values(
+        infotext.parse("b\nSteps: 2, Sampler: Euler a, Schedule type: Karras, Seed: 1"), Txt2Img
+    )
+    assert (karras[0]["sampler_name"], karras[0]["scheduler"], karras[1]) == ("Euler a", "Karras", {})
 
 
 def test_resolve_maps_to_diffusers() -> None:

@@ -197,7 +197,13 @@ def parse(text: str) -> dict[str, str]:
 # Keys that set several fields, or a field together with another key; read by hand. Each reader gets
 # all parsed fields and returns field → value; InvalidParameter when its value cannot be read.
 def _sampler(fields: Mapping[str, str]) -> dict[str, Any]:
-    names = samplers.split_sampler_name(fields["Sampler"], fields.get("Schedule type") or samplers.AUTOMATIC)
+    try:
+        names = samplers.split_sampler_name(
+            fields["Sampler"], fields.get("Schedule type") or samplers.AUTOMATIC
+        )
+    except InvalidParameter:
+        # an unknown schedule type must not cost the sampler: "Schedule type" reports its own problem
+        names = samplers.split_sampler_name(fields["Sampler"])
     return dict(zip(("sampler_name", "scheduler"), names))
 
 

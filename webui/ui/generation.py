@@ -276,14 +276,6 @@ def build_generation_tab(
 
     interrupt.click(interrupt_job, queue=False)
     skip.click(skip_job, queue=False)
-    sampler.change(
-        lambda sampler_name: gr.Dropdown(
-            choices=list(samplers.find_sampler(sampler_name).schedule_types), value=samplers.AUTOMATIC
-        ),
-        inputs=sampler,
-        outputs=schedule,
-        queue=False,
-    )
     random_seed.click(lambda: -1, outputs=seed, queue=False)
     reuse_seed.click(lambda last: last, inputs=last_seed, outputs=seed, queue=False)
 
