@@ -68,3 +68,32 @@ def test_generate_gives_way_to_interrupt_with_one_progress_display(browser, runn
         playwright.expect(interrupt).to_be_hidden()
     assert not [w for w in caught if "too many output values" in str(w.message)]
     page.close()
+
+
+def test_out_of_range_numbers_are_set_to_the_limit_with_a_notice(browser, running_app):
+    """Item 9: typed numbers outside a slider's limits are changed visibly, and typing never makes the
+    server answer 500 (the token counter used to fail on steps 0)."""
+    _, base_url = running_app
+    page = browser.new_page()
+    failures: list[str] = []
+    page.on("response", lambda r: failures.append(r.url) if r.status >= 500 else None)
+    open_ui(page, base_url)
+    width = page.locator("#txt2img_width input[type=number]")
+    width.fill("100000")
+    width.press("Enter")
+    notices = page.locator("#webui_notices")
+    playwright.expect(notices).to_contain_text("Width: 100000 is above the maximum 2048; set to 2048.")
+    playwright.expect(width).to_have_value("2048")
+    steps = page.locator("#txt2img_steps input[type=number]")
+    steps.fill("0")
+    page.locator("#txt2img_prompt textarea").fill("a cat")  # the counter counts with the steps shown
+    counter = page.locator("#txt2img_token_counter")
+    playwright.expect(counter).to_have_text(re.compile(r"^\s*2/75\s*$"), timeout=30_000)
+    steps.press("Tab")
+    playwright.expect(notices).to_contain_text("Sampling steps: 0 is below the minimum 1; set to 1.")
+    playwright.expect(steps).to_have_value("1")
+    steps.fill("12")  # values in range are untouched
+    steps.press("Enter")
+    playwright.expect(steps).to_have_value("12")
+    assert failures == []
+    page.close()

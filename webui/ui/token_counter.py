@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import html
+import logging
+
 import gradio as gr
 
+from webui.core.errors import UserError
 from webui.services.tokens import TokenCounter, prompt_texts
 
 __all__ = ["TokenCounter", "add_counter", "prompt_texts"]
+
+log = logging.getLogger(__name__)
 
 # Scoped to the counter: small, grey, at the right edge under its prompt box (A1111 overlays it there).
 _CSS = ".token-counter { text-align: right; font-size: 0.8em; opacity: 0.7; padding-right: 1em; }"
@@ -26,7 +32,11 @@ def add_counter(
     )
 
     def update(prompt: str, step_count: float) -> str:
-        return counter.label(prompt, step_count, positive)
+        try:
+            return counter.label(prompt, step_count, positive)
+        except UserError as error:  # a prompt still being typed: the counter says why, the page goes on
+            log.info("token counter: %s", error)
+            return f'<span title="{html.escape(str(error))}">?/75</span>'
 
     for source in (box, steps):
         source.change(
