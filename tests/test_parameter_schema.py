@@ -8,12 +8,14 @@ import base64
 import dataclasses
 import io
 import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gradio as gr
 import pytest
 from PIL import Image
 
+from tests.conftest import make_app, make_data_dir
 from webui.api.models import GenerationRequest, Img2ImgFields, request_model
 from webui.core import infotext, schema
 from webui.core.errors import InvalidParameter
@@ -22,7 +24,7 @@ from webui.core.schema import param
 from webui.engine.checkpoints.model_defaults import read_defaults
 from webui.plugins import api as plugin_api
 from webui.ui import paste
-from webui.ui.generation import PLACED
+from webui.ui.generation import PLACED, build_generation_tab
 from webui.ui.param_widgets import unplaced_widgets, widget
 
 
@@ -54,6 +56,10 @@ def other_value(item: schema.Field) -> Any:
         return "Euler"
     if item.name == "scheduler":
         return "Karras"
+    if item.name in ("hr_sampler_name", "hr_scheduler"):
+        return {"hr_sampler_name": "DDIM", "hr_scheduler": "Exponential"}[item.name]
+    if item.name in ("hr_resize_x", "hr_resize_y"):
+        return 0  # "Hires resize" replaces "Hires upscale": tests/engine/test_hires_infotext.py covers it
     if spec.by_index:
         return (not item.default) if item.kind is bool else len(spec.choice_labels()) - 1
     if item.kind is bool:
@@ -180,8 +186,8 @@ def test_a_field_added_to_the_schema_appears_everywhere() -> None:
     # the UI: the tab layout does not place it, so it gets its widget
     with gr.Blocks():
         extra = unplaced_widgets(WithHiresCfg, set(PLACED), "txt2img")
-        assert unplaced_widgets(Txt2Img, set(PLACED), "txt2img") == {}
-    assert list(extra) == ["hires_cfg"] and extra["hires_cfg"].label == "Hires CFG"
+        without = unplaced_widgets(Txt2Img, set(PLACED), "txt2img")
+    assert set(extra) - set(without) == {"hires_cfg"} and extra["hires_cfg"].label == "Hires CFG"
     assert (extra["hires_cfg"].minimum, extra["hires_cfg"].maximum) == (0.0, 30.0)
     # X/Y/Z axes and Prompts from file
     axes = {axis.label: axis for axis in plugin_api.parameter_axes(WithHiresCfg)}
@@ -206,3 +212,21 @@ def test_the_api_keeps_a1111s_own_defaults_where_they_differ_from_the_ui() -> No
     assert (Img2Img().inpaint_full_res, Img2Img().inpaint_full_res_padding, Img2Img().inpainting_fill) == (
         False, 32, 1,
     )  # fmt: skip
+
+
+def test_a_declared_field_no_layout_places_gets_its_widget_in_the_real_tab(
+    tmp_path: Path, tiny_sd1_file: Path
+) -> None:
+    app = make_app(make_data_dir(tmp_path / "data", tiny_sd1_file))
+    try:
+        with gr.Blocks():
+            tab = build_generation_tab(app.services, "txt2img", params_type=WithHiresCfg)
+            plain = build_generation_tab(app.services, "img2img", params_type=Txt2Img)
+    finally:
+        app.jobs.stop()
+    slider = tab.controls["hires_cfg"]
+    assert isinstance(slider, gr.Slider) and slider.label == "Hires CFG"
+    assert (slider.minimum, slider.maximum, slider.step) == (0.0, 30.0, 0.5)
+    assert "hires_cfg" not in plain.controls
+    # every declared field with a widget is a control of the tab, placed or not
+    assert {f.name for f in schema.fields(WithHiresCfg) if f.spec.ui} <= set(tab.controls)

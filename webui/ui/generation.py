@@ -163,13 +163,14 @@ def build_generation_tab(
                 app.settings.get("CLIP_stop_at_last_layers"),
                 elem_id=f"{name}_clip_skip",
             )
-            placed = {*PLACED, *(top.controls if top is not None else ())}
-            # Declared fields this layout does not place (a new field shows up here before it gets a place)
-            unplaced = unplaced_widgets(params_type, placed, name)
             for factory in sections:
                 section = factory(name)
                 built_sections.append(section)
                 section_inputs.append(section.build())
+            # Declared fields neither the layout nor a section places get a widget here, in declaration
+            # order: a field added to the schema shows up before it is given a place.
+            placed = {*PLACED, *(field for section in built_sections for field in section.controls)}
+            unplaced = unplaced_widgets(params_type, placed, name)
         with gr.Column():
             progress_box = gr.HTML("", elem_id=f"{name}_progress")
             # PNG: the browser (and "Send to") gets the exact pixels, not a lossy WebP copy
