@@ -32,8 +32,9 @@ from webui.services.controlnet import ControlNetService, Preprocess
 from webui.services.dispatch import JobRunner
 from webui.services.extras import ExtrasRequest, ExtrasService
 from webui.services.generation import GenerationService, OverriddenRequest
-from webui.services.jobs import Job, JobQueue
+from webui.services.jobs import AdmissionLimits, Job, JobQueue
 from webui.services.models import ModelsService
+from webui.services.option_guard import OptionGuard
 from webui.services.options import ModelOptions
 from webui.services.settings import Settings
 from webui.services.styles import StyleDatabase
@@ -59,9 +60,14 @@ class App:
         self.manager = self._build_manager()
         self.registry: CheckpointRegistry = self.manager.registry
         runner = JobRunner()
-        self.jobs = JobQueue(runner)
+        self.jobs = JobQueue(runner, limits=self._admission_limits)
+        self.plugins.jobs = self.jobs  # A1111 extensions' shared.state reads the running job
         self.models = ModelsService(
-            self.manager, self.settings, self.jobs, on_loaded=self.plugins.notice_model
+            self.manager,
+            self.settings,
+            self.jobs,
+            on_loaded=self.plugins.notice_model,
+            guard=OptionGuard(freeze_all=args.freeze_settings, freeze_paths=args.hide_ui_dir_config),
         )
         self.models.configure(ModelOptions.from_settings(self.settings))
         self.generation = GenerationService(
@@ -79,12 +85,14 @@ class App:
             device.device,
             half=device.dtype.itemsize == 2,  # fp16 wherever the checkpoints run in it
         )
+        self.generation.upscalers = self.extras.catalog  # hires fix's model upscalers
         runner.register(Request, self.generation.run)
         runner.register(OverriddenRequest, self.generation.run_overridden)
         runner.register(SwitchCheckpoint, self.models.run_switch_checkpoint)
         runner.register(SwitchVae, self.models.run_switch_vae)
         runner.register(Preprocess, self.controlnet.run)
         runner.register(ExtrasRequest, self.extras.run)
+        self.plugins.upscalers = self.extras  # scripts upscale through it (SD upscale)
         self.services: Services[Plugins] = Services(
             args=args,
             paths=self.paths,
@@ -99,6 +107,11 @@ class App:
             extras=self.extras,
         )
         self.jobs.start()
+
+    def _admission_limits(self) -> AdmissionLimits:
+        return AdmissionLimits(
+            self.settings.get("queue_max_jobs"), self.settings.get("queue_max_jobs_per_client")
+        )
 
     def _build_manager(self) -> ModelManager:
         args, paths = self.args, self.paths
@@ -178,5 +191,5 @@ def serve(args: argparse.Namespace) -> None:
         share_when_started(server, host)
     try:
         server.run()
-    finally:
-        app.jobs.stop()
+    finally:  # the running job had --shutdown-grace seconds, then was interrupted: wait a little more
+        app.jobs.stop(timeout=args.shutdown_grace + 5)

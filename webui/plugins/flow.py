@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from webui.plugins.registry import Plugins
     from webui.plugins.runner import ScriptRunner
 
+
 class JobRun:
     def __init__(self, plugins: Plugins, runner: ScriptRunner, context: ProcessingContext) -> None:
         self.plugins = plugins
@@ -53,14 +54,24 @@ class JobRun:
 
     def process_images(self, p: Processing) -> Processed:
         """One generation of p's params with every always-visible script's hooks; images saved."""
+        compat = self.plugins.compat  # the A1111 layer's extra hooks, when an A1111 extension loaded
+        if compat is not None:
+            compat.before_process(self.runner, p)
         self.runner.process(p)
-        result = self.context.generate(p.params, PluginHooks(self, p))
+        if compat is not None:
+            compat.after_process(self.runner, p)
+        try:
+            result = self.context.generate(p.params, PluginHooks(self, p))
+        finally:
+            if compat is not None:
+                compat.after_generate(p)
         self.plugins.notice_model(self.context.current_model())
         processed = Processed.from_result(p, result)
         processed.paths = [
             path
             for image, text, seed in zip(result.images, result.infotexts, result.seeds)
-            if (path := self.save(p, image, text, seed)) is not None
+            if not p.do_not_save_samples  # A1111's flag: a script saves what it makes of them itself
+            and (path := self.save(p, image, text, seed)) is not None
         ]
         self.runner.postprocess(p, processed)
         return processed
@@ -94,14 +105,23 @@ class PluginHooks:
 
     def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
         """process_batch; params a script changed on p apply from this batch on."""
-        before = self._p.params
-        self._run.runner.process_batch(self._p, batch, [params.prompt] * len(seeds), list(seeds))
-        after = self._p.params
+        p, first = self._p, batch * params.batch_size
+        prompts = list(p.all_prompts[first : first + len(seeds)]) or [params.prompt] * len(seeds)
+        p.iteration = batch
+        if self._run.plugins.compat is not None:
+            self._run.plugins.compat.before_batch(self._run.runner, p, batch, prompts)
+        before = p.params
+        self._run.runner.process_batch(p, batch, prompts, list(seeds))
+        after = p.params
         changes = {
             field.name: getattr(after, field.name)
             for field in dataclasses.fields(after)
             if getattr(after, field.name) != getattr(before, field.name)
         }
+        # A1111 scripts rewrite p.all_prompts / all_negative_prompts: the engine takes one prompt a batch
+        for field, listed in (("prompt", p.all_prompts), ("negative_prompt", p.all_negative_prompts)):
+            if field not in changes and first < len(listed) and listed[first] != getattr(params, field):
+                changes[field] = listed[first]
         return params.replace(**changes) if changes else params
 
     def cfg_denoiser(self, pipe: Any, params: GenerationParams, count: int) -> ModelHook | None:

@@ -117,7 +117,7 @@ class InstallMarks:
         os.replace(temp, self.path)
 
 
-def run_install_script(script: Path, marks: InstallMarks, name: str) -> bool:
+def run_install_script(script: Path, marks: InstallMarks, name: str, first_path: Path | None = None) -> bool:
     """Run `script` with this Python, in its folder, unless it already ran in this version; True when it
     ran. Its output is logged line by line; a failure raises InstallError (and it runs again next start)."""
     digest = hashlib.sha256(script.read_bytes()).hexdigest()
@@ -125,7 +125,9 @@ def run_install_script(script: Path, marks: InstallMarks, name: str) -> bool:
         return False
     log.info("Running %s", script)
     root = str(Path(__file__).resolve().parents[2])  # so install.py can import webui / launch helpers
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    # first_path: A1111 extensions' `import launch` finds webui/compat/a1111/pythonpath/launch.py there
+    paths = [str(first_path) if first_path else None, root, os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
     try:
         done = subprocess.run(
             [sys.executable, str(script)], cwd=script.parent, capture_output=True, text=True,

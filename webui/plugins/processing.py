@@ -3,13 +3,15 @@ Processed result, shaped like A1111's objects so its extension idioms carry over
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from webui.core.params import GenerationParams, Img2Img, Result
+from webui.core.params import MAX_SEED, GenerationParams, Img2Img, Result
 
 if TYPE_CHECKING:
     from webui.plugins.flow import JobRun
@@ -33,6 +35,14 @@ class Processing:
         params = self.__dict__.get("_params")
         if params is not None and name in _field_names(params):
             return getattr(params, name)
+        if params is not None and name in _A1111_ALIASES:
+            return getattr(params, _A1111_ALIASES[name])
+        if params is not None and name in _PER_IMAGE:
+            self.__dict__[name] = _PER_IMAGE[name](self)  # made once; a script's changes apply per batch
+            return self.__dict__[name]
+        if name in _A1111_DEFAULTS:  # a fresh copy kept on p: scripts add to these lists and dicts
+            self.__dict__[name] = copy.copy(_A1111_DEFAULTS[name])
+            return self.__dict__[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -72,6 +82,38 @@ class Processing:
         return twin
 
     __copy__ = copy
+
+
+def _fixed_seeds(p: Processing) -> list[int]:
+    """A1111 resolves a random seed before the scripts run, so every image's seed is known to them."""
+    if p.seed == -1:
+        p.seed = random.randrange(MAX_SEED + 1)
+    total = p.n_iter * p.batch_size
+    return [p.seed + (i if p.subseed_strength == 0 else 0) for i in range(total)]
+
+
+def _repeat(field: str, fallback: str = "") -> Any:
+    return lambda p: [getattr(p, field, "") or getattr(p, fallback, "")] * (p.n_iter * p.batch_size)
+
+
+# A1111's per-image lists (process() may rewrite them; flow.PluginHooks applies each batch's first entry).
+_PER_IMAGE = {
+    "all_prompts": _repeat("prompt"),
+    "all_negative_prompts": _repeat("negative_prompt"),
+    "all_hr_prompts": _repeat("hr_prompt", "prompt"),
+    "all_hr_negative_prompts": _repeat("hr_negative_prompt", "negative_prompt"),
+    "all_seeds": _fixed_seeds,
+    "all_subseeds": lambda p: [p.subseed] * (p.n_iter * p.batch_size),
+}
+_A1111_ALIASES = {"image_mask": "mask"}
+# A1111 attributes we have no params for: read as A1111's defaults (scripts may set them on p).
+_A1111_DEFAULTS: dict[str, Any] = {
+    "override_settings": {}, "scripts": None, "restore_faces": False, "tiling": False, "styles": [],
+    "iteration": 0, "batch_index": 0, "is_hr_pass": False, "do_not_save_samples": False,
+    "do_not_save_grid": False, "outpath_samples": "", "outpath_grids": "", "init_images": [],
+    "image_mask": None, "enable_hr": False, "denoising_strength": 0.0, "hr_prompt": "",
+    "hr_negative_prompt": "", "comments": {}, "cached_c": [None, None], "cached_uc": [None, None],
+}  # fmt: skip
 
 
 def infotext_items(extra: Mapping[str, Any]) -> tuple[tuple[str, InfotextValue], ...]:

@@ -72,6 +72,9 @@ class Plugins:
         self._built: dict[str, dict[int, list[Any]]] = {}  # see _components
         self._build_lock = threading.Lock()
         self._last_model: Any = None
+        self.compat: Any = None  # webui.compat.a1111.CompatState once an A1111 extension loads
+        self.jobs: Any = None  # the App's JobQueue (A1111's shared.state reads it), set by the App
+        self.upscalers: Any = None  # the App's ExtrasService (api.upscale), set by the App
         self._load()
 
     # Loading.
@@ -87,6 +90,7 @@ class Plugins:
         self.loaded = self.enabled
         for extension in self.loaded:
             active = Active(self, Owner(extension.name, extension.path))
+            a1111 = self.call(active, "A1111 compatibility", _a1111_layer, self, extension.path)
             if extension.install_script:
                 self.call(
                     active,
@@ -95,6 +99,7 @@ class Plugins:
                     extension.install_script,
                     self._marks,
                     extension.name,
+                    a1111.PYTHONPATH_DIR if a1111 else None,
                 )
             for path in extension.scripts:
                 self._load_script_file(active, path)
@@ -281,6 +286,16 @@ class Plugins:
     def update(self, name: str) -> str:
         self._check_access("Updating")
         return installer.update(self.extension(name).path)
+
+
+def _a1111_layer(plugins: Plugins, folder: Path) -> Any:
+    """webui.compat.a1111, installed for this App, when the extension imports A1111's modules; else None."""
+    from webui.compat import a1111  # only for extensions that need it
+
+    if not a1111.uses_a1111(folder):
+        return None
+    a1111.install(plugins)
+    return a1111
 
 
 def _checked_tabs(callback: Callable[[], Any]) -> list[tuple[Any, str, str]]:

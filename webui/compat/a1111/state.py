@@ -1,0 +1,126 @@
+"""What the A1111 layer keeps for one App: registered extra networks, callbacks of A1111 events that our
+plugin registry has no name for, paste buttons and option change listeners; and the points where the
+generation flow calls into A1111-only hooks (before_process, extra networks, before_process_batch)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from webui.plugins.context import Active, Owner, current
+
+if TYPE_CHECKING:
+    from webui.plugins.processing import Processing
+    from webui.plugins.registry import Plugins
+    from webui.plugins.runner import LoadedScript, ScriptRunner
+
+_TAG = re.compile(r"<(\w+):([^<>]+)>")
+
+
+@dataclass
+class ExtraNetworkParams:
+    """One `<name:a:b:key=value>` tag: positional `items` and `named` arguments (A1111's shape)."""
+
+    items: list[str] = field(default_factory=list)
+    positional: list[str] = field(default_factory=list)
+    named: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> ExtraNetworkParams:
+        parts = text.split(":")
+        positional = [part for part in parts if "=" not in part]
+        named = dict(part.split("=", 1) for part in parts if "=" in part)
+        return cls(parts, positional, named)
+
+
+class CompatState:
+    def __init__(self, plugins: Plugins) -> None:
+        self.plugins = plugins
+        self.extra_networks: dict[str, tuple[Owner, Any]] = {}
+        self.callbacks: dict[str, list[tuple[Owner, Callable[..., Any]]]] = {}
+        self.paste_buttons: list[Any] = []
+        self.onchange: dict[str, list[tuple[Owner, Callable[[], Any]]]] = {}
+        self.modules: dict[str, ModuleType] = {}  # modules.shared & co. bound to this App
+
+    # Registration (from inside an extension's code).
+
+    def add_callback(self, event: str, callback: Callable[..., Any]) -> None:
+        self.callbacks.setdefault(event, []).append((current().owner, callback))
+
+    def run_callbacks(self, event: str, *args: Any) -> list[Any]:
+        return [
+            self.plugins.call(Active(self.plugins, owner), f"on_{event}", callback, *args)
+            for owner, callback in self.callbacks.get(event, [])
+        ]
+
+    def register_network(self, network: Any) -> None:
+        self.extra_networks[str(network.name)] = (current().owner, network)
+
+    def add_onchange(self, name: str, callback: Callable[[], Any]) -> None:
+        self.onchange.setdefault(name, []).append((current().owner, callback))
+
+    def changed(self, name: str) -> None:
+        for owner, callback in self.onchange.get(name, []):
+            self.plugins.call(Active(self.plugins, owner), f"onchange({name})", callback)
+
+    # The generation flow (webui/plugins/flow.py).
+
+    def before_process(self, runner: ScriptRunner, p: Processing) -> None:
+        """A1111 calls setup() and before_process() on the always-on scripts before process()."""
+        self._each(runner, p, "setup")
+        self._each(runner, p, "before_process")
+
+    def after_process(self, runner: ScriptRunner, p: Processing) -> None:
+        """Registered extra networks get their prompt tags (removed from the prompts): activate(p, params)."""
+        if self.extra_networks:
+            found: dict[str, list[ExtraNetworkParams]] = {}
+            p.all_prompts = [
+                self._take_tags(text, {} if i else found) for i, text in enumerate(p.all_prompts)
+            ]
+            p.prompt = self._take_tags(p.prompt, {})
+            for name, params in found.items():
+                owner, network = self.extra_networks[name]
+                self.plugins.call(
+                    Active(self.plugins, owner), f"{name}.activate", network.activate, p, params
+                )
+        self._each(runner, p, "after_extra_networks_activate", extra=True)
+
+    def after_generate(self, p: Processing) -> None:
+        for owner, network in self.extra_networks.values():
+            self.plugins.call(
+                Active(self.plugins, owner), f"{network.name}.deactivate", network.deactivate, p
+            )
+
+    def before_batch(self, runner: ScriptRunner, p: Processing, batch: int, prompts: list[str]) -> None:
+        self._each(runner, p, "before_process_batch", batch_number=batch, prompts=prompts, seeds=[])
+
+    def _take_tags(self, text: str, found: dict[str, list[ExtraNetworkParams]]) -> str:
+        """`text` without the tags of registered networks, each tag's params added to `found` (the caller
+        passes the first prompt's only: A1111 activates the networks of the first prompt)."""
+
+        def take(match: re.Match[str]) -> str:
+            if match.group(1) not in self.extra_networks:
+                return match.group(0)
+            found.setdefault(match.group(1), []).append(ExtraNetworkParams.parse(match.group(2)))
+            return ""
+
+        return _TAG.sub(take, text)
+
+    def _each(
+        self, runner: ScriptRunner, p: Processing, hook: str, extra: bool = False, **kwargs: Any
+    ) -> None:
+        for loaded, args in runner.alwayson_args(p.params):
+            method = getattr(loaded.script, hook, None)
+            if method is None:
+                continue
+            call_args = (p, *args)
+            if extra:  # A1111 passes the activated networks' params as a keyword
+                kwargs = {"extra_network_data": {}}
+            self.plugins.call(loaded.active, f"{_label(loaded)}.{hook}", method, *call_args, **kwargs)
+
+
+def _label(loaded: LoadedScript) -> str:
+    return type(loaded.script).__name__
