@@ -8,7 +8,7 @@ import io
 from typing import Any, ClassVar
 
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from webui.core import samplers, schema
 from webui.core.errors import InvalidParameter
@@ -62,6 +62,18 @@ class GenerationRequest(BaseModel):
     script_name: str | None = None
     script_args: list[Any] = Field(default_factory=list)
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
+    # eta for this request (None: the option for the sampler's kind, eta_ddim or eta_ancestral)
+    eta: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_resize_off(cls, data: Any) -> Any:
+        """A1111's API default for seed_resize_from_w/h is -1: off, as 0 is."""
+        if not isinstance(data, dict):
+            return data
+        names = ("seed_resize_from_w", "seed_resize_from_h")
+        off = {name: 0 for name in names if isinstance(data.get(name), (int, float)) and data[name] < 0}
+        return {**data, **off}
 
     def to_params(self, default_clip_skip: int) -> GenerationParams:
         self._refuse_unsupported()
@@ -85,6 +97,7 @@ class GenerationRequest(BaseModel):
             script_args=tuple(self.script_args),
             alwayson_scripts=alwayson_args(self.alwayson_scripts),
             control_units=_controlnet_units(self.alwayson_scripts),
+            eta=self.eta,
             **self._own_values(),
         )
 
@@ -95,9 +108,7 @@ class GenerationRequest(BaseModel):
     def _refuse_unsupported(self) -> None:
         """Features A1111 has and we do not yet: say so instead of silently generating something else."""
         extra = self.model_extra or {}
-        wanted = [
-            name for name in ("enable_hr", "restore_faces", "tiling", "subseed_strength") if extra.get(name)
-        ]
+        wanted = [name for name in ("enable_hr", "restore_faces", "tiling") if extra.get(name)]
         if wanted:
             raise InvalidParameter(f"Not supported yet: {', '.join(wanted)}")
 

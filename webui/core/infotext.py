@@ -120,6 +120,7 @@ def build(
             "Sampler": choice.sampler_name,
             "Schedule type": choice.scheduler,
             "Size": f"{params.width}x{params.height}",
+            "Seed resize from": _seed_resize_text(params),
             "Model hash": model_hash,
             "Model": model_name,
             "VAE hash": vae_hash,
@@ -219,6 +220,20 @@ def _size(fields: Mapping[str, str]) -> dict[str, Any]:
     return {"width": int(size[1]), "height": int(size[2])}
 
 
+def _seed_resize_text(params: GenerationParams) -> str | None:
+    width, height = params.seed_resize_from_w, params.seed_resize_from_h
+    return f"{width}x{height}" if width > 0 and height > 0 else None  # A1111: written when both are set
+
+
+def _seed_resize(fields: Mapping[str, str]) -> dict[str, Any]:
+    size = _SIZE.fullmatch(fields["Seed resize from"].strip())
+    if size is None:
+        raise InvalidParameter(
+            f"Infotext 'Seed resize from' must look like 512x768, got {fields['Seed resize from']!r}"
+        )
+    return {"seed_resize_from_w": int(size[1]), "seed_resize_from_h": int(size[2])}
+
+
 def _model(fields: Mapping[str, str]) -> dict[str, Any]:
     # "Model" (the name) wins over "Model hash"; either selects the checkpoint.
     return {"sd_model_checkpoint": fields.get("Model") or fields.get("Model hash") or None}
@@ -228,6 +243,7 @@ COMPOSITE_READERS: Mapping[str, tuple[tuple[str, ...], Callable[[Mapping[str, st
     "Sampler": (("sampler_name", "scheduler"), _sampler),
     "Schedule type": (("scheduler",), _schedule),
     "Size": (("width", "height"), _size),
+    "Seed resize from": (("seed_resize_from_w", "seed_resize_from_h"), _seed_resize),
     "Model": (("sd_model_checkpoint",), _model),
     "Model hash": (("sd_model_checkpoint",), _model),
 }

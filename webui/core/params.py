@@ -189,6 +189,24 @@ class GenerationParams:
         samplers.AUTOMATIC, label="Schedule type", api_default=None, paste_reset=True, axis="Schedule type"
     )
     seed: int = param(-1, label="Seed", minimum=-1, maximum=MAX_SEED, infotext="Seed", axis="Seed")
+    # Variation seed (engine.rng): the seed's noise slerped towards the subseed's by subseed_strength;
+    # written only with a strength, as A1111. "Seed resize from: WxH" (core/infotext.py) makes the noise
+    # at that size and centres it in the image's; 0 (or A1111's API default -1) is off.
+    subseed: int = param(
+        -1, label="Variation seed", minimum=-1, maximum=MAX_SEED, infotext="Variation seed",
+        written_when=lambda p: p.subseed_strength != 0, paste_reset=True, axis="Var. seed",
+    )  # fmt: skip
+    subseed_strength: float = param(
+        0.0, label="Variation strength", minimum=0.0, maximum=1.0, step=0.01,
+        infotext="Variation seed strength", written_when=lambda p: p.subseed_strength != 0, paste_reset=True,
+        axis="Var. strength",
+    )  # fmt: skip
+    seed_resize_from_w: int = param(
+        0, label="Resize seed from width", minimum=0, maximum=MAX_SIDE, step=8, paste_reset=True
+    )
+    seed_resize_from_h: int = param(
+        0, label="Resize seed from height", minimum=0, maximum=MAX_SIDE, step=8, paste_reset=True
+    )
     # Width and height are infotext's "Size: WxH" (core/infotext.py).
     width: int = param(
         512, label="Width", minimum=MIN_SIDE, maximum=MAX_SIDE, step=8, multiple_of=8, model_default=True
@@ -224,6 +242,9 @@ class GenerationParams:
     alwayson_scripts: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     extra_generation_params: tuple[tuple[str, Any], ...] = ()
     control_units: tuple[ControlUnit, ...] = ()  # ControlNet units, disabled ones included
+    # The API's per-request eta (None: the option for the sampler, A1111's eta_ddim / eta_ancestral); the
+    # engine writes it as A1111 does ("Eta" / "Eta DDIM", engine.sampling.noise)
+    eta: float | None = None
 
     def validate(self) -> None:
         """Raise InvalidParameter naming the first field that breaks its declaration."""
@@ -360,6 +381,7 @@ class Result:
     images: tuple[Image.Image, ...]
     infotexts: tuple[str, ...]
     seeds: tuple[int, ...]
+    subseeds: tuple[int, ...] = ()  # each image's variation seed (A1111's all_subseeds)
     paths: tuple[str, ...] = field(default=())  # saved files, empty when not saved
     interrupted: bool = False
     warnings: tuple[str, ...] = ()  # things the user asked for that were skipped (e.g. an unfit LoRA)

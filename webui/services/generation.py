@@ -119,7 +119,7 @@ class GenerationService:
         # The scripts run around and inside generate.run and call the image callbacks around each save.
         context = ProcessingContext(
             generate=lambda params, hooks: generate.run(
-                params, self.models.manager, reporter, incomplete.hooks(hooks)
+                params, self.models.manager, reporter, incomplete.hooks(hooks), options.noise
             ),
             save_image=save if saving else None,
             save_grid=functools.partial(self._save, options, f"{request.kind}-grids") if grids else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from webui.engine.sampling.noise import NoiseOptions
 from webui.services.settings import Settings
 
 OUTPUT_KINDS = ("txt2img", "img2img", "txt2img-grids", "img2img-grids")
@@ -57,6 +58,7 @@ class JobOptions:
 
     model: ModelOptions
     save: SaveOptions
+    noise: NoiseOptions
     save_samples: bool  # samples_save
     save_grids: bool  # grid_save
     preview_period: int  # steps between live previews; -1: at the end of each batch, 0: none
@@ -67,6 +69,7 @@ class JobOptions:
         return cls(
             model=ModelOptions.from_settings(settings),
             save=SaveOptions.from_settings(settings),
+            noise=noise_options(settings),
             save_samples=settings.get("samples_save"),
             save_grids=settings.get("grid_save"),
             preview_period=settings.get("show_progress_every_n_steps")
@@ -83,3 +86,12 @@ def output_dir(settings: Settings, kind: str, data_dir: Path) -> Path:
     """The folder for `kind` images; a relative setting is under the data folder."""
     path = Path(settings.output_dir(kind)).expanduser()
     return path if path.is_absolute() else data_dir / path
+
+
+def noise_options(settings: Settings) -> NoiseOptions:
+    return NoiseOptions(
+        randn_source=settings.get("randn_source"),
+        eta_noise_seed_delta=settings.get("eta_noise_seed_delta"),
+        eta_ddim=settings.get("eta_ddim"),
+        eta_ancestral=settings.get("eta_ancestral"),
+    )

@@ -81,6 +81,7 @@ class Option:
 _SAVING = "Saving images/grids"
 _PATHS = "Paths for saving"
 _SD = "Stable Diffusion"
+_SAMPLER = "Sampler parameters"
 _PREVIEWS = "Live previews"
 _INFOTEXT = "Infotext"
 _UI = "User interface"
@@ -155,6 +156,26 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
         maximum=48,
     ),
+    # Noise (engine.rng, engine.sampling.noise); A1111's names, labels and infotext keys (RNG, Eta DDIM,
+    # Eta, ENSD), written when not the default
+    Option(
+        "randn_source",
+        "GPU",
+        "Random number generator source (GPU: CUDA's numbers, computed as NV without CUDA; CPU: the same "
+        "picture on every device; NV: NVIDIA cards' numbers on any device)",
+        _SD,
+        choices=("GPU", "CPU", "NV"),
+    ),
+    Option("eta_ddim", 0.0, "Eta for DDIM", _SAMPLER, minimum=0.0, maximum=1.0),
+    Option(
+        "eta_ancestral",
+        1.0,
+        "Eta for k-diffusion samplers (ancestral and SDE samplers; only 1 runs here)",
+        _SAMPLER,
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    Option("eta_noise_seed_delta", 0, "Eta noise seed delta (ENSD)", _SAMPLER),
     Option("live_previews_enable", True, "Show live previews of the created image", _PREVIEWS),
     Option(
         "show_progress_every_n_steps",

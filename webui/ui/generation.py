@@ -19,7 +19,7 @@ import gradio as gr
 from webui.core import samplers
 from webui.core.errors import UserError
 from webui.core.params import GenerationParams, Result, Txt2Img
-from webui.ui import extra_networks
+from webui.ui import extra_networks, seed_extras
 from webui.ui.param_widgets import from_widget, unplaced_widgets, widget
 from webui.ui.progress import status_html, watch
 from webui.ui.token_counter import add_counter
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # order under these (param_widgets.unplaced_widgets), so a field added to the schema is never missing.
 PLACED = (
     "prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "width", "height", "n_iter",
-    "batch_size", "cfg_scale", "cfg_rescale", "seed", "clip_skip",
+    "batch_size", "cfg_scale", "cfg_rescale", "seed", "clip_skip", *seed_extras.FIELDS,
     # txt2img's "Hires. fix" section (ui/hires.py); img2img's own section places denoising_strength
     "enable_hr", "denoising_strength", "hr_scale", "hr_resize_x", "hr_resize_y", "hr_upscaler",
     "hr_second_pass_steps", "hr_prompt", "hr_negative_prompt",
@@ -157,6 +157,8 @@ def build_generation_tab(
                 seed = widget(params_type, "seed", elem_id=f"{name}_seed", scale=4)
                 random_seed = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=40)
                 reuse_seed = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=40)
+                show_seed_extras = seed_extras.checkbox(name)
+            extras = seed_extras.build(name, params_type, show_seed_extras)
             clip_skip = widget(
                 params_type,
                 "clip_skip",
@@ -203,6 +205,7 @@ def build_generation_tab(
         "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "scheduler": schedule,
         "steps": steps, "cfg_scale": cfg_scale, "seed": seed, "width": width, "height": height,
         "n_iter": n_iter, "batch_size": batch_size, "clip_skip": clip_skip, "cfg_rescale": cfg_rescale,
+        **extras.controls,
         **unplaced,
     }  # fmt: skip
     base_names = list(controls)
@@ -279,6 +282,7 @@ def build_generation_tab(
     skip.click(skip_job, queue=False)
     random_seed.click(lambda: -1, outputs=seed, queue=False)
     reuse_seed.click(lambda last: last, inputs=last_seed, outputs=seed, queue=False)
+    seed_extras.wire(extras, infotext)
 
     def show_selected(texts: list[str], event: gr.SelectData) -> str:
         return texts[event.index] if 0 <= event.index < len(texts) else ""

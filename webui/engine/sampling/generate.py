@@ -24,12 +24,15 @@ from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.controlnet import guidance as controlnet
 from webui.engine.networks.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
-from webui.engine.sampling import cfg_rescale, conditioning, img2img, previews
+from webui.engine.sampling import cfg_rescale, conditioning, img2img, noise, previews
 from webui.engine.sampling.hooks import ModelHook, ModelHooks
 from webui.engine.sampling.prompt_conditioning import PromptConditioning
 from webui.engine.sampling.schedulers import make_scheduler
 
 MAX_SEED = 2**32 - 1
+# Not an A1111 version: A1111 ignores a Version it cannot parse, while "v0.1.0" read as older than its
+# 1.6.0 and switched on its back-compat options when our images were pasted there
+INFOTEXT_VERSION = f"webui-diffusers {__version__}"
 
 
 class StepReporter(Protocol):
@@ -96,20 +99,6 @@ def resolve_seed(seed: int) -> int:
     return random.randrange(MAX_SEED + 1) if seed == -1 else seed
 
 
-def initial_noise(
-    seeds: list[int], shape: tuple[int, int, int]
-) -> tuple[torch.Tensor, list[torch.Generator]]:
-    """One CPU generator per image, seeded with that image's seed.
-
-    Drawing on the CPU makes the noise identical on every device (A1111's "RNG: CPU"), and one generator
-    per image makes an image independent of the batch it was made in. The same generators then feed the
-    per-step noise of ancestral and SDE samplers.
-    """
-    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-    noise = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
-    return noise, generators
-
-
 class Task(Protocol):
     """What one run's kind (txt2img, img2img, inpaint) decides; the rest of the run is shared."""
 
@@ -122,8 +111,9 @@ class Task(Protocol):
     def inputs(
         self, noise: torch.Tensor, generators: list[torch.Generator], seeds: list[int]
     ) -> dict[str, Any]:
-        """The pipeline's arguments for one batch beyond the shared ones; `noise` is each image's seed
-        noise on the pipeline's device, `generators` the CPU generators it was drawn from."""
+        """The pipeline's arguments for one batch beyond the shared ones; `noise` is each image's initial
+        noise on the pipeline's device (engine.sampling.noise), `generators` CPU generators seeded with the
+        seeds (the pipelines' own draws come from the batch's ImageRNG while it runs)."""
         ...
 
     def finish(self, images: list[Image.Image]) -> list[Image.Image]:
@@ -163,10 +153,14 @@ def make_task(params: GenerationParams, loaded: LoadedCheckpoint) -> Task:
 
 
 def run(
-    params: GenerationParams, manager: ModelManager, job: StepReporter, hooks: RunHooks | None = None
+    params: GenerationParams,
+    manager: ModelManager,
+    job: StepReporter,
+    hooks: RunHooks | None = None,
+    noise_options: noise.NoiseOptions | None = None,
 ) -> Result:
     """txt2img, or img2img / inpaint for Img2Img params: n_iter batches of batch_size images, seeds seed,
-    seed+1, …
+    seed+1, … (with a variation strength: all the seed, subseeds subseed, subseed+1, …)
 
     The prompts' `<lora:…>` tags are looked up in the manager's LoRA library before anything loads.
     `hooks` let extensions act before each batch, on each model pass and on each image."""
@@ -190,24 +184,31 @@ def run(
     embeddings = manager.embeddings.for_pipe(loaded.pipe)
     used: list[str] = []  # textual-inversion embeddings the prompts used
     params = task.params.replace(
-        seed=resolve_seed(params.seed), sampler_name=choice.sampler_name, scheduler=choice.scheduler
+        seed=resolve_seed(params.seed),
+        subseed=resolve_seed(params.subseed),
+        sampler_name=choice.sampler_name,
+        scheduler=choice.scheduler,
     )
+    noise_options = noise_options or noise.NoiseOptions()
+    eta = noise.sampler_eta(choice.sampler_name, params.eta, noise_options)
+    all_seeds, all_subseeds = noise.run_seeds(params)
 
     images: list[Image.Image] = []
     seeds: list[int] = []
     image_params: list[
         GenerationParams
     ] = []  # each image's params for its infotext (extensions may add to them)
-    context = RunContext(manager, loaded, task, choice, job, embeddings, hooks, control)
+    context = RunContext(manager, loaded, task, choice, job, embeddings, hooks, control, noise_options, eta)
     job.set_batches(params.n_iter)
     for batch in range(params.n_iter):
         if batch:
             job.next_batch()
         if job.interrupted:
             break
-        batch_seeds = [params.seed + batch * params.batch_size + i for i in range(params.batch_size)]
+        batch_seeds = all_seeds[batch * params.batch_size : (batch + 1) * params.batch_size]
+        batch_subseeds = all_subseeds[batch * params.batch_size : (batch + 1) * params.batch_size]
         batch_params = hooks.before_batch(params, batch, batch_seeds)
-        batch_images, batch_used = _run_batch(context, batch_params, batch_seeds)
+        batch_images, batch_used = _run_batch(context, batch_params, batch_seeds, batch_subseeds)
         for image, seed in zip(batch_images, batch_seeds):
             image, for_infotext = hooks.after_image(batch_params, image, seed)
             images.append(image)
@@ -216,16 +217,22 @@ def run(
         seeds += batch_seeds
     ti_hashes = manager.embeddings.infotext_hashes(used)
     lora_hashes = applied.infotext_hashes()
-    extra = {**task.infotext_fields, **(control.infotext_entries() if control else {})}
+    extra = {
+        **task.infotext_fields,
+        **(control.infotext_entries() if control else {}),
+        **noise.infotext_entries(choice.sampler_name, eta, noise_options),
+    }
+    subseeds = all_subseeds[: len(seeds)]
     texts = tuple(
-        build_infotext(used_params, seed, model, ti_hashes, lora_hashes, extra)
-        for used_params, seed in zip(image_params, seeds)
+        build_infotext(used_params.replace(subseed=subseed), seed, model, ti_hashes, lora_hashes, extra)
+        for used_params, seed, subseed in zip(image_params, seeds, subseeds)
     )
     return Result(
         params=params,
         images=tuple(images),
         infotexts=texts,
         seeds=tuple(seeds),
+        subseeds=tuple(subseeds),
         interrupted=job.interrupted,
         warnings=(*applied.warnings, *task.warnings),
     )
@@ -256,10 +263,12 @@ class RunContext:
     embeddings: conditioning.TextualInversions
     hooks: RunHooks
     control: controlnet.ControlPlan | None  # None without enabled ControlNet units
+    noise_options: noise.NoiseOptions
+    eta: noise.Eta
 
 
 def _run_batch(
-    run: RunContext, params: GenerationParams, seeds: list[int]
+    run: RunContext, params: GenerationParams, seeds: list[int], subseeds: list[int]
 ) -> tuple[list[Image.Image], tuple[str, ...]]:
     """The batch's images and the textual-inversion embeddings its prompts used."""
     loaded, task, job, manager = run.loaded, run.task, run.job, run.manager
@@ -270,7 +279,9 @@ def _run_batch(
     pipe.scheduler = make_scheduler(run.choice, pipe.scheduler.config, seed=seeds, sdxl=sdxl)
     factor = pipe.vae_scale_factor
     shape = (pipe.vae.config.latent_channels, params.height // factor, params.width // factor)
-    noise, generators = initial_noise(seeds, shape)
+    rng = noise.batch_rng(params, shape, seeds, subseeds, run.noise_options)
+    initial = rng.first()
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     with torch.inference_mode():
         text = PromptConditioning(loaded, params, len(seeds), run.embeddings)
 
@@ -291,7 +302,10 @@ def _run_batch(
     latents_dtype = memory.sampling_dtype(manager.memory, manager.device, pipe.unet.dtype)
     autocast = memory.sampling_autocast(manager.memory, manager.device, pipe.unet.dtype)
     with torch.inference_mode():
-        inputs = task.inputs(noise.to(pipe.device, latents_dtype), generators, seeds)
+        initial = initial.to(pipe.device, latents_dtype)
+        inputs = task.inputs(initial, generators, seeds)
+        if run.eta.value is not None:
+            inputs["eta"] = run.eta.value  # the pipelines hand it to schedulers whose step takes it (DDIM)
         count = len(seeds)
         # one registry, ordered by each hook's Stage (engine.sampling.hooks), not by installation order
         unet_hooks = ModelHooks(
@@ -302,7 +316,7 @@ def _run_batch(
                 text.guidance_hook(),
             ]
         )
-        with autocast, unet_hooks.installed(pipe.unet):
+        with autocast, unet_hooks.installed(pipe.unet), noise.drawn_from(rng, initial, pipe):
             output = pipe(
                 **text.kwargs(0),
                 **inputs,
@@ -346,7 +360,6 @@ def build_infotext(
         model_hash=model.short_hash,
         vae_name=model.vae_name,
         vae_hash=model.vae_hash,
-        # the noise comes from a CPU generator (see initial_noise)
-        extra={**(extra or {}), "RNG": "CPU", "Lora hashes": lora_hashes, "TI hashes": ti_hashes},
-        version=f"v{__version__}",
+        extra={**(extra or {}), "Lora hashes": lora_hashes, "TI hashes": ti_hashes},
+        version=INFOTEXT_VERSION,
     )

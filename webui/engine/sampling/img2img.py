@@ -9,8 +9,9 @@ conditions them. All pipelines share the checkpoint's modules (LoadedCheckpoint.
 The inputs are prepared by engine.sampling.image_prep and encoded here; the pipelines get latents. That
 is where "Only masked" crops, latent upscale, latent noise / latent nothing and the masked-image
 conditioning happen. Encoding takes the VAE's mean (no sampling: deterministic, independent of the batch). The
-pipelines draw their noise from fresh CPU generators seeded with the images' seeds: the noise txt2img
-starts from, so the per-image seeds mean the same in both.
+noise the pipelines draw is the batch's initial noise (engine.sampling.noise): the noise txt2img starts
+from, so the seeds, variation seeds and noise source mean the same in both. "latent noise" fills the
+masked latents with that noise too (A1111 uses the seeds' noise without the variation seed there).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class Img2ImgTask:
         kwargs: dict[str, Any] = {
             "image": latents,
             "strength": self.strength,
-            # fresh ones, not those `noise` came from: the pipeline draws from them the very same noise
+            # the pipeline's draws are `noise` (engine.sampling.noise); these only stand behind them
             "generator": [torch.Generator("cpu").manual_seed(seed) for seed in seeds],
         }
         if self.mask is not None:
