@@ -173,13 +173,20 @@ def test_txt2img_not_square_image_performed(running_app, simple_txt2img_request)
     assert decode(body["images"][0]).size == (64, 128)
 
 
-@pytest.mark.parametrize("field", ["enable_hr", "tiling", "restore_faces"])
+@pytest.mark.parametrize("field", ["enable_hr", "restore_faces"])
 def test_txt2img_features_we_lack_are_refused_by_name(running_app, simple_txt2img_request, field):
     # A1111's tests expect these to run; here they are not built yet, so the API says which field it is.
     _, url = running_app
     simple_txt2img_request[field] = True
     response = post(url, "txt2img", simple_txt2img_request)
     assert response.status_code == 422 and field in response.json()["detail"]
+
+
+def test_txt2img_with_tiling_performed(running_app, simple_txt2img_request):
+    _, url = running_app
+    simple_txt2img_request.update(tiling=True, sampler_index="Euler")
+    body = ok(post(url, "txt2img", simple_txt2img_request))
+    assert ", Tiling: True" in infotexts(body)[0]
 
 
 @pytest.mark.parametrize("sampler", ["PLMS", "DDIM", "UniPC"])

@@ -22,7 +22,7 @@ from typing import Any
 
 from webui.core import controlnet_infotext, samplers, schema
 from webui.core.errors import InvalidParameter
-from webui.core.params import GenerationParams, Img2Img, Txt2Img
+from webui.core.params import SAME_SAMPLER, SAME_SCHEDULER, GenerationParams, Img2Img, Txt2Img
 
 NEGATIVE_PREFIX = "Negative prompt:"
 
@@ -133,6 +133,8 @@ def build(
             continue
         written = item.spec.written_when is None or item.spec.written_when(params)
         fields[key] = schema.to_text_value(item, getattr(params, item.name)) if written else None
+    if isinstance(params, Txt2Img) and params.enable_hr and (params.hr_resize_x or params.hr_resize_y):
+        fields["Hires resize"] = f"{params.hr_resize_x}x{params.hr_resize_y}"  # instead of Hires upscale
     if seed is not None:
         fields["Seed"] = seed
     # What extensions added (p.extra_generation_params), then the engine's own extras, which win.
@@ -234,6 +236,44 @@ def _seed_resize(fields: Mapping[str, str]) -> dict[str, Any]:
     return {"seed_resize_from_w": int(size[1]), "seed_resize_from_h": int(size[2])}
 
 
+# Hires fix: A1111 writes no key for enable_hr; a pasted infotext turns it on when it has "Denoising
+# strength" and one of "Hires upscale", "Hires resize", "Hires upscaler" (else paste resets it to off).
+def _hires_on(fields: Mapping[str, str]) -> bool:
+    return "Denoising strength" in fields
+
+
+def _hires_upscale(fields: Mapping[str, str]) -> dict[str, Any]:
+    item = schema.field_map(Txt2Img)["hr_scale"]
+    return {"enable_hr": _hires_on(fields), "hr_scale": schema.from_text(item, fields["Hires upscale"])}
+
+
+def _hires_resize(fields: Mapping[str, str]) -> dict[str, Any]:
+    size = _SIZE.fullmatch(fields["Hires resize"].strip())
+    if size is None:
+        raise InvalidParameter(
+            f"Infotext 'Hires resize' must look like 1024x0, got {fields['Hires resize']!r}"
+        )
+    return {"enable_hr": _hires_on(fields), "hr_resize_x": int(size[1]), "hr_resize_y": int(size[2])}
+
+
+def _hires_upscaler(fields: Mapping[str, str]) -> dict[str, Any]:
+    return {"enable_hr": _hires_on(fields), "hr_upscaler": fields["Hires upscaler"]}
+
+
+def _hires_sampler(fields: Mapping[str, str]) -> dict[str, Any]:
+    """The second pass's sampler and schedule type, "Use same …" where they are the first pass's (as
+    A1111 pastes them); an old combined name ("DPM++ 2M Karras") is split as for "Sampler"."""
+    sampler = fields.get("Sampler") or schema.field_map(GenerationParams)["sampler_name"].default
+    schedule = fields.get("Schedule type") or samplers.AUTOMATIC
+    first = samplers.split_sampler_name(sampler, schedule)
+    hires = samplers.split_sampler_name(
+        fields.get("Hires sampler") or sampler, fields.get("Hires schedule type") or schedule
+    )
+    same = (SAME_SAMPLER, SAME_SCHEDULER)
+    names = [label if mine == theirs else mine for mine, theirs, label in zip(hires, first, same)]
+    return dict(zip(("hr_sampler_name", "hr_scheduler"), names))
+
+
 def _model(fields: Mapping[str, str]) -> dict[str, Any]:
     # "Model" (the name) wins over "Model hash"; either selects the checkpoint.
     return {"sd_model_checkpoint": fields.get("Model") or fields.get("Model hash") or None}
@@ -244,20 +284,28 @@ COMPOSITE_READERS: Mapping[str, tuple[tuple[str, ...], Callable[[Mapping[str, st
     "Schedule type": (("scheduler",), _schedule),
     "Size": (("width", "height"), _size),
     "Seed resize from": (("seed_resize_from_w", "seed_resize_from_h"), _seed_resize),
+    "Hires upscale": (("enable_hr", "hr_scale"), _hires_upscale),
+    "Hires resize": (("enable_hr", "hr_resize_x", "hr_resize_y"), _hires_resize),
+    "Hires upscaler": (("enable_hr", "hr_upscaler"), _hires_upscaler),
+    "Hires sampler": (("hr_sampler_name", "hr_scheduler"), _hires_sampler),
+    "Hires schedule type": (("hr_sampler_name", "hr_scheduler"), _hires_sampler),
     "Model": (("sd_model_checkpoint",), _model),
     "Model hash": (("sd_model_checkpoint",), _model),
 }
 
 
 def key_fields(cls: type[GenerationParams]) -> dict[str, tuple[str, ...]]:
-    """Infotext key → the fields of `cls` it sets: every declared key and alias, and the composite keys."""
+    """Infotext key → the fields of `cls` it sets: every declared key and alias, and the composite keys
+    whose fields `cls` has (hires fix's are txt2img's)."""
     declared = {key: (item.name,) for item in schema.fields(cls) for key in item.spec.infotext_keys}
-    return {**declared, **{key: names for key, (names, _) in COMPOSITE_READERS.items()}}
+    has = set(schema.field_map(cls))
+    composite = {key: names for key, (names, _) in COMPOSITE_READERS.items() if has.issuperset(names)}
+    return {**declared, **composite}
 
 
 def read_key(key: str, fields: Mapping[str, str], cls: type[GenerationParams]) -> dict[str, Any]:
     """What the infotext `key` (present in `fields`) sets in `cls`; InvalidParameter when unreadable."""
-    if key in COMPOSITE_READERS:
+    if key in COMPOSITE_READERS and set(schema.field_map(cls)).issuperset(COMPOSITE_READERS[key][0]):
         return COMPOSITE_READERS[key][1](fields)
     if key in _PROMPT_KEYS:
         return {key_fields(cls)[key][0]: fields[key]}

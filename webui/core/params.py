@@ -262,9 +262,108 @@ class GenerationParams:
         return self.batch_size * self.n_iter
 
 
+# Hires fix's latent upscalers (A1111's names; the torch interpolation each means is the engine's), and
+# the dropdown choices that mean "as the first pass" (None in params).
+LATENT_UPSCALE_MODES = (
+    "Latent",
+    "Latent (antialiased)",
+    "Latent (bicubic)",
+    "Latent (bicubic antialiased)",
+    "Latent (nearest)",
+    "Latent (nearest-exact)",
+)
+SAME_CHECKPOINT = "Use same checkpoint"
+SAME_SAMPLER = "Use same sampler"
+SAME_SCHEDULER = "Use same scheduler"
+
+
+def unless_same(value: str | None, same: str) -> str | None:
+    """A hires choice, or None when it means "as the first pass" (None, "" or the "Use same …" label)."""
+    return None if value in (None, "", same) else value
+
+
+def _hires(check: Callable[[Txt2Img], bool]) -> Callable[[Txt2Img], bool]:
+    """A hires key is written only when hires fix is on (A1111 writes no key for `enable_hr` itself)."""
+    return lambda p: p.enable_hr and check(p)
+
+
+def _hires_sampler(name: str) -> str:
+    return name if unless_same(name, SAME_SAMPLER) is None else _known_sampler(name)
+
+
 @dataclass(frozen=True)
 class Txt2Img(GenerationParams):
-    """txt2img: the common fields (hires fix and the refiner's fields will live here)."""
+    """txt2img: the common fields and hires fix (a second, img2img pass at a larger size; the engine's
+    engine.sampling.hires). Its infotext keys are written only when `enable_hr` is on (in A1111's order);
+    "Hires upscale", "Hires resize" and "Hires upscaler" turn it on when pasted (core/infotext.py)."""
+
+    enable_hr: bool = param(False, label="Hires. fix", paste_reset=True)
+    # A1111's UI starts at 0.7, its API at 0.75; written only with hires fix on.
+    denoising_strength: float = param(
+        0.7, label="Denoising strength", minimum=0.0, maximum=1.0, step=0.01, api_default=0.75,
+        infotext="Denoising strength", written_when=_hires(lambda p: True), axis="Denoising",
+    )  # fmt: skip
+    # "Use same …" (the API's None): the first pass's checkpoint / sampler / schedule type. The engine writes
+    # the checkpoint as A1111 does, "name [hash]"; sampler and schedule type are read together (as Sampler).
+    hr_checkpoint_name: str | None = param(
+        SAME_CHECKPOINT, label="Hires checkpoint", api_default=None, infotext="Hires checkpoint",
+        paste_reset=True,
+        written_when=_hires(lambda p: unless_same(p.hr_checkpoint_name, SAME_CHECKPOINT) is not None),
+    )  # fmt: skip
+    hr_sampler_name: str | None = param(
+        SAME_SAMPLER, label="Hires sampling method", api_default=None, normalize=_hires_sampler,
+        infotext="Hires sampler", paste_reset=True,
+        written_when=_hires(lambda p: p.hires_sampler_name != p.sampler_name),
+    )  # fmt: skip
+    # "": the first pass's prompt; written only when it differs from it (A1111 1.10).
+    hr_prompt: str = param(
+        "", label="Hires prompt", infotext="Hires prompt", paste_reset=True,
+        written_when=_hires(lambda p: p.hr_prompt not in ("", p.prompt)),
+    )  # fmt: skip
+    hr_negative_prompt: str = param(
+        "", label="Hires negative prompt", infotext="Hires negative prompt", paste_reset=True,
+        written_when=_hires(lambda p: p.hr_negative_prompt not in ("", p.negative_prompt)),
+    )  # fmt: skip
+    hr_scheduler: str | None = param(
+        SAME_SCHEDULER, label="Hires schedule type", api_default=None, infotext="Hires schedule type",
+        paste_reset=True,
+        written_when=_hires(lambda p: p.hires_scheduler != p.scheduler),
+    )  # fmt: skip
+    # The second pass's size: first pass × hr_scale, or hr_resize_x × hr_resize_y when either is set
+    # (0: from the other side and the aspect ratio), written "Hires resize: WxH" (core/infotext.py).
+    hr_scale: float = param(
+        2.0, label="Upscale by", minimum=1.0, maximum=4.0, step=0.05, infotext="Hires upscale",
+        written_when=_hires(lambda p: not (p.hr_resize_x or p.hr_resize_y)),
+    )  # fmt: skip
+    hr_resize_x: int = param(
+        0, label="Resize width to", minimum=0, maximum=MAX_SIDE, step=8, paste_reset=True
+    )  # fmt: skip
+    hr_resize_y: int = param(
+        0, label="Resize height to", minimum=0, maximum=MAX_SIDE, step=8, paste_reset=True
+    )  # fmt: skip
+    hr_second_pass_steps: int = param(
+        0, label="Hires steps", minimum=0, maximum=150, step=1, infotext="Hires steps",
+        written_when=_hires(lambda p: p.hr_second_pass_steps > 0), paste_reset=True, axis="Hires steps",
+    )  # fmt: skip
+    # A latent mode, "None", "Lanczos", "Nearest" or a model upscaler's name (the engine checks it). The
+    # API's None is A1111's: the default latent mode, and no "Hires upscaler" key.
+    hr_upscaler: str | None = param(
+        "Latent", label="Upscaler", api_default=None, infotext="Hires upscaler",
+        written_when=_hires(lambda p: p.hr_upscaler is not None), axis="Hires upscaler",
+    )  # fmt: skip
+
+    def validate(self) -> None:
+        super().validate()
+        if self.enable_hr:  # the second pass's pair must exist too
+            samplers.resolve(self.hires_sampler_name, self.hires_scheduler)
+
+    @property
+    def hires_sampler_name(self) -> str:
+        return unless_same(self.hr_sampler_name, SAME_SAMPLER) or self.sampler_name
+
+    @property
+    def hires_scheduler(self) -> str:
+        return unless_same(self.hr_scheduler, SAME_SCHEDULER) or self.scheduler
 
 
 # A1111's choices, in the order of their API integers (resize_mode, inpainting_fill, inpaint_full_res,

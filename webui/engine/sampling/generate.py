@@ -28,6 +28,7 @@ from webui.engine.sampling import cfg_rescale, conditioning, img2img, noise, pre
 from webui.engine.sampling.hooks import ModelHook, ModelHooks
 from webui.engine.sampling.prompt_conditioning import PromptConditioning
 from webui.engine.sampling.schedulers import make_scheduler
+from webui.engine.sampling.tiling import circular_padding
 
 MAX_SEED = 2**32 - 1
 # Not an A1111 version: A1111 ignores a Version it cannot parse, while "v0.1.0" read as older than its
@@ -208,7 +209,8 @@ def run(
         batch_seeds = all_seeds[batch * params.batch_size : (batch + 1) * params.batch_size]
         batch_subseeds = all_subseeds[batch * params.batch_size : (batch + 1) * params.batch_size]
         batch_params = hooks.before_batch(params, batch, batch_seeds)
-        batch_images, batch_used = _run_batch(context, batch_params, batch_seeds, batch_subseeds)
+        with circular_padding(loaded.pipe, batch_params.tiling):  # "Tiling"; put back even on errors
+            batch_images, batch_used = _run_batch(context, batch_params, batch_seeds, batch_subseeds)
         for image, seed in zip(batch_images, batch_seeds):
             image, for_infotext = hooks.after_image(batch_params, image, seed)
             images.append(image)
