@@ -108,7 +108,7 @@ class GenerationRequest(BaseModel):
     def _refuse_unsupported(self) -> None:
         """Features A1111 has and we do not yet: say so instead of silently generating something else."""
         extra = self.model_extra or {}
-        wanted = [name for name in ("enable_hr", "restore_faces") if extra.get(name)]
+        wanted = [name for name in ("restore_faces",) if extra.get(name)]
         if wanted:
             raise InvalidParameter(f"Not supported yet: {', '.join(wanted)}")
 

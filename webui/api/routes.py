@@ -23,7 +23,7 @@ from webui.api.shapes import (
 )
 from webui.core import samplers
 from webui.core.errors import UserError
-from webui.core.params import GenerationParams, Result
+from webui.core.params import LATENT_UPSCALE_MODES, GenerationParams, Result
 from webui.services.container import Services
 
 router = APIRouter(prefix="/sdapi/v1")
@@ -120,6 +120,12 @@ def sampler_list() -> list[dict[str, Any]]:
 @router.get("/schedulers")
 def scheduler_list() -> list[dict[str, Any]]:
     return [schedule_item(schedule) for schedule in samplers.SCHEDULE_TYPES]
+
+
+@router.get("/latent-upscale-modes")
+def latent_upscale_modes() -> list[dict[str, Any]]:
+    """Hires fix's latent upscalers, as A1111 lists them."""
+    return [{"name": name} for name in LATENT_UPSCALE_MODES]
 
 
 @router.get("/options")

@@ -8,7 +8,7 @@ import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image
 
@@ -23,6 +23,9 @@ from webui.services.outputs import dated_dir, save_image
 from webui.services.scripting import ProcessingContext, ScriptHost
 from webui.services.settings import Settings
 from webui.services.styles import StyleDatabase
+
+if TYPE_CHECKING:
+    from webui.engine.upscaling.catalog import UpscalerCatalog
 
 P = TypeVar("P", bound=GenerationParams)
 
@@ -53,6 +56,7 @@ class GenerationService:
         self.jobs = jobs
         self.scripts = scripts
         self.data_dir = data_dir
+        self.upscalers: UpscalerCatalog | None = None  # the model upscalers hires fix may use (App sets it)
 
     def submit(
         self,
@@ -119,7 +123,12 @@ class GenerationService:
         # The scripts run around and inside generate.run and call the image callbacks around each save.
         context = ProcessingContext(
             generate=lambda params, hooks: generate.run(
-                params, self.models.manager, reporter, incomplete.hooks(hooks), options.noise
+                params,
+                self.models.manager,
+                reporter,
+                incomplete.hooks(hooks),
+                options.noise,
+                upscalers=self.upscalers,
             ),
             save_image=save if saving else None,
             save_grid=functools.partial(self._save, options, f"{request.kind}-grids") if grids else None,

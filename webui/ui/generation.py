@@ -36,7 +36,8 @@ PLACED = (
     "batch_size", "cfg_scale", "cfg_rescale", "seed", "clip_skip", *seed_extras.FIELDS,
     # txt2img's "Hires. fix" section (ui/hires.py); img2img's own section places denoising_strength
     "enable_hr", "denoising_strength", "hr_scale", "hr_resize_x", "hr_resize_y", "hr_upscaler",
-    "hr_second_pass_steps", "hr_prompt", "hr_negative_prompt",
+    "hr_second_pass_steps", "hr_prompt", "hr_negative_prompt", "hr_checkpoint_name", "hr_sampler_name",
+    "hr_scheduler",
 )  # fmt: skip
 
 

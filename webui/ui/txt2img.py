@@ -1,4 +1,4 @@
-"""The txt2img tab: the shared generation layout with no input image."""
+"""The txt2img tab: the shared generation layout with no input image, and the "Hires. fix" section."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
+from webui.ui.hires import HiresSection
 
 if TYPE_CHECKING:
     from webui.services.container import Services
 
 
 def build_tab(services: Services, sections: Sequence[SectionFactory] = ()) -> GenerationTab:
-    return build_generation_tab(services, "txt2img", sections=sections)
+    hires = HiresSection(services)
+    tab = build_generation_tab(services, "txt2img", sections=[lambda name: hires, *sections])
+    hires.connect(tab.controls)
+    return tab

@@ -7,10 +7,11 @@ arguments, and how its decoded images are finished (engine.sampling.img2img for 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from PIL import Image
@@ -24,10 +25,13 @@ from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.controlnet import guidance as controlnet
 from webui.engine.networks.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
-from webui.engine.sampling import cfg_rescale, conditioning, img2img, noise, previews
+from webui.engine.sampling import cfg_rescale, conditioning, hires, img2img, noise, previews
 from webui.engine.sampling.hooks import ModelHook, ModelHooks
 from webui.engine.sampling.prompt_conditioning import PromptConditioning
 from webui.engine.sampling.schedulers import make_scheduler
+
+if TYPE_CHECKING:
+    from webui.engine.upscaling.catalog import UpscalerCatalog
 from webui.engine.sampling.tiling import circular_padding
 
 MAX_SEED = 2**32 - 1
@@ -159,18 +163,23 @@ def run(
     job: StepReporter,
     hooks: RunHooks | None = None,
     noise_options: noise.NoiseOptions | None = None,
+    upscalers: UpscalerCatalog | None = None,
 ) -> Result:
     """txt2img, or img2img / inpaint for Img2Img params: n_iter batches of batch_size images, seeds seed,
     seed+1, … (with a variation strength: all the seed, subseeds subseed, subseed+1, …)
 
     The prompts' `<lora:…>` tags are looked up in the manager's LoRA library before anything loads.
-    `hooks` let extensions act before each batch, on each model pass and on each image."""
+    `hooks` let extensions act before each batch, on each model pass and on each image. `upscalers`:
+    the model upscalers hires fix may use."""
     params.validate()
+    job = hires.progress(job, params)  # with hires fix, both passes count
     hooks = hooks or NoHooks()
     loras = manager.loras
     choice = samplers.resolve(params.sampler_name, params.scheduler)
     lora_requests = _lora_requests(params, loras)
     loaded = manager.get(params.sd_model_checkpoint)
+    if hires.enabled(params):
+        hires.check(params, manager, loaded, upscalers)
     task = make_task(params, loaded)  # input images are checked and encoded before LoRAs are applied
     control = _control_plan(params, manager, loaded, task)  # ControlNet models and maps; None without units
     applied = loras.apply(loaded.pipe, lora_requests) if loras else AppliedLoras()
@@ -199,7 +208,9 @@ def run(
     image_params: list[
         GenerationParams
     ] = []  # each image's params for its infotext (extensions may add to them)
+    params = hires.with_checkpoint_title(params, model.name, model.short_hash)
     context = RunContext(manager, loaded, task, choice, job, embeddings, hooks, control, noise_options, eta)
+    context = dataclasses.replace(context, upscalers=upscalers)
     job.set_batches(params.n_iter)
     for batch in range(params.n_iter):
         if batch:
@@ -267,6 +278,7 @@ class RunContext:
     control: controlnet.ControlPlan | None  # None without enabled ControlNet units
     noise_options: noise.NoiseOptions
     eta: noise.Eta
+    upscalers: UpscalerCatalog | None = None  # hires fix's model upscalers
 
 
 def _run_batch(
@@ -306,6 +318,7 @@ def _run_batch(
     with torch.inference_mode():
         initial = initial.to(pipe.device, latents_dtype)
         inputs = task.inputs(initial, generators, seeds)
+        inputs.setdefault("num_inference_steps", params.steps)  # hires fix's schedule is longer
         if run.eta.value is not None:
             inputs["eta"] = run.eta.value  # the pipelines hand it to schedulers whose step takes it (DDIM)
         count = len(seeds)
@@ -322,12 +335,14 @@ def _run_batch(
             output = pipe(
                 **text.kwargs(0),
                 **inputs,
-                num_inference_steps=params.steps,
                 guidance_scale=params.cfg_scale,
                 callback_on_step_end=on_step_end,
                 callback_on_step_end_tensor_inputs=[*text.tensor_inputs(), "latents"],
                 output_type="latent",  # decoded here: tiling, NaN retry (engine.checkpoints.memory)
             )
+        if hires.enabled(params):  # the second pass, from the first pass's latents
+            images, used = hires.second_pass(run, params, output.images, _run_batch, seeds, subseeds)
+            return images, tuple(dict.fromkeys(text.embeddings_used + used))
         # the checkpoint's own pipeline decodes: with --medvram its offload hooks put the VAE back
         images = memory.decode_latents(loaded.pipe, output.images, manager.vae_tiling_threshold)
     return task.finish(images), text.embeddings_used
