@@ -6,28 +6,56 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI
+from PIL import Image
 
 from webui import __version__
-from webui.api.access import add_access_control, exposure_warning, open_share_link
+from webui.api.access import add_access_control, exposure_warning, gradio_file_paths, open_share_link
 from webui.api.routes import register_api
+from webui.core import image_limits
 from webui.core.cmd_args import api_credentials, gradio_credentials
+from webui.services.jobs import JobQueue
 
 if TYPE_CHECKING:
     from webui.app import App
 
 log = logging.getLogger(__name__)
+# What uvicorn adds to the grace period for answering the requests still open when it stops.
+CLOSE_MARGIN_S = 2.0
 
 
-def create_server(app: App, host: str, port: int) -> uvicorn.Server:
-    """The ASGI app: API routes first, then the gradio UI mounted at /; --api-auth and CORS around both,
-    --gradio-auth on the UI, TLS when both --tls-* files are given."""
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server that, on SIGTERM/SIGINT, also stops the job queue: no new jobs, the running one
+    finishes or is interrupted after --shutdown-grace seconds, queued ones stay queued (their requests
+    are answered 503), so the process exits in bounded time instead of draining the whole queue."""
+
+    def __init__(self, config: uvicorn.Config, jobs: JobQueue, grace: float) -> None:
+        super().__init__(config)
+        self.jobs = jobs
+        self.grace = grace
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.jobs.closed:
+            log.warning("Shutting down: the running job has %g s to finish; queued jobs are kept", self.grace)
+            self.jobs.shut_down(self.grace)
+        super().handle_exit(sig, frame)
+
+
+def create_server(app: App, host: str, port: int) -> GracefulServer:
+    """The ASGI app: API routes first, then the gradio UI mounted at /; --api-auth (on every route but the
+    UI's), the login throttle and CORS around both, --gradio-auth on the UI, TLS when both --tls-* files
+    are given."""
     args, paths, services = app.args, app.paths, app.services
+    # Pillow warns above this many pixels and refuses twice as many (decompression bombs; the UI's uploads
+    # too); the API's decode_image refuses above it with the size named
+    Image.MAX_IMAGE_PIXELS = image_limits.MAX_PIXELS
     web = FastAPI(title="webui", version=__version__)
-    add_access_control(web, args, api_credentials(args))
+    ui_login = not args.nowebui and bool(gradio_credentials(args))
+    add_access_control(web, args, api_credentials(args), ui_login)
     if args.api or args.nowebui:
         register_api(web, services)
     if args.nowebui:
@@ -38,10 +66,8 @@ def create_server(app: App, host: str, port: int) -> uvicorn.Server:
         from webui.ui.blocks import build_ui
         from webui.ui.page_assets import page_assets
 
-        # gradio serves its own static files, its upload/cache folder and these output folders, never
-        # the models, settings or styles (blocked even if an output folder is set to contain them).
-        generation = services.generation
-        outputs = [paths.outputs_dir, *(generation.output_dir(kind) for kind in ("txt2img", "img2img"))]
+        # gradio serves its own static files, its upload/cache folder and the app's outputs folder, never
+        # a folder a setting names (settings can be changed remotely), nor the models, settings or styles.
         private = [
             paths.models_dir,
             paths.ckpt_dir,
@@ -53,6 +79,7 @@ def create_server(app: App, host: str, port: int) -> uvicorn.Server:
             paths.cache_file,
             paths.styles_file,
         ]
+        allowed, blocked = gradio_file_paths([paths.outputs_dir], private)
         demo = build_ui(services)
         # before the mount: routes extensions add here must come before gradio's catch-all "/"
         app.plugins.app_started(demo, web)
@@ -64,8 +91,8 @@ def create_server(app: App, host: str, port: int) -> uvicorn.Server:
             demo,
             path="/",
             auth=list(gradio_credentials(args)) or None,
-            allowed_paths=[str(path.resolve()) for path in outputs],
-            blocked_paths=[str(path.resolve()) for path in private],
+            allowed_paths=allowed,
+            blocked_paths=blocked,
             head=head or None,
             css=css or None,
         )
@@ -76,8 +103,9 @@ def create_server(app: App, host: str, port: int) -> uvicorn.Server:
         log_level="warning",
         ssl_keyfile=args.tls_keyfile,
         ssl_certfile=args.tls_certfile,
+        timeout_graceful_shutdown=args.shutdown_grace + CLOSE_MARGIN_S,
     )
-    return uvicorn.Server(config)
+    return GracefulServer(config, services.jobs, args.shutdown_grace)
 
 
 def share_when_started(server: uvicorn.Server, host: str) -> threading.Thread:

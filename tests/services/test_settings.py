@@ -117,9 +117,9 @@ def test_failed_save_keeps_old_file_and_values(tmp_path: Path, monkeypatch: pyte
 def test_output_dir_follows_a1111_override(tmp_path: Path) -> None:
     settings = Settings(tmp_path / "config.json")
     assert settings.output_dir("img2img") == "outputs/img2img-images"
-    settings.update({"outdir_samples": "/data/all"})
-    assert settings.output_dir("txt2img") == "/data/all"
-    assert settings.output_dir("extras") == "/data/all"  # A1111: outdir_samples wins for extras too
+    settings.update({"outdir_samples": "data/all"})
+    assert settings.output_dir("txt2img") == "data/all"
+    assert settings.output_dir("extras") == "data/all"  # A1111: outdir_samples wins for extras too
     with pytest.raises(InvalidParameter, match="saved-grids"):
         settings.output_dir("saved-grids")
 

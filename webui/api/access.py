@@ -1,5 +1,5 @@
-"""Who may call the server: HTTP Basic on the API (--api-auth), CORS (--cors-allow-origins[-regex]) and
-which files gradio may serve."""
+"""Who may call the server: HTTP Basic on every API route (--api-auth), throttled logins (API and UI),
+CORS (--cors-allow-origins[-regex]) and which files gradio may serve."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,69 +16,151 @@ from urllib.parse import urlparse
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-API_PREFIX = "/sdapi/"
+from webui.api.login_throttle import LoginThrottle
+
+# Paths that are the API's even where no route matches (an unknown /sdapi/ route is a 401, not gradio's 404).
+API_PREFIXES = ("/sdapi/", "/controlnet/")
+# gradio's login form, under the UI mounted at "/"
+UI_LOGIN_PATHS = ("/login", "/login/")
 log = logging.getLogger(__name__)
 
 
-def _matches(header: str, credentials: Sequence[tuple[str, str]]) -> bool:
+def _user(header: str, credentials: Sequence[tuple[str, str]]) -> str | None:
+    """The user whose HTTP Basic credentials `header` carries, or None."""
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
-        return False
+        return None
     try:
         user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        return False
+        return None
     # Compare every pair in full and in constant time, so timing tells nothing about near misses.
-    found = False
+    found = None
     for known_user, known_password in credentials:
         same_user = secrets.compare_digest(user.encode(), known_user.encode())
         same_password = secrets.compare_digest(password.encode(), known_password.encode())
-        found |= bool(sep) and same_user and same_password
+        if sep and same_user and same_password:
+            found = known_user
     return found
 
 
-class ApiBasicAuth:
-    """ASGI middleware: every request under /sdapi/ needs one of `credentials` as HTTP Basic, else 401
-    with a WWW-Authenticate challenge (what A1111's --api-auth does on each API route)."""
+def is_ui_route(route: BaseRoute) -> bool:
+    """gradio's UI: the Mount that holds gradio's own app (its routes are governed by --gradio-auth)."""
+    return isinstance(route, Mount) and type(route.app).__module__.split(".")[0] == "gradio"
 
-    def __init__(self, app: ASGIApp, credentials: Sequence[tuple[str, str]]) -> None:
+
+def serves_api(web: Starlette, scope: Scope) -> bool:
+    """Whether the request goes to the API rather than the UI: every route of the server's own route table
+    is the API's (the /sdapi and /controlnet routes, /docs, /redoc, /openapi.json, routes extensions add),
+    except gradio's mount; so is anything under an API prefix, and anything when no UI is mounted."""
+    if scope["path"].startswith(API_PREFIXES):
+        return True
+    for route in web.router.routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            return not is_ui_route(route)
+    return True
+
+
+class AccessControl:
+    """ASGI middleware: with --api-auth every API request needs one of the credentials as HTTP Basic,
+    else 401 with a WWW-Authenticate challenge; failed logins (API or gradio's login form) are throttled
+    per client address (webui.api.login_throttle)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        web: Starlette,
+        api_credentials: Sequence[tuple[str, str]],
+        ui_login: bool,
+        throttle: LoginThrottle,
+    ) -> None:
         self.app = app
-        self.credentials = tuple(credentials)
+        self.web = web
+        self.credentials = tuple(api_credentials)
+        self.ui_login = ui_login
+        self.throttle = throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
-            headers = dict(scope["headers"])
-            header = headers.get(b"authorization", b"").decode("latin-1")
-            if not _matches(header, self.credentials):
-                await _unauthorized(send)
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        if self.credentials and serves_api(self.web, scope):
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            wait = self.throttle.retry_after(client) if header else 0.0
+            user = _user(header, self.credentials) if not wait else None
+            if user is None:
+                if wait:
+                    await _refuse(scope, send, 429, _too_many(wait), wait)
+                    return
+                if header:
+                    self.throttle.failed(client)
+                await _refuse(scope, send, 401, "Incorrect username or password")
                 return
+            self.throttle.succeeded(client)
+            scope["api_user"] = user
+        elif self.ui_login and scope["type"] == "http" and scope["path"] in UI_LOGIN_PATHS:
+            wait = self.throttle.retry_after(client)
+            if wait and scope["method"] == "POST":
+                await _refuse(scope, send, 429, _too_many(wait), wait)
+                return
+            send = self._watch_login(client, send) if scope["method"] == "POST" else send
         await self.app(scope, receive, send)
 
+    def _watch_login(self, client: str, send: Send) -> Send:
+        """`send` that counts gradio's answer to a login: 400/401 a failure, 2xx/3xx a success."""
 
-async def _unauthorized(send: Send) -> None:
-    body = json.dumps({"detail": "Incorrect username or password"}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Basic realm="sdapi"'),
-            ],
-        }
-    )
+        async def watching(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if status in (400, 401):
+                    self.throttle.failed(client)
+                elif status < 400:
+                    self.throttle.succeeded(client)
+            await send(message)
+
+        return watching
+
+
+def _too_many(wait: float) -> str:
+    return f"Too many failed logins from your address; try again in {math.ceil(wait)} s"
+
+
+async def _refuse(scope: Scope, send: Send, status: int, detail: str, retry_after: float = 0.0) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": detail})
+        return
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Basic realm="sdapi"'))
+    if retry_after:
+        headers.append((b"retry-after", str(math.ceil(retry_after)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 def add_access_control(
-    web: FastAPI, args: argparse.Namespace, api_credentials: Sequence[tuple[str, str]]
+    web: FastAPI,
+    args: argparse.Namespace,
+    api_credentials: Sequence[tuple[str, str]],
+    ui_login: bool = False,
 ) -> None:
-    """API auth, then CORS around it (so a browser's preflight gets its CORS answer without credentials)."""
-    if api_credentials:
-        web.add_middleware(ApiBasicAuth, credentials=api_credentials)
+    """API auth and the login throttle, then CORS around them (so a browser's preflight gets its CORS
+    answer without credentials)."""
+    if api_credentials or ui_login:
+        web.add_middleware(
+            AccessControl,
+            web=web,
+            api_credentials=api_credentials,
+            ui_login=ui_login,
+            throttle=LoginThrottle(),
+        )
     origins = [origin.strip() for origin in (args.cors_allow_origins or "").split(",") if origin.strip()]
     if origins or args.cors_allow_origins_regex:
         web.add_middleware(

@@ -8,13 +8,14 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from webui.api.deps import ServicesDep
 from webui.api.models import decode_image
 from webui.api.shapes import preprocessor_sliders
+from webui.api.waiting import client_id, wait_for_job
 from webui.core.errors import InvalidParameter
 from webui.core.params import ControlUnit, control_mode_name, control_resize_mode_name
 from webui.services.controlnet import ControlNetService, Preprocess
@@ -130,25 +131,28 @@ def module_list(alias_names: bool = False) -> dict[str, Any]:
 
 
 @router.post("/detect")
-async def detect(body: DetectRequest, services: ServicesDep) -> dict[str, Any]:
-    """The maps, made by a queued job (never beside a running generation; Interrupt stops it)."""
+async def detect(body: DetectRequest, services: ServicesDep, request: Request) -> dict[str, Any]:
+    """The maps, made by a queued job (never beside a running generation; Interrupt stops it). The job
+    is awaited without holding a thread."""
     if not body.controlnet_input_images:
         raise InvalidParameter("controlnet_input_images is empty: send at least one base64 image")
     controlnet = services.controlnet
     controlnet.find(body.controlnet_module)  # an unknown module fails before any image is decoded
 
-    def run() -> list[str]:
-        images = tuple(
+    def decode() -> tuple[Any, ...]:
+        return tuple(
             decode_image(text, f"controlnet_input_images[{i}]")
             for i, text in enumerate(body.controlnet_input_images)
         )
-        request = Preprocess(
-            body.controlnet_module,
-            images,
-            body.controlnet_processor_res,
-            body.controlnet_threshold_a,
-            body.controlnet_threshold_b,
-        )
-        return [_png_base64(image) for image in controlnet.detect(request).images]
 
-    return {"images": await run_in_threadpool(run), "info": "Success"}
+    preprocess = Preprocess(
+        body.controlnet_module,
+        await run_in_threadpool(decode),
+        body.controlnet_processor_res,
+        body.controlnet_threshold_a,
+        body.controlnet_threshold_b,
+    )
+    job = controlnet.submit(preprocess, owner=client_id(request))
+    result = await wait_for_job(job, services.jobs, request)
+    images = await run_in_threadpool(lambda: [_png_base64(image) for image in result.images])
+    return {"images": images, "info": "Success"}

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from webui.core import samplers, schema
+from webui.core import image_limits, samplers, schema
 from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams, Img2Img, Txt2Img
 from webui.services.settings import OPTIONS_BY_NAME
@@ -216,7 +216,8 @@ def decode_image(text: str, field: str) -> Image.Image:
     if not raw:
         raise InvalidParameter(f"{field}: empty image")
     try:
-        image = Image.open(io.BytesIO(raw))
+        image = Image.open(io.BytesIO(raw))  # reads the header only: the size is known before any pixel
+        image_limits.check_size(*image.size, f"{field}: image")
         image.load()
     except Image.DecompressionBombError as error:
         raise InvalidParameter(f"{field}: image too large ({error})") from None

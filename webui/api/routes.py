@@ -21,6 +21,7 @@ from webui.api.shapes import (
     schedule_item,
     vae_items,
 )
+from webui.api.waiting import client_id, wait_for_job
 from webui.core import samplers
 from webui.core.errors import UserError
 from webui.core.params import LATENT_UPSCALE_MODES, GenerationParams, Result
@@ -50,15 +51,26 @@ def register_api(web: FastAPI, services: Services) -> None:
 
 
 async def _generate(
-    services: Services, body: Txt2ImgRequest, params: GenerationParams, parameters: dict[str, Any]
+    services: Services,
+    body: Txt2ImgRequest,
+    params: GenerationParams,
+    parameters: dict[str, Any],
+    request: Request,
 ) -> dict[str, Any]:
-    """Queue `params` as `body` asks, wait, and answer as A1111 does (`parameters` echo the request)."""
+    """Queue `params` as `body` asks, wait (without a thread; cancelled if the client goes away), and
+    answer as A1111 does (`parameters` echo the request's known fields, never unknown ones)."""
     generation = services.generation
     params = generation.apply_styles(params, body.styles)
     job = generation.submit(
-        params, body.save_images, body.override_settings, body.override_settings_restore_afterwards
+        params,
+        body.save_images,
+        body.override_settings,
+        body.override_settings_restore_afterwards,
+        owner=client_id(request),
     )
-    result: Result = await run_in_threadpool(job.wait)
+    result: Result = await wait_for_job(job, services.jobs, request)
+    for unknown in body.model_extra or {}:
+        parameters.pop(unknown, None)
     images = [base64_image(image, text) for image, text in zip(result.images, result.infotexts)]
     return {
         "images": images if body.send_images else [],
@@ -68,16 +80,16 @@ async def _generate(
 
 
 @router.post("/txt2img")
-async def txt2img(body: Txt2ImgRequest, services: ServicesDep) -> dict[str, Any]:
+async def txt2img(body: Txt2ImgRequest, services: ServicesDep, request: Request) -> dict[str, Any]:
     params = body.to_params(default_clip_skip=services.settings.get("CLIP_stop_at_last_layers"))
-    return await _generate(services, body, params, body.model_dump())
+    return await _generate(services, body, params, body.model_dump(), request)
 
 
 @router.post("/img2img")
-async def img2img(body: Img2ImgRequest, services: ServicesDep) -> dict[str, Any]:
+async def img2img(body: Img2ImgRequest, services: ServicesDep, request: Request) -> dict[str, Any]:
     # decoding the images takes a while for big ones: off the event loop
     params = await run_in_threadpool(body.to_params, services.settings.get("CLIP_stop_at_last_layers"))
-    return await _generate(services, body, params, body.echo())
+    return await _generate(services, body, params, body.echo(), request)
 
 
 @router.get("/sd-models")
@@ -140,8 +152,10 @@ def set_options(body: dict[str, Any], services: ServicesDep) -> None:
     services.models.update_options(body)
 
 
+# The control routes are async: they only read or flag the queue, and must answer at once even when
+# every threadpool thread is busy.
 @router.get("/progress")
-def progress(services: ServicesDep, skip_current_image: bool = False) -> dict[str, Any]:
+async def progress(services: ServicesDep, skip_current_image: bool = False) -> dict[str, Any]:
     view = services.jobs.progress()
     preview = view.current_preview
     return {
@@ -156,10 +170,10 @@ def progress(services: ServicesDep, skip_current_image: bool = False) -> dict[st
 
 
 @router.post("/interrupt")
-def interrupt(services: ServicesDep) -> None:
+async def interrupt(services: ServicesDep) -> None:
     services.jobs.interrupt()
 
 
 @router.post("/skip")
-def skip(services: ServicesDep) -> None:
+async def skip(services: ServicesDep) -> None:
     services.jobs.skip()

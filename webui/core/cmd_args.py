@@ -169,6 +169,23 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--nowebui", action="store_true", help="use api=True to launch the API instead of the webui"
     )
+    server.add_argument(
+        "--freeze-settings",
+        action="store_true",
+        help="disable editing of all settings globally (UI and API)",
+    )
+    server.add_argument(
+        "--hide-ui-dir-config",
+        action="store_true",
+        help="hide directory configuration from the UI and refuse changing output folders (UI and API)",
+    )
+    server.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=10.0,
+        help="on SIGTERM/Ctrl+C: seconds the running job may take to finish before it is interrupted; "
+        "queued jobs are not run (default 10)",
+    )
 
     paths = parser.add_argument_group("paths")
     paths.add_argument(

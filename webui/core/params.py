@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from webui.core import prompts, samplers, schema
+from webui.core import image_limits, prompts, samplers, schema
 from webui.core.errors import InvalidParameter
 from webui.core.schema import param
 
@@ -98,6 +98,8 @@ class ControlUnit:
             _check_range("guidance_end", self.guidance_end, 0.0, 1.0)
             if self.processor_res != -1:
                 _check_range("processor_res", self.processor_res, MIN_SIDE, MAX_SIDE)
+                if self.image is not None:  # a 64x1 image at 2048 would be 2048x131072: refused now
+                    image_limits.scaled_to_short_side(self.image.size, self.processor_res, "processing size")
             control_mode_name(self.control_mode)
             control_resize_mode_name(self.resize_mode)
         except InvalidParameter as error:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from webui.core.errors import InvalidParameter
+from webui.core.params import ControlUnit
 from webui.engine.controlnet import preprocessors
 from webui.engine.controlnet.library import ControlNetLibrary
 from webui.engine.controlnet.preprocessors import Preprocessor, Slider
@@ -58,11 +59,19 @@ class ControlNetService:
         """The preprocessor by name or UI label; InvalidParameter naming the known ones otherwise."""
         return preprocessors.find(module)
 
-    def submit(self, request: Preprocess) -> Job:
+    def submit(self, request: Preprocess, owner: str | None = None) -> Job:
         self.find(request.module)  # an unknown module fails before it takes a place in the queue
         if not request.images:
             raise InvalidParameter("No image to preprocess: send at least one")
-        return self.jobs.submit(request, kind="preprocess")
+        for image in request.images:  # sliders and the processing size (bounded) checked before queueing
+            unit = ControlUnit(
+                module=request.module,
+                processor_res=request.processor_res,
+                threshold_a=request.threshold_a,
+                threshold_b=request.threshold_b,
+            )
+            preprocessors.resolve(unit, image.size, image.size)
+        return self.jobs.submit(request, kind="preprocess", owner=owner)
 
     def detect(self, request: Preprocess) -> PreprocessResult:
         return self.submit(request).wait()

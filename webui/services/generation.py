@@ -65,7 +65,9 @@ class GenerationService:
         override_settings: Mapping[str, Any] | None = None,
         restore_settings: bool = True,
     ) -> Job:
-        """Queue a txt2img or img2img/inpaint generation (the params' type says which).
+        owner: str | None = None,
+        """Queue a txt2img or img2img/inpaint generation (the params' type says which); `owner` (a
+        client) counts towards the queue's per-client limit.
 
         `override_settings` (options by name) hold while this job runs, then go back unless
         `restore_settings` is False (A1111's override_settings_restore_afterwards)."""
@@ -76,12 +78,12 @@ class GenerationService:
         request = Request(params=params, save_images=save_images)
         self.scripts.check(params, request.kind)  # an unknown script name, too
         if not override_settings:
-            return self.jobs.submit(request, kind=request.kind)
+            return self.jobs.submit(request, kind=request.kind, owner=owner)
         for name, value in override_settings.items():
             self.settings.option(name).validate(value)
         self.models.check_options(override_settings)
         queued = OverriddenRequest(request, tuple(override_settings.items()), restore_settings)
-        return self.jobs.submit(queued, kind=request.kind)
+        return self.jobs.submit(queued, kind=request.kind, owner=owner)
 
     def generate(self, params: GenerationParams, save_images: bool = True) -> Result:
         return self.submit(params, save_images).wait()

@@ -27,6 +27,27 @@ class JobStatus(str, Enum):
     DONE = "done"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"  # taken out of the queue before it ran (its client went away)
+
+
+class QueueFull(UserError):
+    """Admission control: too many jobs waiting (HTTP 429); the message says which limit and what to do."""
+
+    status_code = 429
+
+
+class ShuttingDown(UserError):
+    """The server is stopping and takes no more jobs (HTTP 503)."""
+
+    status_code = 503
+
+
+@dataclass(frozen=True)
+class AdmissionLimits:
+    """How many jobs may wait (queued or running) in all, and per owner (a client); 0: no limit."""
+
+    total: int = 0
+    per_owner: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,9 +82,10 @@ class Job:
     sampling step; it polls `interrupted` (stop everything) and `skipped` (end this batch).
     """
 
-    def __init__(self, params: Any, kind: str, clock: Callable[[], float]) -> None:
+    def __init__(self, params: Any, kind: str, clock: Callable[[], float], owner: str | None = None) -> None:
         self.id = uuid4().hex
         self.kind = kind
+        self.owner = owner
         self.params = params
         self.status = JobStatus.QUEUED
         self.created = clock()
@@ -81,6 +103,7 @@ class Job:
         self._batch = 0
         self._batches = 1
         self._preview: object | None = None
+        self._listeners: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"Job({self.id[:8]}, {self.kind}, {self.status.value})"
@@ -129,6 +152,22 @@ class Job:
             raise self.error
         return self.result
 
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` (from any thread) when the job finishes, or when the queue shuts down while
+        the job still waits; at once when the job is already done. Async waiters use it instead of a
+        thread blocked in `wait`."""
+        with self._lock:
+            if not self.done:
+                self._listeners.append(listener)
+                return
+        listener()
+
+    def _notify(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
     def progress(self) -> Progress:
         with self._lock:
             within = min(self._step / self._steps, 1.0) if self._steps > 0 else 0.0
@@ -164,6 +203,7 @@ class Job:
             self.status, self.result, self.error = status, result, error
             self.finished = self._clock()
         self._done.set()
+        self._notify()
 
 
 class JobQueue:
@@ -173,26 +213,80 @@ class JobQueue:
     raises Interrupted (or returns after the interrupt flag was set) ends the job as interrupted.
     """
 
-    def __init__(self, runner: Callable[[Any, Job], Any], *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        runner: Callable[[Any, Job], Any],
+        *,
+        clock: Callable[[], float] = time.time,
+        limits: Callable[[], AdmissionLimits] = AdmissionLimits,
+    ) -> None:
         self._runner = runner
         self._clock = clock
+        self._limits = limits  # read at each submit, so a changed setting holds at once
+        self._closed = False  # shutting down: no more jobs are taken
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
         self._current: Job | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def submit(self, params: Any, kind: str = "txt2img") -> Job:
-        job = Job(params, kind, self._clock)
+    def submit(self, params: Any, kind: str = "txt2img", owner: str | None = None) -> Job:
+        """Queue a job; QueueFull beyond the admission limits, ShuttingDown once `shut_down` was called."""
+        job = Job(params, kind, self._clock, owner)
+        limits = self._limits()
         with self._cond:
+            if self._closed:
+                raise ShuttingDown("The server is shutting down and takes no new jobs; try again later")
+            waiting = [*self._pending, *([self._current] if self._current is not None else [])]
+            if limits.total and len(waiting) >= limits.total:
+                raise QueueFull(
+                    f"The queue is full ({len(waiting)} jobs, limit {limits.total}); try again later"
+                )
+            mine = sum(1 for other in waiting if owner is not None and other.owner == owner)
+            if limits.per_owner and owner is not None and mine >= limits.per_owner:
+                raise QueueFull(
+                    f"You have {mine} jobs waiting (limit {limits.per_owner} per client); wait for them "
+                    "to finish before sending more"
+                )
             self._pending.append(job)
             self._cond.notify()
         return job
 
+    def cancel(self, job: Job) -> None:
+        """The job's requester is gone: drop it from the queue, or interrupt it when it is running."""
+        with self._cond:
+            if job in self._pending:
+                self._pending.remove(job)
+            elif job is self._current:
+                job._interrupt.set()
+                return
+            else:
+                return
+        job._finish(JobStatus.CANCELLED, error=Interrupted("cancelled: its client disconnected"))
+
+    def shut_down(self, grace: float) -> threading.Thread | None:
+        """Take no more jobs, let the running one finish for up to `grace` seconds, then interrupt it.
+        Queued jobs stay queued (their waiters are told: see `closed`). Returns the worker to join."""
+        with self._cond:
+            self._closed = self._stopping = True
+            self._cond.notify_all()
+            thread, current, waiting = self._thread, self._current, list(self._pending)
+        for job in waiting:
+            job._notify()
+        if current is not None:
+            timer = threading.Timer(grace, current._interrupt.set)
+            timer.daemon = True
+            timer.start()
+        return thread
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def start(self) -> None:
         """Start serving jobs (queued ones included); calling it while running is harmless."""
         with self._cond:
-            self._stopping = False
+            self._stopping = self._closed = False
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="job-worker", daemon=True)
                 self._thread.start()

@@ -18,6 +18,7 @@ from webui.engine.checkpoints.weights_files import read_metadata
 from webui.engine.networks.embeddings import Embedding, EmbeddingLibrary
 from webui.engine.networks.lora import LoraEntry, LoraLibrary
 from webui.services.jobs import Job, JobQueue
+from webui.services.option_guard import OptionGuard
 from webui.services.options import ModelOptions
 from webui.services.settings import Settings, option
 
@@ -45,7 +46,9 @@ class ModelsService:
         settings: Settings,
         jobs: JobQueue,
         on_loaded: Callable[[LoadedCheckpoint], None] = lambda loaded: None,
+        guard: OptionGuard | None = None,
     ) -> None:
+        self.guard = guard or OptionGuard()  # what --freeze-settings / --hide-ui-dir-config lock
         self.manager = manager
         self.settings = settings
         self.jobs = jobs
@@ -181,6 +184,7 @@ class ModelsService:
     def update_options(self, changes: Mapping[str, object]) -> None:
         """Apply options as A1111's POST /options does: all validated first, then saved and put to use."""
         changes = dict(changes)
+        self.guard.check(self.settings, changes)
         checkpoint = changes.pop("sd_model_checkpoint", None)
         vae = changes.pop("sd_vae", None)
         if checkpoint:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 from typing import Any
 
@@ -78,6 +78,28 @@ class Option:
         return value
 
 
+@dataclass(frozen=True)
+class PathOption(Option):
+    """A folder under the data dir: relative, without "..", "~" or a drive, so no setting can make the
+    server write (or, through gradio, serve) files elsewhere."""
+
+    def validate(self, value: Any) -> Any:
+        value = super().validate(value)
+        parts = PureWindowsPath(value).parts  # splits on "/" and "\\" alike
+        if (
+            "\0" in value
+            or value.startswith("~")
+            or PurePosixPath(value).is_absolute()
+            or PureWindowsPath(value).anchor
+            or ".." in parts
+        ):
+            raise InvalidParameter(
+                f"option {self.name} must be a folder inside the data dir, written relative to it "
+                f"(like outputs/my-images), got {value!r}"
+            )
+        return value
+
+
 _SAVING = "Saving images/grids"
 _PATHS = "Paths for saving"
 _SD = "Stable Diffusion"
@@ -107,13 +129,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("grid_save", True, "Always save all generated image grids", _SAVING),
     Option("jpeg_quality", 80, "Quality for saved jpeg and webp images", _SAVING, minimum=1, maximum=100),
     Option("webp_lossless", False, "Use lossless compression for webp images", _SAVING),
-    Option("outdir_samples", "", "Output directory for images; if empty, defaults to the two below", _PATHS),
-    Option("outdir_txt2img_samples", "outputs/txt2img-images", "Output directory for txt2img images", _PATHS),
-    Option("outdir_img2img_samples", "outputs/img2img-images", "Output directory for img2img images", _PATHS),
-    Option("outdir_grids", "", "Output directory for grids; if empty, defaults to the two below", _PATHS),
-    Option("outdir_txt2img_grids", "outputs/txt2img-grids", "Output directory for txt2img grids", _PATHS),
-    Option("outdir_img2img_grids", "outputs/img2img-grids", "Output directory for img2img grids", _PATHS),
-    Option(
+    PathOption(
+        "outdir_samples", "", "Output directory for images; if empty, defaults to the two below", _PATHS
+    ),
+    PathOption(
+        "outdir_txt2img_samples", "outputs/txt2img-images", "Output directory for txt2img images", _PATHS
+    ),
+    PathOption(
+        "outdir_img2img_samples", "outputs/img2img-images", "Output directory for img2img images", _PATHS
+    ),
+    PathOption("outdir_grids", "", "Output directory for grids; if empty, defaults to the two below", _PATHS),
+    PathOption("outdir_txt2img_grids", "outputs/txt2img-grids", "Output directory for txt2img grids", _PATHS),
+    PathOption("outdir_img2img_grids", "outputs/img2img-grids", "Output directory for img2img grids", _PATHS),
+    PathOption(
         "outdir_extras_samples",
         "outputs/extras-images",
         "Output directory for images from extras tab",
@@ -223,6 +251,15 @@ _OUTDIR_KEYS = MappingProxyType(
 )
 
 
+    # Admission control (webui.services.jobs): beyond these a request gets HTTP 429; 0 means no limit.
+    Option("queue_max_jobs", 256, "Most jobs waiting or running at once (0: no limit)", "Queue", minimum=0),
+    Option(
+        "queue_max_jobs_per_client",
+        64,
+        "Most jobs one client (API user or address) may have waiting or running (0: no limit)",
+        "Queue",
+        minimum=0,
+    ),
 def option(name: str) -> Option:
     try:
         return OPTIONS_BY_NAME[name]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from webui.core import image_limits
 from webui.core.errors import InvalidParameter
 
 if TYPE_CHECKING:  # torch and spandrel load only when a model upscaler is used
@@ -26,7 +27,6 @@ if TYPE_CHECKING:  # torch and spandrel load only when a model upscaler is used
 NONE = "None"
 _FILTERS = MappingProxyType({"Lanczos": Image.Resampling.LANCZOS, "Nearest": Image.Resampling.NEAREST})
 UPSCALERS = (NONE, *_FILTERS)
-MAX_SIDE = 8192  # larger results would take gigabytes; A1111 has no model here that could make them either
 # A1111's latent upscale modes for hires fix: name → torch interpolate mode and antialias.
 LATENT_UPSCALE_MODES: Mapping[str, tuple[str, bool]] = MappingProxyType(
     {
@@ -38,6 +38,7 @@ LATENT_UPSCALE_MODES: Mapping[str, tuple[str, bool]] = MappingProxyType(
         "Latent (nearest-exact)": ("nearest-exact", False),
     }
 )
+MAX_SIDE = 8192  # larger results would take gigabytes; A1111 has no model here that could make them either
 PLAIN_SCALE = 4  # what A1111's /sdapi/v1/upscalers reports for the resizers without a model
 
 
@@ -120,6 +121,8 @@ def upscale(
 ) -> Image.Image:
     """`image` resized by `scale` with the named filter or model upscaler, to A1111's size (rounded down to
     a multiple of 8). Model upscalers need `models`."""
+    # finite and bounded before the products are turned into ints (1e308 or Infinity: a 4xx, not a 500)
+    image_limits.check_size(image.width * scale, image.height * scale, f"the size upscaled by {scale:g}")
     size = (int(image.width * scale) // 8 * 8, int(image.height * scale) // 8 * 8)
     if not (0 < size[0] <= MAX_SIDE and 0 < size[1] <= MAX_SIDE):
         raise InvalidParameter(

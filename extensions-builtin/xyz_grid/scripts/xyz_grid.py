@@ -10,8 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webui.core import samplers
+from webui.core import image_limits, samplers
 from webui.plugins import api
+
+# Images one plot may make (X × Y × Z): checked with the grid's pixel size before the first image, so a
+# typo like "1-100000" fails at once instead of running for hours.
+MAX_CELLS = 2500
 
 # "1-5", "1-10 (+2)", "10-1 (-3)", "1-10 [4]" (A1111's range syntax for number axes)
 _RANGE = re.compile(
@@ -90,16 +94,39 @@ def _range(match: re.Match[str], kind: type) -> list[Any]:
         count = int(match[4])
         if count < 1:
             raise api.InvalidParameter("X/Y/Z plot: a range needs at least one value")
+        _check_count(match[0], count)
         step = (end - start) / (count - 1) if count > 1 else 0
         return [kind(round(start + step * i, 6)) for i in range(count)]
     step = kind(match[3]) if match[3] else (1 if end >= start else -1)
     if step == 0 or (end - start) * step < 0:
         raise api.InvalidParameter(f"X/Y/Z plot: the range {match[0].strip()!r} never reaches its end")
+    _check_count(match[0], int((end - start) / step) + 1)  # before the values are made
     values, value = [], start
     while (value <= end + 1e-9) if step > 0 else (value >= end - 1e-9):
         values.append(kind(round(value, 6)))
         value += step
     return values
+
+
+def _check_count(text: str, count: int) -> None:
+    if count > MAX_CELLS:
+        raise api.InvalidParameter(
+            f"X/Y/Z plot: the range {text.strip()!r} has {count} values; "
+            f"a plot makes at most {MAX_CELLS} images"
+        )
+
+
+def check_plot(p: api.Processing, values: Sequence[Sequence[Any]], margin: int) -> None:
+    """InvalidParameter before the first image when the plot would make too many images or a grid too
+    large to hold (its pixel size, Z grids side by side)."""
+    xs, ys, zs = (len(axis_values) for axis_values in values)
+    if xs * ys * zs > MAX_CELLS:
+        raise api.InvalidParameter(
+            f"X/Y/Z plot: {xs} x {ys} x {zs} = {xs * ys * zs} images; a plot makes at most {MAX_CELLS}"
+        )
+    width = zs * (xs * (p.width + margin) + p.width)  # with room for the row labels
+    height = ys * (p.height + margin) + p.height  # and the column labels
+    image_limits.check_size(width, height, "X/Y/Z plot: the grid")
 
 
 def parse_values(text: str, axis: Axis) -> list[Any]:
@@ -179,6 +206,7 @@ class XYZGrid(api.Script):
             for index, axis in enumerate(axes):
                 if axis.label == "Seed":
                     values[index] = [api.random_seed() if value == -1 else value for value in values[index]]
+        check_plot(p, values, int(margin))
         xs, ys, zs = values
         cells: dict[tuple[int, int, int], api.Processed] = {}
         for (iz, z), (iy, y), (ix, x) in itertools.product(enumerate(zs), enumerate(ys), enumerate(xs)):
@@ -205,6 +233,15 @@ class XYZGrid(api.Script):
         done = [cell for cell in cells.values() if cell.images]
         if not done:
             return api.Processed(p, [], interrupted=True)
+        if any(cell.interrupted for cell in cells.values()):  # no grid: answer with the images made
+            return api.Processed(
+                p,
+                [image for cell in done for image in cell.images],
+                infotexts=[text for cell in done for text in cell.infotexts],
+                seeds=[seed for cell in done for seed in cell.seeds],
+                paths=[path for cell in done for path in cell.paths if path],
+                interrupted=True,
+            )
         blank = done[0].images[0].copy()
         blank.paste((0, 0, 0), (0, 0, *blank.size))
         grids = []

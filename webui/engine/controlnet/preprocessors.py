@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 
+from webui.core import image_limits
 from webui.core.errors import InvalidParameter
 from webui.core.params import ControlUnit, control_resize_mode_name
 from webui.engine.controlnet import annotators as known
@@ -202,6 +203,8 @@ def resolve(unit: ControlUnit, image_size: tuple[int, int], size: tuple[int, int
         else:
             values[name] = value
     processor_res = int(values.pop("processor_res"))
+    if pre.resolution:  # bounded before any array of that size exists (a 64x1 image at 2048: 131072x2048)
+        image_limits.scaled_to_short_side(image_size, processor_res, f"ControlNet {pre.name} processing size")
     return unit.replace(
         processor_res=processor_res,
         threshold_a=float(values["threshold_a"]),
