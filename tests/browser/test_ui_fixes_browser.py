@@ -97,3 +97,33 @@ def test_out_of_range_numbers_are_set_to_the_limit_with_a_notice(browser, runnin
     playwright.expect(steps).to_have_value("12")
     assert failures == []
     page.close()
+
+
+def test_non_image_files_get_a_friendly_message_gallery_is_output_only(browser, running_app, tmp_path):
+    """Items 8 and 12: PNG Info and the inpaint editor refuse a text file with img2img's message (no
+    gradio internals, no uncaught browser error); the output gallery is no upload box."""
+    _, base_url = running_app
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a picture")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    open_ui(page, base_url)
+    gallery = page.locator("#txt2img_gallery")
+    playwright.expect(gallery).to_be_visible()
+    assert "Drop Media Here" not in gallery.inner_text()
+    assert gallery.locator("input[type=file]").count() == 0
+
+    page.get_by_role("tab", name="PNG Info").click()
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(text_file))
+    notices = page.locator("#webui_notices")
+    playwright.expect(notices).to_contain_text("Source: the uploaded file is not an image", timeout=30_000)
+    assert "/tmp/" not in page.locator("body").inner_text()
+
+    page.get_by_role("tab", name="img2img", exact=True).click()
+    page.get_by_role("tab", name="Inpaint", exact=True).click()
+    page.locator("#img2maskimg input[type=file]").first.set_input_files(str(text_file))
+    playwright.expect(notices).to_contain_text("mask: the uploaded file is not an image", timeout=30_000)
+    page.wait_for_timeout(1000)
+    assert errors == []
+    page.close()

@@ -180,6 +180,7 @@ def build_generation_tab(
             gallery = gr.Gallery(
                 label="Output",
                 elem_id=f"{name}_gallery",
+                interactive=False,  # output only: no "Drop Media Here" upload box
                 columns=4,
                 height="auto",
                 preview=True,

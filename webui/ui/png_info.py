@@ -7,10 +7,10 @@ image) to the generation tabs through send_to.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
@@ -24,7 +24,12 @@ if TYPE_CHECKING:
     from webui.services.container import Services
 
 # Where "Send to" buttons go, in A1111's order; the keys are the target tabs' names.
-SEND_TARGETS = {"txt2img": "Send to txt2img", "img2img": "Send to img2img", "inpaint": "Send to inpaint"}
+SEND_TARGETS = {
+    "txt2img": "Send to txt2img",
+    "img2img": "Send to img2img",
+    "inpaint": "Send to inpaint",
+    "extras": "Send to extras",  # the picture only (webui.ui.extras_tab)
+}
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,10 @@ def read_image_info(path: str | Path | None) -> ImageInfo:
     try:
         with Image.open(path) as image:
             text = read_infotext(image)
-    except (UnidentifiedImageError, OSError) as error:
-        raise UserError(f"{Path(path).name} is not an image this program can read ({error})") from None
+    except UnidentifiedImageError:
+        raise UserError("Source: the uploaded file is not an image") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # no path in the message
+        raise UserError(f"Source: the image cannot be read ({type(error).__name__})") from None
     if not text:
         return ImageInfo("", {}, "This image holds no generation parameters.")
     return ImageInfo(text, infotext.parse(text), "")
@@ -77,14 +84,18 @@ def build_tab() -> PngInfoTab:
                     for target, label in SEND_TARGETS.items()
                 }
 
-    def show(path: str | None) -> tuple[str, str, dict[str, str] | None]:
+    def show(payload: Mapping[str, Any] | None) -> tuple[str, str, dict[str, str] | None]:
+        # Raw payload (preprocess=False): gradio's own preprocessing of a non-image fails with its
+        # internal error and the upload folder's paths.
+        path = payload.get("path") if isinstance(payload, Mapping) else None
         try:
             info = read_image_info(path)
         except UserError as error:
+            gr.Warning(str(error))
             return f"**{error}**", "", None
         return (f"**{info.message}**" if info.message else ""), info.text, info.fields or None
 
-    image.change(show, inputs=image, outputs=[message, text, fields])
+    image.change(show, inputs=image, outputs=[message, text, fields], preprocess=False)
     return PngInfoTab(image=image, text=text, send=send)
 
 
