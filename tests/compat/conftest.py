@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import browser
 from tests.conftest import make_data_dir
+
+__all__ = ["browser"]  # Chromium for test_a1111_browser.py
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXTENSIONS = (
@@ -41,4 +44,20 @@ def compat_app(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_file: Path) ->
     app = build_app(root, "--api", "--hello-greeting", "bonjour")
     app.load_initial_checkpoint()
     yield app
+    app.jobs.stop()
+
+
+@pytest.fixture(scope="module")
+def compat_server(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_file: Path) -> Iterator[tuple[Any, str]]:
+    """(app, base_url) of a real server over the fixture A1111 extensions."""
+    from webui.server import serve_in_thread
+
+    root = make_compat_root(tmp_path_factory.mktemp("compat-server"), tiny_sd1_file)
+    app = build_app(root, "--api", "--hello-greeting", "bonjour")
+    app.load_initial_checkpoint()
+    server, thread = serve_in_thread(app)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield app, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
     app.jobs.stop()
