@@ -69,15 +69,17 @@ def info_dict(result: Result, styles: Sequence[str] = ()) -> dict[str, Any]:
     """The `info` JSON of A1111's txt2img response (the fields its clients read). The model is the one
     the result says made it, not whatever is loaded when the answer is written."""
     p = result.params
+    first = result.index_of_first_image  # a batch grid before it has no seed of its own, as A1111
+    seeds, subseeds = result.seeds[first:], result.subseeds[first:]
     return {
         "prompt": p.prompt,
-        "all_prompts": [p.prompt] * len(result.seeds),
+        "all_prompts": [p.prompt] * len(seeds),
         "negative_prompt": p.negative_prompt,
-        "all_negative_prompts": [p.negative_prompt] * len(result.seeds),
+        "all_negative_prompts": [p.negative_prompt] * len(seeds),
         "seed": p.seed,
-        "all_seeds": list(result.seeds),
-        "subseed": result.subseeds[0] if result.subseeds else p.subseed,
-        "all_subseeds": list(result.subseeds),
+        "all_seeds": list(seeds),
+        "subseed": subseeds[0] if subseeds else p.subseed,
+        "all_subseeds": list(subseeds),
         "subseed_strength": p.subseed_strength,
         "seed_resize_from_w": p.seed_resize_from_w,
         "seed_resize_from_h": p.seed_resize_from_h,
@@ -97,7 +99,7 @@ def info_dict(result: Result, styles: Sequence[str] = ()) -> dict[str, Any]:
         "sd_vae_name": result.sd_vae_name,
         "sd_vae_hash": result.sd_vae_hash,
         "clip_skip": p.clip_skip,
-        "index_of_first_image": 0,
+        "index_of_first_image": first,
         "infotexts": list(result.infotexts),
         "styles": list(styles),
         "interrupted": result.interrupted,

@@ -484,6 +484,7 @@ class Result:
     seeds: tuple[int, ...]
     subseeds: tuple[int, ...] = ()  # each image's variation seed (A1111's all_subseeds)
     paths: tuple[str, ...] = field(default=())  # saved files, empty when not saved
+    index_of_first_image: int = 0  # images before it are grids (A1111's batch grid, shown first)
     interrupted: bool = False
     warnings: tuple[str, ...] = ()  # things the user asked for that were skipped (e.g. an unfit LoRA)
     # The checkpoint and VAE that made the images (None: not known, e.g. a script's own result).

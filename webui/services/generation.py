@@ -15,6 +15,7 @@ from PIL import Image
 from webui.core.params import GenerationParams, Request, Result
 from webui.engine.sampling import generate
 from webui.engine.sampling.previews import PreviewReporter
+from webui.services.batch_grid import GridOptions, add_batch_grid
 from webui.services.incomplete import IncompleteImages
 from webui.services.jobs import Job, JobQueue
 from webui.services.models import ModelsService
@@ -137,6 +138,8 @@ class GenerationService:
             current_model=lambda: self.models.current,
         )
         result: Result = self.scripts.process(request.params, request.kind, context)
+        if request.params.script_name is None:  # a script's run() makes its own grids (X/Y/Z plot)
+            result = self._batch_grid(request, options, result)
         used = self.models.used()  # before any override is put back: the model that made the images
         if used is None:
             return result
@@ -171,6 +174,14 @@ class GenerationService:
     def _save(self, options: JobOptions, kind: str, image: Image.Image, infotext: str, seed: int) -> Path:
         """One image (or grid: kind "txt2img-grids", …) under its dated output folder, as the options say."""
         return save_to(image, infotext, dated_dir(options.output_dir(kind)), seed, options.save)
+
+    def _batch_grid(self, request: Request, options: JobOptions, result: Result) -> Result:
+        """A1111's grid of a batch, first among the images; saved in the grid format with grid_save."""
+        grid = GridOptions.from_settings(self.settings)
+        grid_job = dataclasses.replace(options, save=dataclasses.replace(options.save, fmt=grid.fmt))
+        kind = f"{request.kind}-grids"
+        save = functools.partial(self._save, grid_job, kind) if options.save_grids else None
+        return add_batch_grid(result, grid, request.save_images, save)
 
 
 def save_to(

@@ -127,6 +127,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("save_txt", False, "Create a text file with infotext next to every image", _SAVING),
     Option("grid_save", True, "Always save all generated image grids", _SAVING),
+    Option("grid_format", "png", "File format for grids", _SAVING, choices=IMAGE_FORMATS),
+    Option("grid_only_if_multiple", True, "Do not save grids consisting of one picture", _SAVING),
+    Option(
+        "grid_prevent_empty_spots", False, "Prevent empty spots in grid (when set to autodetect)", _SAVING
+    ),
+    Option(
+        "n_rows",
+        -1,
+        "Grid row count; use -1 for autodetect and 0 for it to be same as batch size",
+        _SAVING,
+        minimum=-1,
+        maximum=16,
+    ),
+    Option("return_grid", True, "Show grid in gallery", _UI),
     Option("jpeg_quality", 80, "Quality for saved jpeg and webp images", _SAVING, minimum=1, maximum=100),
     Option("webp_lossless", False, "Use lossless compression for webp images", _SAVING),
     PathOption(
@@ -237,6 +251,15 @@ OPTIONS: tuple[Option, ...] = (
     ),
     # Folder names under extensions/ and extensions-builtin/; set from the Extensions tab.
     Option("disabled_extensions", (), "Disabled extensions (takes effect on restart)", "Extensions"),
+    # Admission control (webui.services.jobs): beyond these a request gets HTTP 429; 0 means no limit.
+    Option("queue_max_jobs", 256, "Most jobs waiting or running at once (0: no limit)", "Queue", minimum=0),
+    Option(
+        "queue_max_jobs_per_client",
+        64,
+        "Most jobs one client (API user or address) may have waiting or running (0: no limit)",
+        "Queue",
+        minimum=0,
+    ),
 )
 
 OPTIONS_BY_NAME: Mapping[str, Option] = MappingProxyType({option.name: option for option in OPTIONS})
@@ -251,15 +274,6 @@ _OUTDIR_KEYS = MappingProxyType(
 )
 
 
-    # Admission control (webui.services.jobs): beyond these a request gets HTTP 429; 0 means no limit.
-    Option("queue_max_jobs", 256, "Most jobs waiting or running at once (0: no limit)", "Queue", minimum=0),
-    Option(
-        "queue_max_jobs_per_client",
-        64,
-        "Most jobs one client (API user or address) may have waiting or running (0: no limit)",
-        "Queue",
-        minimum=0,
-    ),
 def option(name: str) -> Option:
     try:
         return OPTIONS_BY_NAME[name]

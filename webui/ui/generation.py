@@ -252,7 +252,9 @@ def build_generation_tab(
             gr.Warning(warning)
         if result.interrupted:
             gr.Info("Interrupted")
-        images = [(image, f"Seed {s}") for image, s in zip(result.images, result.seeds)]
+        first = result.index_of_first_image  # a batch grid comes first
+        captions = ["Grid" if i < first else f"Seed {s}" for i, s in enumerate(result.seeds)]
+        images = list(zip(result.images, captions))
         yield (
             images,
             result.infotexts[0] if result.infotexts else "",
