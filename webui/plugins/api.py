@@ -28,6 +28,7 @@ from webui.plugins.callbacks import CFGDenoiserParams, ImageSaveParams
 from webui.plugins.context import current
 from webui.plugins.processing import Processed, Processing
 from webui.plugins.script import AlwaysVisible, PostprocessImageArgs, Script
+from webui.services import upscalers as plain_upscalers
 from webui.services.grids import image_grid, labelled_grid, titled_row
 from webui.services.settings import Option
 
@@ -38,7 +39,8 @@ __all__ = [
     "fix_seed",
     "image_grid", "labelled_grid", "on_app_started", "on_before_image_saved", "on_cfg_denoiser",
     "on_image_saved", "on_infotext_pasted", "on_model_loaded", "on_ui_settings", "on_ui_tabs",
-    "opts", "process_images", "random_seed", "save_grid", "titled_row",
+    "opts", "process_images", "random_seed", "save_grid", "save_image", "titled_row", "upscale",
+    "upscaler_names",
 ]  # fmt: skip
 
 
@@ -178,6 +180,30 @@ def save_grid(p: Processing, image: Image.Image, infotext_text: str, seed: int |
     if run is None:
         raise RuntimeError("save_grid(p, …) needs the p a script received from the web UI")
     return run.save(p, image, infotext_text, p.seed if seed is None else seed, grid=True)
+
+
+def upscaler_names() -> list[str]:
+    """The upscalers of /sdapi/v1/upscalers: "None", the plain resizers, then every model upscaler file."""
+    upscalers = current().plugins.upscalers
+    return upscalers.upscaler_names() if upscalers is not None else list(plain_upscalers.UPSCALERS)
+
+
+def upscale(image: Image.Image, upscaler: str, scale: float) -> Image.Image:
+    """`image` resized by `scale` (to multiples of 8) with the named upscaler, model upscalers included."""
+    upscalers = current().plugins.upscalers
+    if upscalers is None:
+        return plain_upscalers.upscale(image, upscaler, scale)
+    result: Image.Image = upscalers.upscale(image, upscaler, scale)
+    return result
+
+
+def save_image(p: Processing, image: Image.Image, infotext_text: str, seed: int | None = None) -> str | None:
+    """Save an image a script made (not a grid) under outputs/<tab>-images/DATE/ with its infotext, as
+    process_images saves its own (when images are saved); the path."""
+    run = p.__dict__.get("_run")
+    if run is None:
+        raise RuntimeError("save_image(p, …) needs the p a script received from the web UI")
+    return run.save(p, image, infotext_text, p.seed if seed is None else seed)
 
 
 def random_seed() -> int:

@@ -23,7 +23,7 @@ from webui.services.jobs import Job, JobQueue
 from webui.services.options import SaveOptions, output_dir
 from webui.services.outputs import embed_infotext, next_number, normalize_format, read_infotext
 from webui.services.settings import Settings
-from webui.services.upscalers import ExtrasResize, ModelUpscaling, run_extras, upscaler_names
+from webui.services.upscalers import ExtrasResize, ModelUpscaling, run_extras, upscale, upscaler_names
 
 if TYPE_CHECKING:
     import torch
@@ -181,10 +181,12 @@ class ExtrasService:
         result: ExtrasResult = self.submit(request).wait()
         return result
 
-    def _models(self, job: Job) -> ModelUpscaling:
+    def _models(self, job: Job | None = None) -> ModelUpscaling:
         from webui.engine.upscaling.runner import TileSettings  # torch loads with the first model job
 
         tiles = TileSettings(self.settings.get("ESRGAN_tile"), self.settings.get("ESRGAN_tile_overlap"))
+        if job is None:
+            return ModelUpscaling(self.catalog, tiles, self.device, self.half)
         return ModelUpscaling(
             self.catalog,
             tiles,
@@ -193,6 +195,11 @@ class ExtrasService:
             on_progress=lambda done, total: job.report(done, total),
             should_stop=lambda: job.interrupted,
         )
+
+    def upscale(self, image: Image.Image, upscaler: str, scale: float) -> Image.Image:
+        """`image` resized by `scale` with any listed upscaler, on the calling thread: for work already
+        inside a job (the SD upscale script). The tile options apply."""
+        return upscale(image, upscaler, scale, self._models())
 
     def _restore(
         self, image: Image.Image, faces: FaceRestoration, info: dict[str, infotext.Value]
