@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from webui.compat.a1111 import gradio_shim
 from webui.compat.a1111.modules import _app
 from webui.compat.a1111.state import CompatState
 
@@ -39,6 +40,7 @@ def uses_a1111(folder: Path) -> bool:
 
 def install(plugins: Plugins) -> CompatState:
     """Serve `modules.*` from now on, the view modules bound to this App; its CompatState (made once)."""
+    gradio_shim.install()
     sys.modules["modules"] = importlib.import_module("webui.compat.a1111.modules")
     if plugins.compat is None:
         plugins.compat = CompatState(plugins)

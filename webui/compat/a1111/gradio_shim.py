@@ -1,0 +1,64 @@
+"""Gradio 3/4 idioms A1111 extensions use, mapped onto gradio 6 (installed with the A1111 layer).
+
+- `gr.Box()` (gone since gradio 4): a gr.Group.
+- `component.style(...)` (gone since gradio 4): ignored, the component returned (A1111 used it for
+  looks only: full_width, grid, height …).
+- `event(..., _js="…")` (renamed `js` in gradio 4): passed on as `js`.
+
+Each only adds a name gradio 6 no longer has or accepts an argument our code never passes, so the rest
+of the program is unaffected. Idioms beyond these (removed constructor arguments such as
+`gr.Image(source=…, tool=…)`) fail in the extension's ui(), which is isolated and reported.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gradio as gr
+from gradio.blocks import Block, BlockContext
+
+_MARK = "_webui_a1111_shim"
+
+
+def install() -> None:
+    if getattr(gr, _MARK, False):
+        return
+    if not hasattr(gr, "Box"):
+        gr.Box = _box  # type: ignore[attr-defined]
+    if not hasattr(Block, "style"):
+        Block.style = _style  # type: ignore[attr-defined]
+    for cls in _subclasses(Block):
+        for event in getattr(cls, "EVENTS", ()):
+            name = event if isinstance(event, str) else getattr(event, "event_name", None)
+            listener = cls.__dict__.get(name) if name else None
+            if callable(listener) and not getattr(listener, _MARK, False):
+                setattr(cls, name, _accepting_js(listener))
+    setattr(gr, _MARK, True)
+
+
+def _box(*args: Any, **kwargs: Any) -> BlockContext:
+    """gradio 3's gr.Box: a gr.Group (a panel around its children)."""
+    return gr.Group(*args, **kwargs)
+
+
+def _style(self: Block, *args: Any, **kwargs: Any) -> Block:
+    return self
+
+
+def _accepting_js(listener: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(listener)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "_js" in kwargs:
+            kwargs["js"] = kwargs.pop("_js")
+        return listener(*args, **kwargs)
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
