@@ -10,6 +10,7 @@ import gradio as gr
 
 from webui.core.cmd_args import insecure_access_allowed
 from webui.core.errors import UserError
+from webui.ui.extensions_available import available_tab
 
 if TYPE_CHECKING:
     from webui.plugins.registry import Plugins
@@ -112,6 +113,8 @@ def build_tab(services: Services) -> None:
                 "Install", variant="primary", elem_id="extensions_install_button", interactive=allowed
             )
             result = gr.Markdown(elem_id="extensions_install_result")
+        with gr.Tab("Available", id="extensions_available"):
+            available_tab(plugins, allowed)
 
     def save_enabled(chosen: list[str]) -> str:
         try:

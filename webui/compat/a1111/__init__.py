@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from webui.compat.a1111 import gradio_shim
 from webui.compat.a1111.modules import _app
 from webui.compat.a1111.state import CompatState
 
@@ -40,6 +39,8 @@ def uses_a1111(folder: Path) -> bool:
 
 def install(plugins: Plugins) -> CompatState:
     """Serve `modules.*` from now on, the view modules bound to this App; its CompatState (made once)."""
+    from webui.compat.a1111 import gradio_shim  # here: the package is imported without gradio too
+
     gradio_shim.install()
     sys.modules["modules"] = importlib.import_module("webui.compat.a1111.modules")
     if plugins.compat is None:
