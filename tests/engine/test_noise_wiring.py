@@ -179,11 +179,26 @@ def test_ddim_eta_from_the_option_or_the_request(manager: ModelManager) -> None:
     assert pixels(run(manager, ddim, eta_ddim=0.5)) == pixels(by_option)  # its step noise is the RNG's
 
 
-def test_an_ancestral_eta_other_than_1_is_refused_not_ignored(manager: ModelManager) -> None:
-    with pytest.raises(InvalidParameter, match="Eta 0.5 is not supported for Euler a"):
-        run(manager, BASE.replace(sampler_name="Euler a", eta=0.5))
-    with pytest.raises(InvalidParameter, match="Eta 0 is not supported"):
-        run(manager, BASE.replace(sampler_name="DPM2 a"), eta_ancestral=0.0)
+def test_euler_a_takes_eta_as_k_diffusion_does(manager: ModelManager) -> None:
+    ancestral = BASE.replace(sampler_name="Euler a", steps=3)
+    full = run(manager, ancestral)
+    half = run(manager, ancestral.replace(eta=0.5))
+    none = run(manager, ancestral, eta_ancestral=0.0)
+    assert len({pixels(full)[0], pixels(half)[0], pixels(none)[0]}) == 3
+    # eta 0 leaves no noise in the step: plain Euler on the same sigmas (up to float rounding)
+    euler = run(manager, ancestral.replace(sampler_name="Euler"))
+    difference = np.abs(np.asarray(none.images[0], int) - np.asarray(euler.images[0], int))
+    assert difference.max() <= 1
+    assert infotext.parse(half.infotexts[0])["Eta"] == "0.5"
+    assert "Eta" not in infotext.parse(full.infotexts[0])
+    assert infotext.to_params(infotext.parse(half.infotexts[0])).eta is None  # an option, as in A1111
+
+
+def test_an_eta_other_samplers_cannot_run_is_refused_not_ignored(manager: ModelManager) -> None:
+    with pytest.raises(InvalidParameter, match="Eta 0.5 is not supported for DPM2 a"):
+        run(manager, BASE.replace(sampler_name="DPM2 a", eta=0.5))
+    with pytest.raises(InvalidParameter, match="Eta 0 is not supported for DPM\\+\\+ 2M SDE"):
+        run(manager, BASE.replace(sampler_name="DPM++ 2M SDE"), eta_ancestral=0.0)
 
 
 def blocks() -> Image.Image:

@@ -144,6 +144,7 @@ class Processed:
         *,
         infotexts: Sequence[str] | None = None,
         seeds: Sequence[int] | None = None,
+        subseeds: Sequence[int] = (),
         paths: Sequence[str] = (),
         warnings: Sequence[str] = (),
         interrupted: bool = False,
@@ -154,6 +155,7 @@ class Processed:
         self.images = list(images)
         self.infotexts = list(infotexts) if infotexts is not None else [info] * len(self.images)
         self.seeds = list(seeds) if seeds is not None else [seed] * len(self.images)
+        self.subseeds = list(subseeds)  # each image's variation seed, when the engine made them
         self.paths = list(paths)
         self.warnings = list(warnings)
         self.interrupted = interrupted
@@ -181,6 +183,7 @@ class Processed:
             result.images,
             infotexts=result.infotexts,
             seeds=result.seeds,
+            subseeds=result.subseeds,
             paths=result.paths,
             warnings=result.warnings,
             interrupted=result.interrupted,
@@ -195,6 +198,7 @@ class Processed:
             images=tuple(self.images),
             infotexts=tuple(infotexts[: len(self.images)]),
             seeds=tuple(seeds[: len(self.images)]),
+            subseeds=tuple(self.subseeds) if len(self.subseeds) == len(self.images) else (),
             paths=tuple(self.paths),
             interrupted=self.interrupted,
             warnings=tuple(dict.fromkeys(self.warnings)),

@@ -331,7 +331,7 @@ def _run_batch(
                 text.guidance_hook(),
             ]
         )
-        with autocast, unet_hooks.installed(pipe.unet), noise.drawn_from(rng, initial, pipe):
+        with autocast, unet_hooks.installed(pipe.unet), noise.drawn_from(rng, initial, pipe, run.eta.value):
             output = pipe(
                 **text.kwargs(0),
                 **inputs,

@@ -21,6 +21,7 @@ import torch
 from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams
 from webui.engine.rng import ImageRNG
+from webui.engine.sampling import ancestral_eta
 
 # A1111's samplers whose k-diffusion function takes `eta` (its "Eta" infotext, default 1), and those of
 # them whose options say "uses_ensd" (ENSD is written for them only, while their eta is not 0).
@@ -29,6 +30,7 @@ ANCESTRAL_ETA_SAMPLERS = frozenset(
 )
 ENSD_SAMPLERS = frozenset({"Euler a", "DPM2 a", "DPM++ 2S a", "DPM fast", "DPM adaptive"})
 DDIM_SAMPLERS = frozenset({"DDIM"})  # "Eta DDIM", default 0
+ETA_SUPPORTED = frozenset({"Euler a"})  # of ANCESTRAL_ETA_SAMPLERS, those that run with any eta here
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,19 @@ class Eta:
 def sampler_eta(sampler_name: str, eta: float | None, options: NoiseOptions) -> Eta:
     """The request's `eta`, else the option for the sampler's kind (A1111: the request overrides it).
 
-    diffusers' ancestral and SDE schedulers have no eta: they run as eta 1, A1111's default, and any
-    other value is refused rather than ignored."""
+    Euler a takes any eta (engine.sampling.ancestral_eta); diffusers' other ancestral and SDE schedulers
+    run as eta 1, A1111's default, and any other value is refused rather than ignored."""
     if sampler_name in DDIM_SAMPLERS:
         value = options.eta_ddim if eta is None else eta
         return Eta(value, {"Eta DDIM": value} if value != 0 else {})
     if sampler_name in ANCESTRAL_ETA_SAMPLERS:
         value = options.eta_ancestral if eta is None else eta
-        if value != 1:
+        if value != 1 and sampler_name not in ETA_SUPPORTED:
             raise InvalidParameter(
                 f"Eta {value:g} is not supported for {sampler_name}: its diffusers scheduler only runs with "
-                "eta 1 (set eta or the option 'Eta for k-diffusion samplers' to 1, or use DDIM)"
+                "eta 1 (set eta or the option 'Eta for k-diffusion samplers' to 1, or use Euler a or DDIM)"
             )
-        return Eta(value, {})
+        return Eta(value, {"Eta": value} if value != 1 else {})
     return Eta(None, {})
 
 
@@ -142,10 +144,11 @@ def _replaced(module_name: str, function: Any) -> Iterator[None]:
 
 
 @contextmanager
-def drawn_from(rng: ImageRNG, initial: torch.Tensor, pipe: Any) -> Iterator[None]:
-    """While the block runs, the pipeline's own noise is `initial` (rng's first draw) and its scheduler's
-    per-step noise is rng's next draws."""
+def drawn_from(rng: ImageRNG, initial: torch.Tensor, pipe: Any, eta: float | None = None) -> Iterator[None]:
+    """While the block runs, the pipeline's own noise is `initial` (rng's first draw), its scheduler's
+    per-step noise is rng's next draws, and Euler a steps with `eta`."""
     with ExitStack() as stack:
+        stack.enter_context(ancestral_eta.stepping_with(pipe.scheduler, eta))
         stack.enter_context(_replaced(type(pipe).__module__, _initial_noise_drawer(initial)))
         stack.enter_context(_replaced(type(pipe.scheduler).__module__, rng.randn_tensor))
         yield
