@@ -25,6 +25,7 @@ from webui.engine.devices import choose_device
 from webui.engine.networks.embeddings import EmbeddingLibrary
 from webui.engine.networks.lora import LoraLibrary
 from webui.engine.upscaling.catalog import UpscalerCatalog, upscaler_folders
+from webui.engine.upscaling.faces import FaceRestorers, face_folders
 from webui.plugins.registry import Plugins
 from webui.server import create_server, serve_in_thread, share_when_started, warn_if_exposed
 from webui.services.container import Services
@@ -78,7 +79,7 @@ class App:
         device = self.manager.device
         self.extras = ExtrasService(
             UpscalerCatalog(upscaler_folders(self.paths.models_dir, vars(args))),
-            None,
+            FaceRestorers(face_folders(self.paths.models_dir, vars(args))),
             self.settings,
             self.jobs,
             self.paths.data_dir,

@@ -157,3 +157,28 @@ def test_not_saved_unless_asked_and_bad_names_refused(server: tuple[Any, str]) -
     bad = requests.post(f"{url}/extra-single-image", json={"image": _b64(_image()), "upscaler_1": "broken"})
     assert bad.status_code == 422 and MODEL in bad.json()["detail"]
     assert requests.get(f"{url}/upscalers", timeout=30).status_code == 200  # still serving
+
+
+def test_face_restoration_names_what_is_missing(server: tuple[Any, str]) -> None:
+    app, url = server
+    restorers = requests.get(f"{url}/face-restorers", timeout=30).json()
+    gfpgan_dir = app.paths.models_dir / "GFPGAN"
+    assert restorers == [
+        {"name": "GFPGAN", "cmd_dir": str(gfpgan_dir)},
+        {"name": "CodeFormer", "cmd_dir": str(app.paths.models_dir / "Codeformer")},
+    ]
+    body = {"image": _b64(_image()), "gfpgan_visibility": 0.5}
+    answer = requests.post(f"{url}/extra-single-image", json=body, timeout=60)
+    detail = answer.json()["detail"]
+    assert answer.status_code == 422
+    assert (
+        f"GFPGANv1.4.pth in {gfpgan_dir}" in detail
+        and f"detection_Resnet50_Final.pth in {gfpgan_dir}" in detail
+    )
+    # With the files placed, what is still missing is the detector itself (torchvision).
+    gfpgan_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("GFPGANv1.4.pth", "detection_Resnet50_Final.pth", "parsing_parsenet.pth"):
+        (gfpgan_dir / name).write_bytes(b"placed by the test")
+    answer = requests.post(f"{url}/extra-single-image", json=body, timeout=60)
+    assert answer.status_code == 422 and "torchvision" in answer.json()["detail"]
+    assert requests.get(f"{url}/upscalers", timeout=30).status_code == 200  # still serving
