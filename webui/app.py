@@ -37,6 +37,8 @@ from webui.services.jobs import AdmissionLimits, Job, JobQueue
 from webui.services.models import ModelsService
 from webui.services.option_guard import OptionGuard
 from webui.services.options import ModelOptions
+from webui.services.queue_store import FILE_NAME as QUEUE_FILE
+from webui.services.queue_store import QueueStore, StoreJournal
 from webui.services.settings import Settings
 from webui.services.styles import StyleDatabase
 from webui.services.tokens import TokenCounter
@@ -61,7 +63,8 @@ class App:
         self.manager = self._build_manager()
         self.registry: CheckpointRegistry = self.manager.registry
         runner = JobRunner()
-        self.jobs = JobQueue(runner, limits=self._admission_limits)
+        store = QueueStore(self.paths.data_dir / QUEUE_FILE)  # refuses a corrupt or newer file
+        self.jobs = JobQueue(runner, limits=self._admission_limits, journal=StoreJournal(store))
         self.plugins.jobs = self.jobs  # A1111 extensions' shared.state reads the running job
         self.models = ModelsService(
             self.manager,
@@ -128,6 +131,7 @@ class App:
             device,
             device_slots=options.checkpoints_limit,
             keep_in_cpu=options.keep_in_cpu,
+            ram_cache=options.checkpoint_cache,
             vaes=VaeRegistry(paths.vae_dir, hashes),
             embeddings=EmbeddingLibrary(paths.embeddings_dir, hashes),
             loras=LoraLibrary(paths.lora_dir, hashes),

@@ -65,8 +65,8 @@ class GenerationService:
         save_images: bool = True,
         override_settings: Mapping[str, Any] | None = None,
         restore_settings: bool = True,
-    ) -> Job:
         owner: str | None = None,
+    ) -> Job:
         """Queue a txt2img or img2img/inpaint generation (the params' type says which); `owner` (a
         client) counts towards the queue's per-client limit.
 
@@ -122,7 +122,9 @@ class GenerationService:
         # Images cut short by Interrupt/Skip are saved only with "Save incomplete images", and then marked.
         incomplete = IncompleteImages(job)
         save_incomplete = bool(self.settings.get("save_incomplete_images"))
-        save = incomplete.saver(functools.partial(self._save, options, request.kind), save_incomplete)
+        save = incomplete.saver(
+            functools.partial(self._save_recorded, job, options, request.kind), save_incomplete
+        )
         # The scripts run around and inside generate.run and call the image callbacks around each save.
         context = ProcessingContext(
             generate=lambda params, hooks: generate.run(
@@ -174,6 +176,14 @@ class GenerationService:
     def _save(self, options: JobOptions, kind: str, image: Image.Image, infotext: str, seed: int) -> Path:
         """One image (or grid: kind "txt2img-grids", …) under its dated output folder, as the options say."""
         return save_to(image, infotext, dated_dir(options.output_dir(kind)), seed, options.save)
+
+    def _save_recorded(
+        self, job: Job, options: JobOptions, kind: str, image: Image.Image, infotext: str, seed: int
+    ) -> Path:
+        """`_save`, then the file noted on the job (the durable queue keeps the job's files)."""
+        path = self._save(options, kind, image, infotext, seed)
+        job.record_file(str(path), infotext)
+        return path
 
     def _batch_grid(self, request: Request, options: JobOptions, result: Result) -> Result:
         """A1111's grid of a batch, first among the images; saved in the grid format with grid_save."""

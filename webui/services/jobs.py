@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 from uuid import uuid4
 
 from webui.core.errors import Interrupted, UserError
+from webui.services.fair_queue import FairQueue
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,15 @@ class Job:
     sampling step; it polls `interrupted` (stop everything) and `skipped` (end this batch).
     """
 
-    def __init__(self, params: Any, kind: str, clock: Callable[[], float], owner: str | None = None) -> None:
-        self.id = uuid4().hex
+    def __init__(
+        self,
+        params: Any,
+        kind: str,
+        clock: Callable[[], float],
+        owner: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        self.id = job_id or uuid4().hex
         self.kind = kind
         self.owner = owner
         self.params = params
@@ -104,6 +112,8 @@ class Job:
         self._batches = 1
         self._preview: object | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._files = 0  # images saved so far (their index in the job)
+        self.on_file: Callable[[Job, int, str, str], None] | None = None  # the durable queue's record
 
     def __repr__(self) -> str:
         return f"Job({self.id[:8]}, {self.kind}, {self.status.value})"
@@ -130,6 +140,18 @@ class Job:
             raise ValueError(f"a job has at least one batch, got {count}")
         with self._lock:
             self._batches = count
+
+    @property
+    def durable(self) -> bool:
+        """Kept in the durable queue (it outlives a restart)."""
+        return self.on_file is not None
+
+    def record_file(self, path: str, infotext: str) -> None:
+        """An image of this job was saved (the durable queue keeps the list with the job)."""
+        with self._lock:
+            index, self._files = self._files, self._files + 1
+        if self.on_file is not None:
+            self.on_file(self, index, path, infotext)
 
     def next_batch(self) -> None:
         """The previous batch is finished (or skipped); a skip applies to one batch only."""
@@ -206,8 +228,24 @@ class Job:
         self._notify()
 
 
+class Journal(Protocol):
+    """Where the queue writes the jobs it keeps across restarts (services/queue_store.StoreJournal)."""
+
+    def keeps(self, job: Job) -> bool: ...
+    def added(self, job: Job) -> None: ...
+    def started(self, job: Job) -> None: ...
+    def finished(self, job: Job, status: JobStatus, error: BaseException | None, requeue: bool) -> None: ...
+    def file(self, job: Job, index: int, path: str, infotext: str) -> None: ...
+    def reordered(self, jobs: Sequence[Job]) -> None: ...
+    def restore(self, clock: Callable[[], float]) -> list[Job]: ...
+
+
+KEEP_FINISHED = 200  # finished jobs the queue still finds by id (the API's queue routes)
+
+
 class JobQueue:
-    """FIFO of jobs served by one worker thread between `start()` and `stop()`.
+    """Jobs served by one worker thread between `start()` and `stop()`: owners take turns, each owner's
+    jobs in their order (services/fair_queue.py). With a `journal`, generation jobs outlive a restart.
 
     `runner(params, job)` returns the job's result. A runner that raises fails only its own job; one that
     raises Interrupted (or returns after the interrupt flag was set) ends the job as interrupted.
@@ -219,14 +257,18 @@ class JobQueue:
         *,
         clock: Callable[[], float] = time.time,
         limits: Callable[[], AdmissionLimits] = AdmissionLimits,
+        journal: Journal | None = None,
     ) -> None:
         self._runner = runner
         self._clock = clock
         self._limits = limits  # read at each submit, so a changed setting holds at once
         self._closed = False  # shutting down: no more jobs are taken
         self._cond = threading.Condition()
-        self._pending: deque[Job] = deque()
+        self._pending: FairQueue[Job] = FairQueue()
         self._current: Job | None = None
+        self._journal = journal
+        self._restored = False
+        self._known: OrderedDict[str, Job] = OrderedDict()  # queued, running and recently finished
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -248,9 +290,49 @@ class JobQueue:
                     f"You have {mine} jobs waiting (limit {limits.per_owner} per client); wait for them "
                     "to finish before sending more"
                 )
-            self._pending.append(job)
+            self._enqueue(job)
             self._cond.notify()
         return job
+
+    def _enqueue(self, job: Job) -> None:
+        """Under the lock: the job waits its turn, written to the journal when it keeps such jobs."""
+        if self._journal is not None and self._journal.keeps(job):
+            self._journal.added(job)
+            job.on_file = self._record_file
+        self._pending.append(job)
+        self._known[job.id] = job
+        while len(self._known) > KEEP_FINISHED and next(iter(self._known.values())).done:
+            self._known.popitem(last=False)
+
+    def _record_file(self, job: Job, index: int, path: str, infotext: str) -> None:
+        if self._journal is not None:
+            self._journal.file(job, index, path, infotext)
+
+    def find(self, job_id: str) -> Job | None:
+        """A queued, running or recently finished job by id."""
+        with self._cond:
+            return self._known.get(job_id)
+
+    def position(self, job: Job) -> int | None:
+        """How many jobs run before this one (0: next, or running); None once it has finished."""
+        with self._cond:
+            if job is self._current:
+                return 0
+            for index, other in enumerate(self._pending):
+                if other is job:
+                    return index + (self._current is not None)
+            return None
+
+    def move(self, job: Job, by: int) -> bool:
+        """Move a waiting job `by` places among its owner's waiting jobs (negative: sooner); False when
+        it no longer waits."""
+        with self._cond:
+            if job not in self._pending:
+                return False
+            order = self._pending.move(job, by)
+            if self._journal is not None:
+                self._journal.reordered([other for other in order if other.durable])
+            return True
 
     def cancel(self, job: Job) -> None:
         """The job's requester is gone: drop it from the queue, or interrupt it when it is running."""
@@ -262,6 +344,7 @@ class JobQueue:
                 return
             else:
                 return
+        self._journal_finished(job, JobStatus.CANCELLED)
         job._finish(JobStatus.CANCELLED, error=Interrupted("cancelled: its client disconnected"))
 
     def shut_down(self, grace: float) -> threading.Thread | None:
@@ -287,6 +370,14 @@ class JobQueue:
         """Start serving jobs (queued ones included); calling it while running is harmless."""
         with self._cond:
             self._stopping = self._closed = False
+            if self._journal is not None and not self._restored:
+                self._restored = True  # the jobs a previous run left, before any new one
+                for job in self._journal.restore(self._clock):
+                    job.on_file = self._record_file
+                    self._pending.append(job)
+                    self._known[job.id] = job
+                if self._pending:
+                    log.info("Queue: %d job(s) from the last run queued again", len(self._pending))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="job-worker", daemon=True)
                 self._thread.start()
@@ -338,10 +429,20 @@ class JobQueue:
                     return
                 job = self._current = self._pending.popleft()
                 job._begin()
+                if self._journal is not None and job.durable:
+                    self._journal.started(job)
             outcome = self._run(job)
             with self._cond:
                 self._current = None  # before waking waiters, so they never see a finished job as current
+            self._journal_finished(job, outcome[0], outcome[2])
             job._finish(*outcome)
+
+    def _journal_finished(self, job: Job, status: JobStatus, error: BaseException | None = None) -> None:
+        if self._journal is None or not job.durable:
+            return
+        # A job stopped by the shutdown runs again after the restart, as a queued one would.
+        requeue = self._closed and status is JobStatus.INTERRUPTED
+        self._journal.finished(job, status, error, requeue)
 
     def _run(self, job: Job) -> tuple[JobStatus, Any, BaseException | None]:
         try:
