@@ -75,7 +75,12 @@ class GenerationRequest(BaseModel):
         off = {name: 0 for name in names if isinstance(data.get(name), (int, float)) and data[name] < 0}
         return {**data, **off}
 
-    def to_params(self, default_clip_skip: int) -> GenerationParams:
+    def to_params(
+        self, default_clip_skip: int, model_defaults: GenerationParams | None = None
+    ) -> GenerationParams:
+        """The request as params. A `model_default` field (size, steps, CFG, CFG Rescale) the request does
+        not send takes its value from `model_defaults` (the loaded checkpoint's, as the UI starts from);
+        a value the request sends always wins."""
         self._refuse_unsupported()
         # Unknown names are refused by App.submit, which also knows the options extensions added.
         overrides = {
@@ -86,6 +91,13 @@ class GenerationRequest(BaseModel):
         declared = {
             item.name: getattr(self, item.name) for item in schema.fields(self.params_type) if item.spec.api
         }
+        if model_defaults is not None:
+            omitted = [
+                item.name
+                for item in schema.model_default_fields(self.params_type)
+                if item.spec.api and item.name not in self.model_fields_set
+            ]
+            declared.update({name: getattr(model_defaults, name) for name in omitted})
         # A1111: no sampler_name means the legacy sampler_index, no scheduler means Automatic
         declared["sampler_name"] = declared["sampler_name"] or self.sampler_index
         declared["scheduler"] = declared["scheduler"] or samplers.AUTOMATIC

@@ -81,14 +81,18 @@ async def _generate(
 
 @router.post("/txt2img")
 async def txt2img(body: Txt2ImgRequest, services: ServicesDep, request: Request) -> dict[str, Any]:
-    params = body.to_params(default_clip_skip=services.settings.get("CLIP_stop_at_last_layers"))
+    params = body.to_params(
+        services.settings.get("CLIP_stop_at_last_layers"), services.models.model_defaults()
+    )
     return await _generate(services, body, params, body.model_dump(), request)
 
 
 @router.post("/img2img")
 async def img2img(body: Img2ImgRequest, services: ServicesDep, request: Request) -> dict[str, Any]:
     # decoding the images takes a while for big ones: off the event loop
-    params = await run_in_threadpool(body.to_params, services.settings.get("CLIP_stop_at_last_layers"))
+    params = await run_in_threadpool(
+        body.to_params, services.settings.get("CLIP_stop_at_last_layers"), services.models.model_defaults()
+    )
     return await _generate(services, body, params, body.echo(), request)
 
 
