@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 
@@ -126,4 +127,23 @@ def test_non_image_files_get_a_friendly_message_gallery_is_output_only(browser, 
     playwright.expect(notices).to_contain_text("mask: the uploaded file is not an image", timeout=30_000)
     page.wait_for_timeout(1000)
     assert errors == []
+    page.close()
+
+
+def test_user_error_is_a_toast_and_one_log_line_without_traceback(browser, running_app, capfd, caplog):
+    """Item 10: an ordinary mistake (img2img without an image) gets its toast, and the server log one
+    INFO line instead of a traceback."""
+    _, base_url = running_app
+    page = browser.new_page()
+    open_ui(page, base_url)
+    page.get_by_role("tab", name="img2img", exact=True).click()
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO, logger="webui.ui"):
+        page.locator("#img2img_generate").click()
+        toast = page.get_by_text("No input image: upload one in the img2img tab").first
+        playwright.expect(toast).to_be_visible(timeout=30_000)
+        playwright.expect(page.locator("#img2img_generate")).to_be_visible(timeout=30_000)
+    assert "Traceback" not in capfd.readouterr().err
+    lines = [r for r in caplog.records if r.name == "webui.ui" and "img2img" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO and lines[0].exc_info is None
     page.close()

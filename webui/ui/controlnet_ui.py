@@ -15,6 +15,7 @@ from PIL import Image
 from webui.core.errors import UserError
 from webui.core.params import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, GenerationParams
 from webui.services.controlnet import ControlNetService, Preprocess
+from webui.ui.errors import user_error
 from webui.ui.generation import Section, SectionFactory
 
 if TYPE_CHECKING:
@@ -70,13 +71,13 @@ def preview(
 ) -> Image.Image:
     """The preprocessed map (💥); gr.Error with the problem (e.g. the annotator file that is missing)."""
     if image is None:
-        raise gr.Error("Upload an image first")
+        raise user_error("Upload an image first", "ControlNet preview")
     try:
         done = library.detect(Preprocess(module, (image,), int(resolution), float(a), float(b)))
     except UserError as error:
-        raise gr.Error(str(error)) from error
+        raise user_error(error, "ControlNet preview") from error
     if not done.images:
-        raise gr.Error("Interrupted")
+        raise user_error("Interrupted", "ControlNet preview")
     return done.images[0]
 
 

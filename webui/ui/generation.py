@@ -20,6 +20,7 @@ from webui.core import samplers
 from webui.core.errors import UserError
 from webui.core.params import GenerationParams, Result, Txt2Img
 from webui.ui import extra_networks, seed_extras
+from webui.ui.errors import user_error
 from webui.ui.param_widgets import from_widget, unplaced_widgets, widget
 from webui.ui.progress import status_html, watch
 from webui.ui.token_counter import add_counter
@@ -216,7 +217,7 @@ def build_generation_tab(
     inputs = [*(controls[key] for key in base_names), *(c for group in section_inputs for c in group)]
 
     # gradio finds its progress tracker by this default value
-    def run(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
+    def run_job(values: Sequence[Any], progress: gr.Progress) -> Iterator[tuple[Any, ...]]:
         """A generator: live previews go to the gallery while the job runs, then the result."""
         try:
             params = params_type(
@@ -244,7 +245,7 @@ def build_generation_tab(
                     yield previews, gr.skip(), gr.skip(), gr.skip(), shown.html
                 result = job.wait()
         except UserError as error:
-            raise gr.Error(str(error)) from error
+            raise user_error(error, name) from error
         except Exception as error:
             log.exception("%s failed", name)
             raise gr.Error(f"Generation failed: {type(error).__name__}: {error}") from error
@@ -263,18 +264,31 @@ def build_generation_tab(
             status_html("Interrupted") if result.interrupted else "",
         )
 
-    outputs = [gallery, infotext, infotexts, last_seed, progress_box]
+    results = [gallery, infotext, infotexts, last_seed, progress_box]
     buttons = [generate, interrupt, skip]
 
     def show_buttons(running: bool) -> tuple[gr.Button, gr.Button, gr.Button]:
         return gr.Button(visible=not running), gr.Button(visible=running), gr.Button(visible=running)
 
+    # gradio finds its progress tracker by this default value
+    def run(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
+        """run_job's updates; Generate comes back when it ends, also with an error (gradio stops an
+        event chain at an error, so this cannot be a `.then` step)."""
+        unchanged, running = (gr.skip(),) * len(results), (gr.skip(),) * len(buttons)
+        try:
+            for update in run_job(values, progress):
+                yield (*update, *running)
+        except gr.Error:
+            yield (*unchanged, *show_buttons(False))
+            raise
+        yield (*unchanged, *show_buttons(False))
+
     # While a job runs, Generate gives way to Interrupt and Skip (A1111): a click is never silently dropped.
     # Our own job queue runs one job at a time; gradio only waits on it. The progress display is ours.
     for trigger in (generate.click, prompt.submit):
         trigger(lambda: show_buttons(True), outputs=buttons, queue=False).then(
-            run, inputs=inputs, outputs=outputs, concurrency_limit=None, show_progress="hidden"
-        ).then(lambda: show_buttons(False), outputs=buttons, queue=False)
+            run, inputs=inputs, outputs=[*results, *buttons], concurrency_limit=None, show_progress="hidden"
+        )
 
     def interrupt_job() -> None:  # no return value: the events have no outputs
         app.jobs.interrupt()
