@@ -66,16 +66,15 @@ def add_batch_grid(result: Result, options: GridOptions, allowed: bool, save: Sa
     rows = grid_rows(len(images), result.params.batch_size, options.n_rows, options.prevent_empty_spots)
     grid = image_grid(images, math.ceil(len(images) / rows))
     text, seed = result.infotexts[0], result.seeds[0]  # the first image's, as A1111's main infotext
-    path = save(grid, text, seed) if save is not None else None
-    paths = (str(path), *result.paths) if path is not None else result.paths
+    if save is not None:
+        save(grid, text, seed)  # result.paths stay the images' (those the image_saved callbacks saw)
     if not options.return_grid:
-        return dataclasses.replace(result, paths=paths)
+        return result
     return dataclasses.replace(
         result,
         images=(grid, *images),
         infotexts=(text, *result.infotexts),
         seeds=(seed, *result.seeds),
         subseeds=(result.subseeds[0], *result.subseeds) if result.subseeds else (),
-        paths=paths,
         index_of_first_image=1,
     )
