@@ -358,3 +358,14 @@ def test_sdxl_controlnet_runs_with_an_sdxl_checkpoint(manager: ModelManager) -> 
     plain = run(manager, params)
     controlled = run(manager, params.replace(control_units=(canny(model="tiny-cn-xl"),)))
     assert np.abs(pixels(controlled) - pixels(plain)).max() > 10
+
+
+def test_variation_seeds_reach_controlled_runs(manager: ModelManager) -> None:
+    """The ControlNet path draws the batch's noise too (engine.sampling.noise): variation strength 1 is
+    the subseed's image, in txt2img and img2img alike."""
+    for base in (BASE, IMG2IMG):
+        controlled = base.replace(control_units=(canny(use_img2img_input=base is IMG2IMG),))
+        of_subseed = run(manager, controlled.replace(seed=99))
+        full = run(manager, controlled.replace(subseed=99, subseed_strength=1.0))
+        assert np.array_equal(pixels(full), pixels(of_subseed))
+        assert not np.array_equal(pixels(full), pixels(run(manager, controlled)))
