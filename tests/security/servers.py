@@ -36,3 +36,45 @@ def png_base64(width: int, height: int, mode: str = "RGB") -> str:
     buffer = io.BytesIO()
     Image.new(mode, (width, height)).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@contextmanager
+def launched(data_dir: Path, log: Path, *flags: str) -> Iterator[str]:
+    """The base url of a real `python launch.py --skip-install --nowebui` process (clients in this
+    process then compete with the server for nothing, as real clients do), killed afterwards."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "launch.py", "--skip-install", "--nowebui", "--data-dir", str(data_dir)]
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), *flags],
+            cwd=root,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                if requests.get(f"{url}/sdapi/v1/progress", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.kill()
+        process.wait(30)

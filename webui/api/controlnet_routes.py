@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from webui.api.deps import ServicesDep
 from webui.api.models import decode_image
 from webui.api.shapes import preprocessor_sliders
-from webui.api.waiting import client_id, wait_for_job
+from webui.api.waiting import client_id, off_loop, wait_for_job
 from webui.core.errors import InvalidParameter
 from webui.core.params import ControlUnit, control_mode_name, control_resize_mode_name
 from webui.services.controlnet import ControlNetService, Preprocess
@@ -147,12 +146,12 @@ async def detect(body: DetectRequest, services: ServicesDep, request: Request) -
 
     preprocess = Preprocess(
         body.controlnet_module,
-        await run_in_threadpool(decode),
+        await off_loop(request, decode),
         body.controlnet_processor_res,
         body.controlnet_threshold_a,
         body.controlnet_threshold_b,
     )
     job = controlnet.submit(preprocess, owner=client_id(request))
     result = await wait_for_job(job, services.jobs, request)
-    images = await run_in_threadpool(lambda: [_png_base64(image) for image in result.images])
+    images = await off_loop(request, lambda: [_png_base64(image) for image in result.images])
     return {"images": images, "info": "Success"}

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -21,11 +20,12 @@ from webui.api.shapes import (
     schedule_item,
     vae_items,
 )
-from webui.api.waiting import client_id, wait_for_job
+from webui.api.waiting import client_id, off_loop, wait_for_job
 from webui.core import samplers
 from webui.core.errors import UserError
 from webui.core.params import LATENT_UPSCALE_MODES, GenerationParams, Result
 from webui.services.container import Services
+from webui.services.jobs import Job
 
 router = APIRouter(prefix="/sdapi/v1")
 
@@ -58,31 +58,44 @@ async def _generate(
     request: Request,
 ) -> dict[str, Any]:
     """Queue `params` as `body` asks, wait (without a thread; cancelled if the client goes away), and
-    answer as A1111 does (`parameters` echo the request's known fields, never unknown ones)."""
+    answer as A1111 does (`parameters` echo the request's known fields, never unknown ones). Checking,
+    queueing and encoding run on the threadpool, briefly each: the event loop stays free for the control
+    routes even when many requests arrive at once."""
     generation = services.generation
-    params = generation.apply_styles(params, body.styles)
-    job = generation.submit(
-        params,
-        body.save_images,
-        body.override_settings,
-        body.override_settings_restore_afterwards,
-        owner=client_id(request),
-    )
+
+    def queue() -> Job:
+        styled = generation.apply_styles(params, body.styles)
+        return generation.submit(
+            styled,
+            body.save_images,
+            body.override_settings,
+            body.override_settings_restore_afterwards,
+            owner=client_id(request),
+        )
+
+    job = await off_loop(request, queue)
     result: Result = await wait_for_job(job, services.jobs, request)
-    for unknown in body.model_extra or {}:
-        parameters.pop(unknown, None)
-    images = [base64_image(image, text) for image, text in zip(result.images, result.infotexts)]
-    return {
-        "images": images if body.send_images else [],
-        "parameters": parameters,
-        "info": json.dumps(info_dict(result, body.styles)),
-    }
+
+    def answer() -> dict[str, Any]:
+        for unknown in body.model_extra or {}:
+            parameters.pop(unknown, None)
+        images = [base64_image(image, text) for image, text in zip(result.images, result.infotexts)]
+        return {
+            "images": images if body.send_images else [],
+            "parameters": parameters,
+            "info": json.dumps(info_dict(result, body.styles)),
+        }
+
+    return await off_loop(request, answer)
 
 
 @router.post("/txt2img")
 async def txt2img(body: Txt2ImgRequest, services: ServicesDep, request: Request) -> dict[str, Any]:
-    params = body.to_params(
-        services.settings.get("CLIP_stop_at_last_layers"), services.models.model_defaults()
+    params = await off_loop(
+        request,
+        body.to_params,
+        services.settings.get("CLIP_stop_at_last_layers"),
+        services.models.model_defaults(),
     )
     return await _generate(services, body, params, body.model_dump(), request)
 
@@ -90,8 +103,11 @@ async def txt2img(body: Txt2ImgRequest, services: ServicesDep, request: Request)
 @router.post("/img2img")
 async def img2img(body: Img2ImgRequest, services: ServicesDep, request: Request) -> dict[str, Any]:
     # decoding the images takes a while for big ones: off the event loop
-    params = await run_in_threadpool(
-        body.to_params, services.settings.get("CLIP_stop_at_last_layers"), services.models.model_defaults()
+    params = await off_loop(
+        request,
+        body.to_params,
+        services.settings.get("CLIP_stop_at_last_layers"),
+        services.models.model_defaults(),
     )
     return await _generate(services, body, params, body.echo(), request)
 
