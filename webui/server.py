@@ -10,7 +10,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 
 from webui import __version__
@@ -53,7 +53,7 @@ def create_server(app: App, host: str, port: int) -> GracefulServer:
     # Pillow warns above this many pixels and refuses twice as many (decompression bombs; the UI's uploads
     # too); the API's decode_image refuses above it with the size named
     Image.MAX_IMAGE_PIXELS = image_limits.MAX_PIXELS
-    web = FastAPI(title="webui", version=__version__)
+    web = FastAPIOffline(title="webui", version=__version__)  # /docs and /redoc without a CDN
     ui_login = not args.nowebui and bool(gradio_credentials(args))
     add_access_control(web, args, api_credentials(args), ui_login)
     if args.api or args.nowebui:

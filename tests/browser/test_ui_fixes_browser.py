@@ -147,3 +147,27 @@ def test_user_error_is_a_toast_and_one_log_line_without_traceback(browser, runni
     lines = [r for r in caplog.records if r.name == "webui.ui" and "img2img" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelno == logging.INFO and lines[0].exc_info is None
     page.close()
+
+
+def test_api_docs_render_without_internet(browser, running_app):
+    """Item 13: /docs (Swagger UI) and /redoc load their files from this server, not from a CDN."""
+    _, base_url = running_app
+    page = browser.new_page()
+    elsewhere: list[tuple[str, str]] = []
+
+    def only_local(route) -> None:
+        if route.request.url.startswith(base_url):
+            route.continue_()
+        else:
+            elsewhere.append((route.request.resource_type, route.request.url))
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"{base_url}/docs")
+    playwright.expect(page.locator(".swagger-ui .info .title")).to_contain_text("webui", timeout=30_000)
+    playwright.expect(page.get_by_text("/sdapi/v1/txt2img").first).to_be_visible()
+    page.goto(f"{base_url}/redoc")
+    playwright.expect(page.get_by_role("heading", name="webui").first).to_be_visible(timeout=30_000)
+    # Redoc's own "powered by" logo image is the one thing it still asks a CDN for (it shows without it)
+    assert [url for kind, url in elsewhere if kind != "image"] == []
+    page.close()
