@@ -95,3 +95,16 @@ def test_chromium_failure_is_reported(
     monkeypatch.setattr(run_tests.shutil, "which", lambda name: None)
     assert not run_tests.ensure_chromium(tmp_path / "chromium", FakeRunner(), log.append)
     assert "no apt-get" in log[-1]
+
+
+def test_emoji_font_is_installed_when_missing(
+    run_tests: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_tests.shutil, "which", lambda name: f"/usr/bin/{name}")
+    font = tmp_path / "NotoColorEmoji.ttf"
+    run = FakeRunner(creates=font)
+    assert run_tests.ensure_emoji_font(font, run, print)
+    assert [command for command, _ in run.calls] == [
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "fonts-noto-color-emoji"],
+    ]

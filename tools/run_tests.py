@@ -23,6 +23,7 @@ import launch  # noqa: E402  (needs ROOT on sys.path; standard library only)
 TEST_REQUIREMENTS = ROOT / "requirements-test.txt"
 TEST_STAMP = "webui-test-install.sha256"
 CHROMIUM = Path("/usr/bin/chromium")
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 NO_TESTS_COLLECTED = 5
 # No outside look-ups during tests: gradio's analytics and the Hugging Face hub stay offline.
 TEST_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
@@ -32,26 +33,39 @@ def ensure_chromium(
     chromium: Path = CHROMIUM, run: launch.Runner = launch.run_command, log: launch.Log = print
 ) -> bool:
     """Install Debian's chromium when it is missing; True when it is there afterwards."""
-    if chromium.exists():
+    return ensure_debian_package(chromium, "chromium", "Chromium", run, log)
+
+
+def ensure_emoji_font(
+    font: Path = EMOJI_FONT, run: launch.Runner = launch.run_command, log: launch.Log = print
+) -> bool:
+    """Install Debian's colour emoji font, so the icon buttons (🎲 ♻️ 🗑️ …) render in the browser tests'
+    screenshots as users see them; True when it is there afterwards."""
+    return ensure_debian_package(font, "fonts-noto-color-emoji", "the emoji font", run, log)
+
+
+def ensure_debian_package(path: Path, package: str, what: str, run: launch.Runner, log: launch.Log) -> bool:
+    """`apt-get install -y package` when `path` (a file it installs) is missing; True when it is there."""
+    if path.exists():
         return True
     if shutil.which("apt-get") is None:
         log(
-            f"WARNING: {chromium} is missing and there is no apt-get to install it; "
-            "install Chromium yourself or the browser tests will fail"
+            f"WARNING: {path} is missing and there is no apt-get to install it; "
+            f"install {what} yourself or the browser tests will fail"
         )
         return False
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        log(f"Installing Chromium for the browser tests: {' '.join(command)}")
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", package]):
+        log(f"Installing {what} for the browser tests: {' '.join(command)}")
         code = run(command, env)
         if code != 0:
             log(
                 f"WARNING: '{' '.join(command)}' failed with exit code {code} (it needs root); "
-                "without Chromium the browser tests will fail"
+                f"without {what} the browser tests will fail"
             )
             return False
-    if not chromium.exists():
-        log(f"WARNING: apt-get installed chromium but {chromium} does not exist")
+    if not path.exists():
+        log(f"WARNING: apt-get installed {package} but {path} does not exist")
         return False
     return True
 
@@ -79,7 +93,8 @@ def main(
     except launch.SetupError as error:
         log(f"run_tests.py: {error}")
         return 1
-    ensure_chromium(chromium, run, log)
+    if ensure_chromium(chromium, run, log):
+        ensure_emoji_font(run=run, log=log)
     code = run([str(python), "-m", "pytest", *argv], {**os.environ, **TEST_ENV})
     if code == NO_TESTS_COLLECTED:
         log("pytest collected no tests: that counts as a failure")
