@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from webui.api import controlnet_routes, extras_routes, info_routes, script_routes
+from webui.api import controlnet_routes, extras_routes, info_routes, queue_routes, script_routes
 from webui.api.deps import STATE_KEY, ServicesDep
 from webui.api.models import Img2ImgRequest, Txt2ImgRequest
 from webui.api.shapes import (
@@ -48,6 +48,7 @@ def register_api(web: FastAPI, services: Services) -> None:
     for routes in (router, info_routes.router, script_routes.router, controlnet_routes.router):
         web.include_router(routes)
     web.include_router(extras_routes.router)
+    web.include_router(queue_routes.router)
 
 
 async def _generate(
@@ -71,6 +72,7 @@ async def _generate(
             body.override_settings,
             body.override_settings_restore_afterwards,
             owner=client_id(request),
+            job_id=(body.model_extra or {}).get("force_task_id") or None,  # A1111's id for /internal/progress
         )
 
     job = await off_loop(request, queue)

@@ -186,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM/Ctrl+C: seconds the running job may take to finish before it is interrupted; "
         "queued jobs are not run (default 10)",
     )
+    server.add_argument(
+        "--queue-admin",
+        default=None,
+        metavar="USER",
+        help="the --api-auth/--gradio-auth user who sees and manages everybody's queued jobs (prompts "
+        "included); others see only their own",
+    )
 
     paths = parser.add_argument_group("paths")
     paths.add_argument(

@@ -66,6 +66,7 @@ class GenerationService:
         override_settings: Mapping[str, Any] | None = None,
         restore_settings: bool = True,
         owner: str | None = None,
+        job_id: str | None = None,
     ) -> Job:
         """Queue a txt2img or img2img/inpaint generation (the params' type says which); `owner` (a
         client) counts towards the queue's per-client limit.
@@ -79,12 +80,12 @@ class GenerationService:
         request = Request(params=params, save_images=save_images)
         self.scripts.check(params, request.kind)  # an unknown script name, too
         if not override_settings:
-            return self.jobs.submit(request, kind=request.kind, owner=owner)
+            return self.jobs.submit(request, kind=request.kind, owner=owner, job_id=job_id)
         for name, value in override_settings.items():
             self.settings.option(name).validate(value)
         self.models.check_options(override_settings)
         queued = OverriddenRequest(request, tuple(override_settings.items()), restore_settings)
-        return self.jobs.submit(queued, kind=request.kind, owner=owner)
+        return self.jobs.submit(queued, kind=request.kind, owner=owner, job_id=job_id)
 
     def generate(self, params: GenerationParams, save_images: bool = True) -> Result:
         return self.submit(params, save_images).wait()

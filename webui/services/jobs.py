@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, Protocol
 from uuid import uuid4
 
-from webui.core.errors import Interrupted, UserError
+from webui.core.errors import Interrupted, InvalidParameter, UserError
 from webui.services.fair_queue import FairQueue
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class Job:
         self._preview: object | None = None
         self._listeners: list[Callable[[], None]] = []
         self._files = 0  # images saved so far (their index in the job)
+        self.meta: dict[str, Any] = {}  # what its requester needs to answer later (the API's echo)
         self.on_file: Callable[[Job, int, str, str], None] | None = None  # the durable queue's record
 
     def __repr__(self) -> str:
@@ -272,11 +273,16 @@ class JobQueue:
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def submit(self, params: Any, kind: str = "txt2img", owner: str | None = None) -> Job:
-        """Queue a job; QueueFull beyond the admission limits, ShuttingDown once `shut_down` was called."""
-        job = Job(params, kind, self._clock, owner)
+    def submit(
+        self, params: Any, kind: str = "txt2img", owner: str | None = None, job_id: str | None = None
+    ) -> Job:
+        """Queue a job (with `job_id`: A1111's force_task_id; refused when that id is taken); QueueFull
+        beyond the admission limits, ShuttingDown once `shut_down` was called."""
+        job = Job(params, kind, self._clock, owner, job_id)
         limits = self._limits()
         with self._cond:
+            if job_id is not None and job_id in self._known:
+                raise InvalidParameter(f"force_task_id {job_id!r} is already a job's id")
             if self._closed:
                 raise ShuttingDown("The server is shutting down and takes no new jobs; try again later")
             waiting = [*self._pending, *([self._current] if self._current is not None else [])]
@@ -307,6 +313,11 @@ class JobQueue:
     def _record_file(self, job: Job, index: int, path: str, infotext: str) -> None:
         if self._journal is not None:
             self._journal.file(job, index, path, infotext)
+
+    def known(self) -> list[Job]:
+        """Queued, running and recently finished jobs, oldest first."""
+        with self._cond:
+            return list(self._known.values())
 
     def find(self, job_id: str) -> Job | None:
         """A queued, running or recently finished job by id."""
