@@ -58,6 +58,7 @@ def test_generate_gives_way_to_interrupt_with_one_progress_display(browser, runn
     line = re.compile(r"Batch 1/3 · step \d+/150 · \d+% · \d+s elapsed · ETA (\d+h \d\dm|\d+m \d\ds|\d+s)")
     playwright.expect(progress).to_contain_text(line, timeout=60_000)
     assert "0/0" not in progress.inner_text()
+    playwright.expect(page).to_have_title(re.compile(r"^\[\d+%\] Stable Diffusion$"))  # title progress
     # gradio's own bar (on the gallery and on the infotext) is not shown beside ours
     assert page.locator(".progress-level:visible, .eta-bar:visible").count() == 0
     with warnings.catch_warnings(record=True) as caught:
@@ -67,6 +68,7 @@ def test_generate_gives_way_to_interrupt_with_one_progress_display(browser, runn
         playwright.expect(page.get_by_text("Interrupted").last).to_be_visible()
         playwright.expect(generate).to_be_visible()
         playwright.expect(interrupt).to_be_hidden()
+    playwright.expect(page).to_have_title("Stable Diffusion")
     assert not [w for w in caught if "too many output values" in str(w.message)]
     page.close()
 

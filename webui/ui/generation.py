@@ -123,6 +123,7 @@ def build_generation_tab(
                 skip = gr.Button("Skip", elem_id=f"{name}_skip", min_width=60, visible=False)
             with gr.Row(elem_id=f"{name}_tools") as toolbar:
                 show_networks = gr.Button("🎴", elem_id=f"{name}_extra_networks", min_width=40, scale=0)
+                clear_prompts = gr.Button("🗑️", elem_id=f"{name}_clear_prompt", min_width=40, scale=0)
     extra_networks.build_panel(app.models.loras, prompt, show_networks, name)
     built_sections: list[Section] = []
     section_inputs: list[list[gr.components.Component]] = []
@@ -146,6 +147,7 @@ def build_generation_tab(
             with gr.Row():
                 width = widget(params_type, "width", defaults.width, elem_id=f"{name}_width")
                 height = widget(params_type, "height", defaults.height, elem_id=f"{name}_height")
+                swap_size = gr.Button("⇅", elem_id=f"{name}_res_switch_btn", min_width=40, scale=0)
             with gr.Row():
                 n_iter = widget(params_type, "n_iter", elem_id=f"{name}_batch_count")
                 batch_size = widget(params_type, "batch_size", elem_id=f"{name}_batch_size")
@@ -299,6 +301,8 @@ def build_generation_tab(
     interrupt.click(interrupt_job, queue=False)
     skip.click(skip_job, queue=False)
     random_seed.click(lambda: -1, outputs=seed, queue=False)
+    clear_prompts.click(lambda: ("", ""), outputs=[prompt, negative], queue=False)
+    swap_size.click(lambda w, h: (h, w), inputs=[width, height], outputs=[width, height], queue=False)
     reuse_seed.click(lambda last: last, inputs=last_seed, outputs=seed, queue=False)
     seed_extras.wire(extras, infotext)
 

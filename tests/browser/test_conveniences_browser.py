@@ -1,0 +1,66 @@
+"""Chromium on a real server: the small conveniences A1111 users reach for (issue 20, our own JavaScript
+in webui/ui/javascript/ and a few buttons)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.helpers import open_ui, playwright, set_number
+
+pytestmark = pytest.mark.browser
+
+
+def select(box, text: str) -> None:
+    """Select the first `text` in the textarea `box`."""
+    box.evaluate(
+        """(el, text) => { el.focus(); const at = el.value.indexOf(text);
+            el.setSelectionRange(at, at + text.length); }""",
+        text,
+    )
+
+
+def caret(box, at: int) -> None:
+    box.evaluate("(el, at) => { el.focus(); el.setSelectionRange(at, at); }", at)
+
+
+def test_prompt_keys_clear_and_swap_buttons(browser, running_app):
+    _, base_url = running_app
+    page = browser.new_page()
+    open_ui(page, base_url)
+    prompt = page.locator("#txt2img_prompt textarea")
+    prompt.fill("a cat, blue sky, moon")
+
+    # Ctrl+↑/↓: the weight of the selected words in 0.1 steps; back at 1 the brackets go
+    select(prompt, "cat")
+    prompt.press("Control+ArrowUp")
+    playwright.expect(prompt).to_have_value("a (cat:1.1), blue sky, moon")
+    prompt.press("Control+ArrowUp")
+    playwright.expect(prompt).to_have_value("a (cat:1.2), blue sky, moon")
+    prompt.press("Control+ArrowDown")
+    prompt.press("Control+ArrowDown")
+    playwright.expect(prompt).to_have_value("a cat, blue sky, moon")
+    caret(prompt, len("a cat, bl"))  # no selection: the word at the caret
+    prompt.press("Control+ArrowDown")
+    playwright.expect(prompt).to_have_value("a cat, (blue:0.9) sky, moon")
+
+    # Alt+←/→ moves the tag at the caret
+    prompt.fill("a cat, blue sky, moon")
+    caret(prompt, 2)
+    prompt.press("Alt+ArrowRight")
+    playwright.expect(prompt).to_have_value("blue sky, a cat, moon")
+    prompt.press("Alt+ArrowRight")
+    playwright.expect(prompt).to_have_value("blue sky, moon, a cat")
+    prompt.press("Alt+ArrowLeft")
+    playwright.expect(prompt).to_have_value("blue sky, a cat, moon")
+
+    # ⇅ swaps width and height; 🗑️ clears both prompts
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 128)
+    page.locator("#txt2img_res_switch_btn").click()
+    playwright.expect(page.locator("#txt2img_width input[type=number]")).to_have_value("128")
+    playwright.expect(page.locator("#txt2img_height input[type=number]")).to_have_value("64")
+    page.locator("#txt2img_neg_prompt textarea").fill("blurry")
+    page.locator("#txt2img_clear_prompt").click()
+    playwright.expect(prompt).to_have_value("")
+    playwright.expect(page.locator("#txt2img_neg_prompt textarea")).to_have_value("")
+    page.close()
