@@ -53,6 +53,7 @@ def test_reads_every_field_the_infotext_names() -> None:
         "prompt": "a red cube, (shiny:1.2)\nsecond line", "negative_prompt": "blurry, low quality",
         "steps": 13, "sampler_name": "Euler", "scheduler": "Karras", "cfg_scale": 6.5, "seed": 4242,
         "width": 64, "height": 96, "clip_skip": 2, "cfg_rescale": 0.0,
+        "subseed": -1, "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0,
     }  # fmt: skip
     assert pasted.fields["Model"] == "tiny-b" and pasted.warnings == []
 
@@ -64,6 +65,8 @@ def test_absent_fields_keep_their_value_except_those_a1111_resets() -> None:
     assert pasted.values == {
         "prompt": "just a prompt", "negative_prompt": "", "steps": 5, "seed": 7,
         "sampler_name": "DPM++ 2M", "scheduler": "Automatic", "clip_skip": 1, "cfg_rescale": 0.0,
+        # no variation keys: no variation (A1111 unticks "Extra", which turns them off)
+        "subseed": -1, "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0,
     }  # fmt: skip
     assert (
         paste.read("cat\nSteps: 5, Seed: 1, CFG Rescale phi: 0.3").values["cfg_rescale"] == 0.3

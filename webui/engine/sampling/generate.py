@@ -193,15 +193,16 @@ def run(
     )
     embeddings = manager.embeddings.for_pipe(loaded.pipe)
     used: list[str] = []  # textual-inversion embeddings the prompts used
+    subseed = resolve_seed(params.subseed)  # reported (all_subseeds) even when unused, as A1111
     params = task.params.replace(
         seed=resolve_seed(params.seed),
-        subseed=resolve_seed(params.subseed),
+        subseed=subseed if params.subseed_strength else params.subseed,
         sampler_name=choice.sampler_name,
         scheduler=choice.scheduler,
     )
     noise_options = noise_options or noise.NoiseOptions()
     eta = noise.sampler_eta(choice.sampler_name, params.eta, noise_options)
-    all_seeds, all_subseeds = noise.run_seeds(params)
+    all_seeds, all_subseeds = noise.run_seeds(params, subseed)
 
     images: list[Image.Image] = []
     seeds: list[int] = []

@@ -43,14 +43,14 @@ class NoiseOptions:
     eta_ancestral: float = 1.0
 
 
-def run_seeds(params: GenerationParams) -> tuple[list[int], list[int]]:
-    """Every image's seed and variation seed (seed and subseed already resolved), as A1111 makes them:
+def run_seeds(params: GenerationParams, subseed: int) -> tuple[list[int], list[int]]:
+    """Every image's seed and variation seed (params.seed and `subseed` resolved), as A1111 makes them:
     seed, seed+1, … unless a variation strength is set (then every image has the seed), and subseed,
     subseed+1, … always."""
     count = params.total_images
     varied = params.subseed_strength != 0
     seeds = [params.seed + (0 if varied else index) for index in range(count)]
-    return seeds, [params.subseed + index for index in range(count)]
+    return seeds, [subseed + index for index in range(count)]
 
 
 def batch_rng(
