@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.compat.conftest import FIXTURES
+from tests.plugins.conftest import EXAMPLE
+from webui.compat.a1111 import uses_a1111
 from webui.core import infotext
+from webui.core.cmd_args import REPO_ROOT
 from webui.core.params import Txt2Img
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -75,9 +79,17 @@ def test_install_py_uses_launch_and_torch_is_refused(compat_app):
     assert lines[1].startswith("refused: install.py asked to install torch==1.13.1")
 
 
+def test_only_extensions_importing_modules_or_launch_get_the_layer():
+    assert not uses_a1111(EXAMPLE) and not uses_a1111(REPO_ROOT / "extensions-builtin" / "xyz_grid")
+    assert uses_a1111(FIXTURES / "sd-webui-colour-net")  # only its package imports modules
+
+
 def test_shared_views_read_this_app(compat_app):
     shared = compat_app.plugins.compat.modules["shared"]
     assert shared.cmd_opts.hello_greeting == "bonjour"
+    data_dir = compat_app.plugins.user_dir.parent
+    assert shared.cmd_opts.embeddings_dir == str(data_dir / "embeddings")  # A1111 fills folder flags
+    assert shared.cmd_opts.lora_dir == str(data_dir / "models" / "Lora")
     assert shared.opts.outdir_txt2img_samples == compat_app.settings.get("outdir_txt2img_samples")
     assert shared.sd_model.sd_checkpoint_info.title == "tiny-sd1.safetensors"
     assert shared.sd_model.is_sdxl is False

@@ -8,6 +8,7 @@ options (on_ui_settings). Every later call into extension code goes through `cal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import logging
 import threading
@@ -101,8 +102,9 @@ class Plugins:
                     extension.name,
                     a1111.PYTHONPATH_DIR if a1111 else None,
                 )
-            for path in extension.scripts:
-                self._load_script_file(active, path)
+            with a1111.on_sys_path(extension.path) if a1111 else contextlib.nullcontext():
+                for path in extension.scripts:
+                    self._load_script_file(active, path)
         log.info(
             "Extensions: %s; %d scripts",
             ", ".join(e.name for e in self.loaded) or "none",

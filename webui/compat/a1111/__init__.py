@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,14 +29,32 @@ _IMPORTS = re.compile(r"^\s*(?:from|import)\s+(?:modules|launch)\b", re.MULTILIN
 SUBMODULES = (
     "scripts", "script_callbacks", "shared", "processing", "images", "paths", "paths_internal",
     "ui_components", "extra_networks", "infotext_utils", "generation_parameters_copypaste", "sd_samplers",
-    "devices", "shared_items", "options", "launch_utils",
+    "devices", "shared_items", "options", "launch_utils", "hashes",
 )  # fmt: skip
 
 
-def uses_a1111(folder: Path) -> bool:
-    """Whether any Python file of the extension (top level or scripts/) imports `modules` or `launch`."""
-    files = [*folder.glob("*.py"), *folder.glob("scripts/*.py")]
-    return any(_IMPORTS.search(path.read_text(encoding="utf-8", errors="replace")) for path in files)
+def uses_a1111(folder: Path, limit: int = 2000) -> bool:
+    """Whether a Python file of the extension (its own packages included, at most `limit` files)
+    imports `modules` or `launch`."""
+    files = (path for path in folder.rglob("*.py") if not any(part.startswith(".") for part in path.parts))
+    for count, path in enumerate(files):
+        if count >= limit:
+            return False
+        if _IMPORTS.search(path.read_text(encoding="utf-8", errors="replace")):
+            return True
+    return False
+
+
+@contextmanager
+def on_sys_path(folder: Path) -> Iterator[None]:
+    """A1111 puts the extension's folder first on sys.path while its scripts load, so they import their
+    own packages (`import sd_dynamic_prompts`, `from scripts.helper import …`)."""
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        if str(folder) in sys.path:
+            sys.path.remove(str(folder))
 
 
 def install(plugins: Plugins) -> CompatState:

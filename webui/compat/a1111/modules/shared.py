@@ -3,6 +3,7 @@ is running (read when used: `from modules.shared import opts` at import time bin
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,10 +28,28 @@ def _sd_model(plugins: Plugins) -> Any:
     return SdModelView(loaded) if loaded is not None else None
 
 
+# A1111's flags that name folders hold the folder itself by default; ours hold None for "the default".
+_MODEL_DIRS = {
+    "ckpt_dir": "Stable-diffusion", "lora_dir": "Lora", "vae_dir": "VAE", "embeddings_dir": "embeddings",
+    "hypernetwork_dir": "hypernetworks", "controlnet_dir": "ControlNet", "esrgan_models_path": "ESRGAN",
+}  # fmt: skip
+
+
+def _cmd_opts(plugins: Plugins) -> argparse.Namespace:
+    """The App's flags, folder flags left at their default filled in as A1111 fills them."""
+    values = vars(plugins.args).copy()
+    data_dir = plugins.user_dir.parent
+    values["data_dir"] = str(data_dir)
+    for name, folder in _MODEL_DIRS.items():
+        if values.get(name) is None:
+            values[name] = str(data_dir / ("embeddings" if name == "embeddings_dir" else f"models/{folder}"))
+    return argparse.Namespace(**values)
+
+
 VIEWS: dict[str, Callable[[Plugins], Any]] = {
     "opts": OptionsView,
     "state": StateView,
-    "cmd_opts": lambda plugins: plugins.args,
+    "cmd_opts": lambda plugins: _cmd_opts(plugins),
     "sd_model": _sd_model,
 }
 

@@ -1,7 +1,7 @@
-"""modules.ui_components: A1111's small layout helpers, made of gradio 6's own components.
+"""modules.ui_components: A1111's small layout helpers as gradio 6 components (extensions subclass them).
 
-Functions rather than subclasses: gradio writes a .pyi file next to the source of every component
-subclass it sees defined, which a program must not do to its own package at run time.
+gradio writes a .pyi stub next to the source of every component subclass; ui_components.pyi is that
+stub, kept in the repository (unchanged, gradio leaves it alone) and excluded from lint by its header.
 """
 
 from __future__ import annotations
@@ -11,35 +11,36 @@ from typing import Any
 import gradio as gr
 
 
-def FormRow(**kwargs: Any) -> gr.Row:  # noqa: N802 - A1111's class names
-    return gr.Row(**kwargs)
+class FormRow(gr.Row):
+    pass
 
 
-def FormColumn(**kwargs: Any) -> gr.Column:  # noqa: N802
-    return gr.Column(**kwargs)
+class FormColumn(gr.Column):
+    pass
 
 
-def FormGroup(**kwargs: Any) -> gr.Group:  # noqa: N802
-    return gr.Group(**kwargs)
+class FormGroup(gr.Group):
+    pass
 
 
-def ResizeHandleRow(**kwargs: Any) -> gr.Row:  # noqa: N802
-    return gr.Row(**kwargs)
+class ResizeHandleRow(gr.Row):
+    pass
 
 
-def FormHTML(*args: Any, **kwargs: Any) -> gr.HTML:  # noqa: N802
-    return gr.HTML(*args, **kwargs)
+class FormHTML(gr.HTML):
+    pass
 
 
-def ToolButton(
-    value: str = "", *args: Any, elem_classes: list[str] | None = None, **kwargs: Any
-) -> gr.Button:  # noqa: N802
-    """A small button (A1111 styles it with its CSS class `tool`)."""
-    return gr.Button(value, *args, elem_classes=["tool", *(elem_classes or [])], **kwargs)
+class ToolButton(gr.Button):
+    """A small button (A1111 styles it with its CSS class `tool`); extensions subclass it."""
+
+    def __init__(self, *args: Any, elem_classes: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, elem_classes=["tool", *(elem_classes or [])], **kwargs)
 
 
-def DropdownMulti(**kwargs: Any) -> gr.Dropdown:  # noqa: N802
-    return gr.Dropdown(multiselect=True, **kwargs)
+class DropdownMulti(gr.Dropdown):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(multiselect=True, **kwargs)
 
 
 class InputAccordion:
