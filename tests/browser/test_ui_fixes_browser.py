@@ -173,3 +173,31 @@ def test_api_docs_render_without_internet(browser, running_app):
     # Redoc's own "powered by" logo image is the one thing it still asks a CDN for (it shows without it)
     assert [url for kind, url in elsewhere if kind != "image"] == []
     page.close()
+
+
+def test_smaller_items_at_800_pixels(browser, running_app):
+    """Item 15 (part): Extensions table headers stay whole at 800 px ("URL", not "U R L"), the CFG
+    Rescale hint says what it does, and no element id is used twice."""
+    _, base_url = running_app
+    page = browser.new_page(viewport={"width": 800, "height": 900})
+    open_ui(page, base_url)
+    hint = page.locator("#txt2img_cfg_rescale")
+    playwright.expect(hint).to_contain_text("Keeps colours from washing out at high CFG")
+    page.get_by_role("tab", name="Extensions").click()
+    headers = page.locator("#extensions_table th")
+    playwright.expect(headers.first).to_be_visible(timeout=30_000)
+    line_height = page.locator("#extensions_table td").first.evaluate(
+        "el => parseFloat(getComputedStyle(el).lineHeight) || 20"
+    )
+    for header in headers.all():
+        text = header.inner_text().strip()
+        assert "\n" not in text, text
+        box = header.locator("span, div").first
+        assert box.bounding_box()["height"] <= 2 * line_height, text
+    twice = page.evaluate(
+        """() => { const seen = {}; for (const el of document.querySelectorAll('[id]'))
+            if (el.id) seen[el.id] = (seen[el.id] || 0) + 1;
+            return Object.keys(seen).filter(id => seen[id] > 1); }"""
+    )
+    assert twice == []
+    page.close()

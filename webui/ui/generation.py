@@ -155,7 +155,7 @@ def build_generation_tab(
                 cfg_scale = widget(params_type, "cfg_scale", defaults.cfg_scale, elem_id=f"{name}_cfg_scale")
                 cfg_rescale = widget(
                     params_type, "cfg_rescale", defaults.cfg_rescale, elem_id=f"{name}_cfg_rescale",
-                    info="for zero-terminal-SNR models (0.7); 0: plain CFG",
+                    info="Keeps colours from washing out at high CFG; 0.7 for v-prediction models, 0 = off",
                 )  # fmt: skip
             with gr.Row(equal_height=True):
                 seed = widget(params_type, "seed", elem_id=f"{name}_seed", scale=4)
