@@ -64,3 +64,27 @@ def test_prompt_keys_clear_and_swap_buttons(browser, running_app):
     playwright.expect(prompt).to_have_value("")
     playwright.expect(page.locator("#txt2img_neg_prompt textarea")).to_have_value("")
     page.close()
+
+
+def test_settings_search_box_and_readable_summary(browser, running_app):
+    """Settings: the search box keeps only matching settings; the applied summary names settings by their
+    labels, not internal keys (item 15)."""
+    app, base_url = running_app
+    page = browser.new_page()
+    open_ui(page, base_url)
+    page.get_by_role("tab", name="Settings").click()
+    search = page.locator("#settings_search textarea, #settings_search input").first
+    search.fill("jpeg quality")
+    playwright.expect(page.locator("#setting_jpeg_quality")).to_be_visible()
+    playwright.expect(page.locator("#setting_samples_save")).to_be_hidden()
+    search.fill("")
+    playwright.expect(page.locator("#setting_samples_save")).to_be_visible()
+    try:
+        page.locator("#setting_save_txt input[type=checkbox]").check()
+        page.locator("#settings_submit").click()
+        playwright.expect(page.locator("#settings_result")).to_contain_text(
+            "1 settings changed: Create a text file with infotext next to every image.", timeout=30_000
+        )
+    finally:
+        app.settings.update({"save_txt": False})
+    page.close()

@@ -213,7 +213,7 @@ def test_apply_settings_is_all_or_nothing_and_only_sends_what_the_page_changed(a
     app.update_options({"jpeg_quality": 55})
     try:
         result = apply(loaded, *{**values, "save_txt": True}.values())
-        assert result[0] == "1 settings changed: save_txt."
+        assert result[0] == "1 settings changed: Create a text file with infotext next to every image."
         assert app.settings.get("save_txt") is True and app.settings.get("jpeg_quality") == 55
         assert result[1]["save_txt"] is True and result[1]["jpeg_quality"] == 55
     finally:

@@ -150,6 +150,10 @@ def build_settings_tab(services: Services, skip: Collection[str] = ()) -> Contro
     meanwhile elsewhere (the Extensions tab, the API, another browser)."""
     with gr.Row():
         apply = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
+        # filtered in the page by javascript/settings_search.js
+        gr.Textbox(
+            placeholder="Search settings", show_label=False, elem_id="settings_search", container=False
+        )
     result = gr.Markdown(elem_id="settings_result")
     controls: Controls = {}
     options = [option for option in services.settings.options if option.name not in skip]
@@ -174,7 +178,8 @@ def build_settings_tab(services: Services, skip: Collection[str] = ()) -> Contro
         except UserError as error:
             gr.Warning(f"Settings not applied: {error}")
             return [f"Nothing applied: {error}", before, *(gr.update() for _ in names)]
-        summary = f"{len(changes)} settings changed" + (f": {', '.join(changes)}." if changes else ".")
+        labels = [services.settings.option(name).label for name in changes]  # what the page shows
+        summary = f"{len(changes)} settings changed" + (f": {'; '.join(labels)}." if changes else ".")
         now = {name: _stored(services, name) for name in names}
         return [summary, now, *load_updates(services, names)]
 
