@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +39,7 @@ from webui.services.models import ModelsService
 from webui.services.option_guard import OptionGuard
 from webui.services.options import ModelOptions
 from webui.services.queue_store import FILE_NAME as QUEUE_FILE
-from webui.services.queue_store import QueueStore, StoreJournal
+from webui.services.queue_store import QueueStore, QueueStoreRefused, StoreJournal
 from webui.services.settings import Settings
 from webui.services.styles import StyleDatabase
 from webui.services.tokens import TokenCounter
@@ -179,11 +180,15 @@ class App:
 def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    app = App(args)
+    try:
+        app = App(args)
+    except QueueStoreRefused as error:  # never start on (or over) a queue file that cannot be trusted
+        sys.exit(f"webui: {error}")
     try:
         log.info("Model loaded: %s", app.load_initial_checkpoint())
     except UserError as error:  # the UI still starts and shows the problem; the user can pick another model
         log.error("Could not load a checkpoint: %s", error)
+    app.jobs.restore()  # the last run's queue, once the model is in (a restored job must not delay it)
     host = server_name(args)
     server = create_server(app, host, args.port)
     scheme = "https" if args.tls_certfile else "http"

@@ -174,6 +174,7 @@ def test_queued_and_running_jobs_run_again_after_a_restart(store_path: Path, que
     restarted = JobQueue(recording_runner(second_run), journal=StoreJournal(second_store))
     queues.append(restarted)
     restarted.start()
+    assert restarted.restore() == 5 and restarted.restore() == 0
     for job in jobs:
         found = restarted.find(job.id)
         assert found is not None and found.owner == "ann"

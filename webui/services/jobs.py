@@ -381,17 +381,26 @@ class JobQueue:
         """Start serving jobs (queued ones included); calling it while running is harmless."""
         with self._cond:
             self._stopping = self._closed = False
-            if self._journal is not None and not self._restored:
-                self._restored = True  # the jobs a previous run left, before any new one
-                for job in self._journal.restore(self._clock):
-                    job.on_file = self._record_file
-                    self._pending.append(job)
-                    self._known[job.id] = job
-                if self._pending:
-                    log.info("Queue: %d job(s) from the last run queued again", len(self._pending))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="job-worker", daemon=True)
                 self._thread.start()
+
+    def restore(self) -> int:
+        """Queue again the jobs the journal kept from the last run (once; the server calls it when it is
+        ready to serve, so they do not hold up its start). Returns how many."""
+        with self._cond:
+            if self._journal is None or self._restored:
+                return 0
+            self._restored = True
+            jobs = self._journal.restore(self._clock)
+            for job in jobs:
+                job.on_file = self._record_file
+                self._pending.append(job)
+                self._known[job.id] = job
+            self._cond.notify()
+        if jobs:
+            log.info("Queue: %d job(s) from the last run queued again", len(jobs))
+        return len(jobs)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the worker after the running job; queued jobs stay queued for the next `start()`."""
