@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from webui.core.errors import Interrupted, InvalidParameter
 from webui.services.batch import open_image
 from webui.services.jobs import Job, JobQueue
 from webui.services.options import SaveOptions, output_dir
-from webui.services.outputs import embed_infotext, next_number, normalize_format, read_infotext
+from webui.services.outputs import embed_infotext, normalize_format, read_infotext
 from webui.services.settings import Settings
 from webui.services.upscalers import ExtrasResize, ModelUpscaling, run_extras, upscale, upscaler_names
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from webui.engine.upscaling.catalog import UpscalerCatalog
 
 # Image.info keys that are format details, not text to carry over to the result.
+_NUMBERED = re.compile(r"^(\d+)[-.]")
 _FORMAT_KEYS = frozenset({"dpi", "exif", "icc_profile", "transparency", "gamma", "srgb", "chromaticity"})
 
 
@@ -134,6 +136,12 @@ def encode_with_chunks(
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=pnginfo)
     return buffer.getvalue()
+
+
+def _next_number(folder: Path) -> int:
+    """One more than the largest number a file name starts with ("00012.png", "00012-x.png"), 0 if none."""
+    numbers = [int(match.group(1)) for path in folder.iterdir() if (match := _NUMBERED.match(path.name))]
+    return max(numbers, default=-1) + 1
 
 
 class ExtrasService:
@@ -293,7 +301,7 @@ class ExtrasService:
         temp = folder / f".{uuid.uuid4().hex}.tmp"
         try:
             temp.write_bytes(data)
-            target = folder / f"{name or f'{next_number(folder):05}'}.{ext}"
+            target = folder / f"{name or f'{_next_number(folder):05}'}.{ext}"
             os.replace(temp, target)
         finally:
             temp.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ import gradio as gr
 from webui.ui import (
     controlnet_ui,
     extensions_tab,
+    extras_tab,
     img2img,
     paste,
     png_info,
@@ -39,6 +40,8 @@ def build_ui(services: Services) -> gr.Blocks:
                 txt2img_tab = txt2img.build_tab(services, sections)
             with gr.Tab("img2img", id="img2img"):
                 img2img_tab = img2img.build_tab(services, sections)
+            with gr.Tab("Extras", id=extras_tab.TAB_ID):
+                extras = extras_tab.build_tab(services)
             with gr.Tab("PNG Info", id="pnginfo"):
                 pnginfo = png_info.build_tab()
             with gr.Tab("ControlNet", id="controlnet"):
@@ -57,12 +60,14 @@ def build_ui(services: Services) -> gr.Blocks:
         targets = send_to.page_targets(tabs, txt2img_tab, img2img_tab)
         for tab in generation_tabs:
             send_to.gallery_buttons(services, tab, (targets.img2img, targets.inpaint), checkpoint)
+            extras_tab.image_button(tab.gallery, tab.infotexts, tab.output_buttons, tab.name, tabs, extras)
         for tab in generation_tabs:
             paste.add_paste_button(services, tab, checkpoint)
         style_lists = styles_ui.build_styles(services, generation_tabs)
         png_info.connect_send_to(
             services, pnginfo, (targets.txt2img, targets.img2img, targets.inpaint), checkpoint
         )
+        extras_tab.connect_send(pnginfo.send["extras"], pnginfo.image, tabs, extras)
         options = {**quicksettings, **settings}
         # The tabs' Clip skip sliders start from, and follow, the "Clip skip" setting.
         clip_skip = options.get("CLIP_stop_at_last_layers")
