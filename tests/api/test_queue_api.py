@@ -146,3 +146,22 @@ def test_twenty_concurrent_jobs_from_four_owners_take_turns(served: tuple[Any, s
         owner: sorted(v["started"] for v in views if v["owner"] == f"user:{owner}") for owner in owners
     }
     assert max(times[0] for times in started.values()) < min(times[3] for times in started.values())
+
+
+def test_synchronous_route_takes_force_task_id_for_internal_progress(served: tuple[Any, str]) -> None:
+    _, url = served
+    body = {**BODY, "steps": 150, "n_iter": 20, "force_task_id": "task(sync1)"}
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(call, "POST", f"{url}/sdapi/v1/txt2img", "ann", json=body)
+        deadline = time.monotonic() + 120
+        while True:
+            progress = call("POST", f"{url}/internal/progress", "ann", json={"id_task": "task(sync1)"}).json()
+            if progress["active"] and progress["progress"] > 0:
+                break
+            assert time.monotonic() < deadline, progress
+            time.sleep(0.1)
+        assert progress["completed"] is False and progress["eta"] is not None
+        call("POST", f"{url}/sdapi/v1/interrupt", "ann")
+        assert answer.result().status_code == 200
+    done = call("POST", f"{url}/internal/progress", "ann", json={"id_task": "task(sync1)"}).json()
+    assert done["completed"] is True and done["active"] is False
