@@ -8,6 +8,7 @@ exactly that size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -121,8 +122,10 @@ def upscale(
 ) -> Image.Image:
     """`image` resized by `scale` with the named filter or model upscaler, to A1111's size (rounded down to
     a multiple of 8). Model upscalers need `models`."""
-    # finite and bounded before the products are turned into ints (1e308 or Infinity: a 4xx, not a 500)
-    image_limits.check_size(image.width * scale, image.height * scale, f"the size upscaled by {scale:g}")
+    # finite before the products are turned into ints (Infinity or NaN: a 4xx, not a 500); MAX_SIDE below
+    # is within image_limits' bounds
+    if not (math.isfinite(image.width * scale) and math.isfinite(image.height * scale)):
+        image_limits.check_size(image.width * scale, image.height * scale, f"the size upscaled by {scale:g}")
     size = (int(image.width * scale) // 8 * 8, int(image.height * scale) // 8 * 8)
     if not (0 < size[0] <= MAX_SIDE and 0 < size[1] <= MAX_SIDE):
         raise InvalidParameter(
