@@ -3,6 +3,9 @@ in webui/ui/javascript/ and a few buttons)."""
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
 from tests.browser.helpers import open_ui, playwright, set_number
@@ -87,4 +90,33 @@ def test_settings_search_box_and_readable_summary(browser, running_app):
         )
     finally:
         app.settings.update({"save_txt": False})
+    page.close()
+
+
+def test_right_click_generate_forever_and_cancel(browser, running_app):
+    app, base_url = running_app
+    page = browser.new_page()
+    open_ui(page, base_url)
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 64)
+    set_number(page, "txt2img_steps", 2)
+    before = len(list(app.paths.outputs_dir.glob("txt2img-images/*/*.png")))
+    page.locator("#txt2img_generate").click(button="right")
+    page.get_by_role("menuitem", name="Generate forever", exact=True).click()
+    infotext = page.locator("#txt2img_infotext textarea")
+    seeds: set[str] = set()
+    deadline = time.monotonic() + 120
+    while len(seeds) < 3:  # each run a new random seed: three seen means it went on by itself
+        assert time.monotonic() < deadline, seeds
+        found = re.search(r"Seed: (\d+)", infotext.input_value())
+        if found:
+            seeds.add(found[1])
+        page.wait_for_timeout(200)
+    page.locator("#txt2img_generate:visible, #txt2img_interrupt:visible").first.click(button="right")
+    page.get_by_role("menuitem", name="Cancel generate forever").click()
+    playwright.expect(page.locator("#txt2img_generate")).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(1500)  # no further run starts
+    count = len(list(app.paths.outputs_dir.glob("txt2img-images/*/*.png")))
+    page.wait_for_timeout(3000)
+    assert len(list(app.paths.outputs_dir.glob("txt2img-images/*/*.png"))) == count >= before + 3
     page.close()
