@@ -21,6 +21,7 @@ log = logging.getLogger("modules.shared")
 # A1111 constants extensions read
 device = None
 demo = None  # the gr.Blocks: on_app_started receives it
+prompt_styles = None  # styles are ours (webui/services/styles.py), not A1111's StyleDatabase
 
 
 def _sd_model(plugins: Plugins) -> Any:

@@ -6,41 +6,60 @@ stub, kept in the repository (unchanged, gradio leaves it alone) and excluded fr
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import gradio as gr
 
 
 class FormRow(gr.Row):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "row"
 
 
 class FormColumn(gr.Column):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "column"
 
 
 class FormGroup(gr.Group):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "group"
 
 
 class ResizeHandleRow(gr.Row):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "row"
 
 
 class FormHTML(gr.HTML):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "html"
 
 
 class ToolButton(gr.Button):
     """A small button (A1111 styles it with its CSS class `tool`); extensions subclass it."""
 
-    def __init__(self, *args: Any, elem_classes: list[str] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, elem_classes=["tool", *(elem_classes or [])], **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["elem_classes"] = ["tool", *(kwargs.get("elem_classes") or [])]
+        super().__init__(*args, **kwargs)
+
+    # gradio reads a component's properties by the names in its __init__'s signature
+    __init__.__signature__ = inspect.signature(gr.Button.__init__)  # type: ignore[attr-defined]
+
+    def get_block_name(self) -> str:  # the page draws it (and extensions' subclasses) as a button
+        return "button"
 
 
 class DropdownMulti(gr.Dropdown):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(multiselect=True, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("multiselect", True)
+        super().__init__(*args, **kwargs)
+
+    __init__.__signature__ = inspect.signature(gr.Dropdown.__init__)  # type: ignore[attr-defined]
+
+    def get_block_name(self) -> str:
+        return "dropdown"
 
 
 class InputAccordion:

@@ -16,7 +16,8 @@ import gradio as gr
 from gradio.events import Dependency
 
 class FormRow(gr.Row):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "row"
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
@@ -25,7 +26,8 @@ class FormRow(gr.Row):
 
 
 class FormColumn(gr.Column):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "column"
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
@@ -34,7 +36,8 @@ class FormColumn(gr.Column):
 
 
 class FormGroup(gr.Group):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "group"
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
@@ -43,7 +46,8 @@ class FormGroup(gr.Group):
 
 
 class ResizeHandleRow(gr.Row):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "row"
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
@@ -52,7 +56,8 @@ class ResizeHandleRow(gr.Row):
 
 
 class FormHTML(gr.HTML):
-    pass
+    def get_block_name(self) -> str:  # the page draws it as gradio's own
+        return "html"
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
@@ -63,8 +68,15 @@ class FormHTML(gr.HTML):
 class ToolButton(gr.Button):
     """A small button (A1111 styles it with its CSS class `tool`); extensions subclass it."""
 
-    def __init__(self, *args: Any, elem_classes: list[str] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, elem_classes=["tool", *(elem_classes or [])], **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["elem_classes"] = ["tool", *(kwargs.get("elem_classes") or [])]
+        super().__init__(*args, **kwargs)
+
+    # gradio reads a component's properties by the names in its __init__'s signature
+    __init__.__signature__ = inspect.signature(gr.Button.__init__)  # type: ignore[attr-defined]
+
+    def get_block_name(self) -> str:  # the page draws it (and extensions' subclasses) as a button
+        return "button"
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
@@ -73,8 +85,14 @@ class ToolButton(gr.Button):
 
 
 class DropdownMulti(gr.Dropdown):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(multiselect=True, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("multiselect", True)
+        super().__init__(*args, **kwargs)
+
+    __init__.__signature__ = inspect.signature(gr.Dropdown.__init__)  # type: ignore[attr-defined]
+
+    def get_block_name(self) -> str:
+        return "dropdown"
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
