@@ -70,6 +70,11 @@ def test_sigkill_with_queued_jobs_then_restart_runs_them_all(tmp_path: Path, tin
     data = make_data_dir(tmp_path / "data", tiny_sd1_file)
     log = tmp_path / "server.log"
     with server(data, log) as (process, url):
+        earlier = requests.post(
+            f"{url}/sdapi/v1/queue/txt2img", json={"prompt": "earlier", "seed": 7, **SMALL}, timeout=60
+        ).json()["id"]
+        while view(url, earlier)["status"] != "done":
+            time.sleep(0.2)
         long = {"prompt": "long", "steps": 150, "n_iter": 100, "width": 64, "height": 64}
         running = requests.post(f"{url}/sdapi/v1/queue/txt2img", json=long, timeout=60).json()["id"]
         queued = [
@@ -88,6 +93,9 @@ def test_sigkill_with_queued_jobs_then_restart_runs_them_all(tmp_path: Path, tin
         process.wait(30)
 
     with server(data, log) as (_, url):
+        before = view(url, earlier)  # finished in the first run: its history and image are kept
+        assert (before["status"], before["prompt"], len(before["images"])) == ("done", "earlier", 1)
+        assert "Seed: 7," in before["infotexts"][0]
         again = view(url, running)
         assert again["status"] in ("queued", "running") and again["position"] == 0  # first, as before
         assert [view(url, job_id)["status"] for job_id in queued] == ["queued"] * 5
@@ -104,7 +112,7 @@ def test_sigkill_with_queued_jobs_then_restart_runs_them_all(tmp_path: Path, tin
         started = [job["started"] for job in finished]
         assert started == sorted(started)  # in their order
         saved = sorted((data / "outputs").rglob("*.png"))
-        assert len(saved) == 5, saved  # each ran once: no duplicate files
+        assert len(saved) == 6, saved  # the earlier job's and the 5: each ran once, no duplicate files
     assert "queued again" in log.read_text()
 
 

@@ -194,6 +194,7 @@ def test_owners_take_turns_and_keep_their_own_order(queues: list[JobQueue]) -> N
     queues.append(queue)
     queue.start()
     blocker = queue.submit(request("block"), owner="zed")
+    wait_until(lambda: queue.current() is blocker)
     long_batch = [queue.submit(request(f"ann{n}"), owner="ann") for n in range(4)]
     single = queue.submit(request("bob0"), owner="bob")
     second = queue.submit(request("bob1"), owner="bob")
@@ -217,7 +218,8 @@ def test_move_and_cancel_persist(store_path: Path, queues: list[JobQueue]) -> No
     queue = JobQueue(recording_runner([], gate), journal=StoreJournal(QueueStore(store_path)))
     queues.append(queue)
     queue.start()
-    queue.submit(request("running"), owner="ann")
+    running = queue.submit(request("running"), owner="ann")
+    wait_until(lambda: queue.current() is running)
     a, b, c = (queue.submit(request(name), owner="ann") for name in "abc")
     other = queue.submit(request("bob"), owner="bob")
     assert queue.move(c, -2)  # c first among ann's waiting jobs

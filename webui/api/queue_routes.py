@@ -7,9 +7,11 @@ A client sees and manages only its own jobs; the --queue-admin user sees everybo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from PIL import Image
 from pydantic import BaseModel
 
 from webui.api.deps import ServicesDep
@@ -17,6 +19,7 @@ from webui.api.models import GenerationRequest, Img2ImgRequest, Txt2ImgRequest
 from webui.api.shapes import base64_image, info_dict
 from webui.api.waiting import client_id, off_loop
 from webui.core.params import Result
+from webui.services import job_codec
 from webui.services.container import Services
 from webui.services.jobs import Job, JobStatus
 
@@ -106,6 +109,36 @@ def job_view(services: Services, job: Job, with_result: bool) -> dict[str, Any]:
     return view
 
 
+def history_view(services: Services, job_id: str, request: Request) -> dict[str, Any] | None:
+    """A job of an earlier run, from the durable queue: its status and saved images with their
+    infotexts (the images as the synchronous route encodes them); None when it is not the caller's."""
+    row = services.jobs.history(job_id)
+    if row is None or not (row.owner == client_id(request) or is_admin(services, request)):
+        return None
+    queued = job_codec.loads(row.params)
+    images, infotexts = [], []
+    for path, infotext in row.files:
+        if Path(path).is_file():  # a file deleted since is left out, not an error
+            with Image.open(path) as image:
+                images.append(base64_image(image, infotext))
+            infotexts.append(infotext)
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "owner": row.owner,
+        "status": row.status,
+        "position": None,
+        "progress": row.progress,
+        "prompt": getattr(queued, "request", queued).params.prompt,
+        "created": row.created,
+        "started": row.started,
+        "finished": row.finished,
+        "error": row.error,
+        "images": images,
+        "infotexts": infotexts,
+    }
+
+
 @router.post("/sdapi/v1/queue/txt2img")
 async def queue_txt2img(body: Txt2ImgRequest, services: ServicesDep, request: Request) -> dict[str, str]:
     job = await off_loop(request, queue_job, services, body, body.model_dump(), request)
@@ -128,6 +161,10 @@ async def list_jobs(services: ServicesDep, request: Request) -> list[dict[str, A
 
 @router.get("/sdapi/v1/queue/{job_id}")
 async def get_job(job_id: str, services: ServicesDep, request: Request) -> dict[str, Any]:
+    if services.jobs.find(job_id) is None:  # not in memory: a job of an earlier run?
+        earlier = await off_loop(request, history_view, services, job_id, request)
+        if earlier is not None:
+            return earlier
     job = own_job(services, job_id, request)
     return await off_loop(request, job_view, services, job, True)  # encoding images takes a while
 

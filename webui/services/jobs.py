@@ -239,6 +239,7 @@ class Journal(Protocol):
     def file(self, job: Job, index: int, path: str, infotext: str) -> None: ...
     def reordered(self, jobs: Sequence[Job]) -> None: ...
     def restore(self, clock: Callable[[], float]) -> list[Job]: ...
+    def history(self, job_id: str) -> Any: ...
 
 
 KEEP_FINISHED = 200  # finished jobs the queue still finds by id (the API's queue routes)
@@ -318,6 +319,11 @@ class JobQueue:
         """Queued, running and recently finished jobs, oldest first."""
         with self._cond:
             return list(self._known.values())
+
+    def history(self, job_id: str) -> Any:
+        """A job the journal kept (finished ones of earlier runs too), as the journal reads it; None when
+        it has none."""
+        return self._journal.history(job_id) if self._journal is not None else None
 
     def find(self, job_id: str) -> Job | None:
         """A queued, running or recently finished job by id."""

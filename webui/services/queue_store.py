@@ -6,6 +6,7 @@ versions are migrated in order, and a newer or unreadable file is refused (never
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -67,6 +68,7 @@ class StoredJob:
     started: float | None
     finished: float | None
     error: str | None
+    files: tuple[tuple[str, str], ...] = ()  # saved images in order: (path, infotext)
 
 
 class QueueStore:
@@ -167,8 +169,13 @@ class QueueStore:
         return self._select("WHERE status IN ('queued', 'running') ORDER BY position")
 
     def get(self, job_id: str) -> StoredJob | None:
+        """The job with its saved files."""
         found = self._select("WHERE id = ?", (job_id,))
-        return found[0] if found else None
+        if not found:
+            return None
+        saved = self.files(job_id)
+        files = tuple(saved[index] for index in sorted(saved))
+        return dataclasses.replace(found[0], files=files)
 
     def files(self, job_id: str) -> dict[int, tuple[str, str]]:
         """The job's saved images so far: index → (path, infotext)."""
@@ -218,6 +225,9 @@ class StoreJournal:
 
     def reordered(self, jobs: Sequence[Job]) -> None:
         self.store.reorder([job.id for job in jobs])
+
+    def history(self, job_id: str) -> StoredJob | None:
+        return self.store.get(job_id)
 
     def restore(self, clock: Callable[[], float]) -> list[Job]:
         """The jobs the last run left queued or running, queued again in their order. A row whose
