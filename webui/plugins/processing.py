@@ -35,7 +35,7 @@ class Processing:
         params = self.__dict__.get("_params")
         if params is not None and name in _field_names(params):
             return getattr(params, name)
-        if params is not None and name in _A1111_ALIASES:
+        if params is not None and _A1111_ALIASES.get(name) in _field_names(params):
             return getattr(params, _A1111_ALIASES[name])
         if params is not None and name in _PER_IMAGE:
             self.__dict__[name] = _PER_IMAGE[name](self)  # made once; a script's changes apply per batch

@@ -100,7 +100,6 @@ on_before_token_counter = _kept("before_token_counter")
 on_list_optimizers = _kept("list_optimizers")
 on_list_unets = _kept("list_unets")
 on_ui_train_tabs = _kept("ui_train_tabs")
-on_infotext_pasted_legacy = on_infotext_pasted
 
 
 def remove_current_script_callbacks() -> None:
