@@ -132,6 +132,7 @@ class App:
             device,
             device_slots=options.checkpoints_limit,
             keep_in_cpu=options.keep_in_cpu,
+            ram_cache=options.checkpoint_cache,
             vaes=VaeRegistry(paths.vae_dir, hashes),
             embeddings=EmbeddingLibrary(paths.embeddings_dir, hashes),
             loras=LoraLibrary(paths.lora_dir, hashes),

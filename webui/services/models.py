@@ -209,11 +209,14 @@ class ModelsService:
         """Give the model manager these options (at the start of each job, and after a job's overrides)."""
         self.manager.vae_tiling_threshold = options.vae_tiling_threshold
         before = self._options
-        if before is None or (before.checkpoints_limit, before.keep_in_cpu) != (
+        if before is None or (before.checkpoints_limit, before.keep_in_cpu, before.checkpoint_cache) != (
             options.checkpoints_limit,
             options.keep_in_cpu,
+            options.checkpoint_cache,
         ):
-            self.manager.configure(options.checkpoints_limit, options.keep_in_cpu)
+            self.manager.configure(options.checkpoints_limit, options.keep_in_cpu, options.checkpoint_cache)
+        if before is None or before.torch_threads != options.torch_threads:
+            self.manager.set_torch_threads(options.torch_threads)
         if before is None or before.sd_vae != options.sd_vae:
             try:
                 self.manager.set_vae(options.sd_vae)

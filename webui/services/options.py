@@ -20,6 +20,8 @@ class ModelOptions:
     vae_tiling_threshold: int
     checkpoints_limit: int  # checkpoints kept on the device (sd_checkpoints_limit)
     keep_in_cpu: bool  # the others kept in RAM (sd_checkpoints_keep_in_cpu)
+    checkpoint_cache: int = 0  # more checkpoints kept in RAM (sd_checkpoint_cache)
+    torch_threads: int = 0  # CPU threads; 0 = chosen by the model's size (torch_threads)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelOptions:
@@ -28,6 +30,8 @@ class ModelOptions:
             vae_tiling_threshold=settings.get("vae_tiling_threshold"),
             checkpoints_limit=settings.get("sd_checkpoints_limit"),
             keep_in_cpu=settings.get("sd_checkpoints_keep_in_cpu"),
+            checkpoint_cache=settings.get("sd_checkpoint_cache"),
+            torch_threads=settings.get("torch_threads"),
         )
 
 

@@ -172,6 +172,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("sd_checkpoints_keep_in_cpu", True, "Only keep one model on device", _SD),
     Option("sd_checkpoint_cache", 0, "Checkpoints to cache in RAM", _SD, minimum=0, maximum=10),
+    Option(
+        "torch_threads",
+        0,
+        "CPU threads for torch (0 = by the model's size: 1 for tiny models, the free cores for large ones)",
+        _SD,
+        minimum=0,
+        maximum=256,
+    ),
     Option("sd_vae", "Automatic", "SD VAE", _SD),
     Option("CLIP_stop_at_last_layers", 1, "Clip skip", _SD, minimum=1, maximum=12),
     Option(

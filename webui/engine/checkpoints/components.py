@@ -23,6 +23,7 @@ from webui.core.errors import ModelLoadError
 from webui.engine.checkpoints import ldm_configs
 from webui.engine.checkpoints import ldm_layout as L
 from webui.engine.checkpoints.architecture import Architecture, Family, default_size
+from webui.engine.checkpoints.weights_files import shapes_of
 from webui.engine.sampling.schedulers import zero_terminal_snr_betas
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -107,12 +108,23 @@ def build_module(
                 model = cls.from_config(config)
     except (ValueError, TypeError, RuntimeError) as exc:  # e.g. widths that do not divide into groups
         raise ModelLoadError(f"the {what} cannot be built with the file's shapes: {exc}") from None
-    tensors, missing = L.from_ldm(sd, layout_of(model.state_dict().keys(), *layout_args))
+    tensors, missing = L.from_ldm(
+        sd, layout_of(model.state_dict().keys(), *layout_args), converter(device, dtype)
+    )
     if missing:
         raise ModelLoadError(
             f"the {what} is incomplete: {len(missing)} tensors missing, e.g. {', '.join(missing[:3])}"
         )
     return fill_module(model, tensors, device, dtype, f"the {what}")
+
+
+def converter(device: torch.device, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One tensor to the target device, floating-point ones to `dtype` (integer buffers keep theirs)."""
+
+    def convert(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else tensor.dtype)
+
+    return convert
 
 
 def fill_module(
@@ -125,10 +137,10 @@ def fill_module(
     """`model` (built on the meta device) holding exactly `tensors`, ready for inference.
 
     `what` names the model in the error ("the UNet", "x.safetensors: the ControlNet")."""
-    # convert tensor by tensor (Module.to(dtype) would copy whole models and diffusers warns about it)
-    tensors = {
-        k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in tensors.items()
-    }
+    # tensor by tensor (Module.to(dtype) would copy whole models and diffusers warns about it); a no-op for
+    # tensors from_ldm already converted
+    convert = converter(device, dtype)
+    tensors = {k: convert(v) for k, v in tensors.items()}
     try:
         model.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as exc:
@@ -190,7 +202,7 @@ def assemble(
     sd: Mapping[str, torch.Tensor], family: Family, config_name: str, device: torch.device, dtype: torch.dtype
 ) -> tuple[dict[str, Any], set[str]]:
     """All model components of the family, plus the LDM keys they consumed."""
-    fitted = fit_configs(sd, config_name, family)
+    fitted = fit_configs(shapes_of(sd), config_name, family)
     folder = CONFIGS / config_name
     parts: dict[str, Any] = {
         "unet": build_module(UNet2DConditionModel, fitted["unet"], sd, L.unet_layout, "UNet", device, dtype),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -209,21 +209,33 @@ def to_ldm(tensors: Mapping[str, torch.Tensor], layout: Layout) -> dict[str, tor
 
 
 def from_ldm(
-    state_dict: Mapping[str, torch.Tensor], layout: Layout
+    state_dict: Mapping[str, torch.Tensor],
+    layout: Layout,
+    convert: Callable[[torch.Tensor], torch.Tensor] = lambda tensor: tensor,
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """LDM tensors -> the diffusers tensors the layout names, plus the LDM keys that are missing."""
-    tensors: dict[str, torch.Tensor] = {}
-    missing: list[str] = []
+    """LDM tensors -> the diffusers tensors the layout names, plus the LDM keys that are missing.
+
+    Each LDM tensor is looked up once and every diffusers tensor passes through `convert` (dtype, device)
+    as soon as it is cut out, so a lazily read state dict (weights_files.SafetensorsFile) streams: only
+    the converted tensors are kept, never the file's copy of them all."""
+    names_of: dict[str, list[str]] = {}
     for name, slot in layout.items():
-        tensor = state_dict.get(slot.key)
-        if tensor is None:
-            missing.append(slot.key)
-        elif slot.kind is Kind.QKV:
-            tensors[name] = tensor.chunk(3)[slot.part]
-        elif slot.kind is Kind.TRANSPOSE:
-            tensors[name] = tensor.T.contiguous()
-        elif slot.kind is Kind.CONV1X1 and tensor.ndim == 4:  # some files store them as linear already
-            tensors[name] = tensor[:, :, 0, 0]
-        else:
-            tensors[name] = tensor
-    return tensors, sorted(set(missing))
+        names_of.setdefault(slot.key, []).append(name)
+    missing = sorted(key for key in names_of if key not in state_dict)
+    tensors: dict[str, torch.Tensor] = {}
+    if missing:
+        return tensors, missing
+    for key, names in names_of.items():
+        tensor = state_dict[key]
+        for name in names:
+            slot = layout[name]
+            if slot.kind is Kind.QKV:
+                tensors[name] = convert(tensor.chunk(3)[slot.part])
+            elif slot.kind is Kind.TRANSPOSE:
+                tensors[name] = convert(tensor.T.contiguous())
+            elif slot.kind is Kind.CONV1X1 and tensor.ndim == 4:  # some files store them as linear already
+                tensors[name] = convert(tensor[:, :, 0, 0])
+            else:
+                tensors[name] = convert(tensor)
+        del tensor  # the file's copy goes before the next one is read
+    return tensors, missing

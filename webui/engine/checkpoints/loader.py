@@ -31,7 +31,8 @@ from webui.engine.checkpoints.architecture import (
     prediction_hint,
 )
 from webui.engine.checkpoints.model_defaults import GenerationDefaults, read_defaults
-from webui.engine.checkpoints.weights_files import read_metadata, read_state_dict
+from webui.engine.checkpoints.weights_files import open_state_dict, read_metadata, shapes_of
+from webui.engine.threads import model_bytes
 
 
 @dataclass
@@ -43,6 +44,7 @@ class LoadedCheckpoint:
     architecture: Architecture
     pipe: DiffusionPipeline
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)  # from the file's metadata
+    weight_bytes: int = 0  # the size of its weights as loaded (chooses the CPU thread count)
     _pipelines: dict[type, DiffusionPipeline] = field(default_factory=dict, repr=False)
 
     def pipeline(self, cls: type[DiffusionPipeline]) -> DiffusionPipeline:
@@ -101,22 +103,24 @@ def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) 
     Offline: only the bundled configs and tokenizer files are read besides the checkpoint (and its
     A1111-style sidecar <stem>.yaml, which may declare v-prediction)."""
     path = Path(path)
-    sd = read_state_dict(path)
+    # tensors read and converted as each module takes them: never the whole file at once
+    sd = open_state_dict(path, C.converter(device, dtype))
     metadata = read_metadata(path)
     sidecar = path.with_suffix(".yaml")
+    shapes = shapes_of(sd)  # the probes look at shapes only: nothing is read for them
     try:
-        family = family_of(sd)
-        hint = prediction_hint(sd, metadata, sidecar)
-        config_name = bundled_config_name(family, hint or "epsilon", is_inpainting(sd))
+        family = family_of(shapes)
+        hint = prediction_hint(shapes, metadata, sidecar)
+        config_name = bundled_config_name(family, hint or "epsilon", is_inpainting(shapes))
         parts, used = C.assemble(sd, family, config_name, device, dtype)
-        surplus = C.unused_tensors(sd, used, family)
+        surplus = C.unused_tensors(shapes, used, family)
         if surplus:
             raise ModelLoadError(
                 f"{len(surplus)} tensors belong to no component, e.g. {', '.join(surplus[:3])}"
             )
-        architecture = detect_architecture(sd, metadata, sidecar, unet=parts["unet"])
+        architecture = detect_architecture(shapes, metadata, sidecar, unet=parts["unet"])
         if architecture.config_name != config_name:  # the UNet's answer showed SD2 v-prediction
-            unet_config = C.fit_configs(sd, architecture.config_name, family)["unet"]
+            unet_config = C.fit_configs(shapes, architecture.config_name, family)["unet"]
             parts["unet"] = C.rebuild_unet(parts["unet"], unet_config)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{path.name}: {exc}") from None
@@ -129,4 +133,10 @@ def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) 
         options = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     pipe = getattr(diffusers, index["_class_name"])(**parts, scheduler=scheduler, **options)
     defaults = read_defaults(metadata, architecture.default_size, path.name)
-    return LoadedCheckpoint(path=path, architecture=architecture, pipe=pipe, defaults=defaults)
+    return LoadedCheckpoint(
+        path=path,
+        architecture=architecture,
+        pipe=pipe,
+        defaults=defaults,
+        weight_bytes=model_bytes(pipe.components),
+    )

@@ -7,6 +7,7 @@ import gc
 import logging
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from webui.engine.controlnet.library import ControlNetLibrary
 from webui.engine.devices import DeviceChoice
 from webui.engine.networks.embeddings import EmbeddingLibrary
 from webui.engine.networks.lora import LoraLibrary
+from webui.engine.threads import threads_for_model
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class ModelManager:
         device: DeviceChoice,
         device_slots: int = 1,
         keep_in_cpu: bool = True,
+        ram_cache: int = 0,
         vaes: VaeRegistry | None = None,
         embeddings: EmbeddingLibrary | None = None,
         loras: LoraLibrary | None = None,
@@ -62,12 +65,16 @@ class ModelManager:
         self.device = device
         self.device_slots = device_slots
         self.keep_in_cpu = keep_in_cpu
+        self.ram_cache = ram_cache
+        self.torch_threads = 0  # the torch_threads setting: 0 = chosen by the model's size
         self.memory = memory or MemoryFlags()
         self.vae_tiling_threshold = vae_tiling_threshold
         self._offload: dict[Path, Offload] = {}  # by checkpoint path, for the cached checkpoints
         self._cache: OrderedDict[Path, LoadedCheckpoint] = OrderedDict()  # oldest first, current last
-        # Short hash of each cached file as it was loaded: the file may be renamed or changed afterwards.
-        self._short_hashes: dict[Path, str] = {}
+        # Short hash of each cached file as it was loaded (the file may be renamed or changed afterwards),
+        # computed beside the load: the first load of a file is not held up by reading it twice in a row.
+        self._short_hashes: dict[Path, Future[str]] = {}
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-hash")
         self._lock = threading.RLock()
 
     @property
@@ -90,15 +97,16 @@ class ModelManager:
         """The short hash of the file the weights were loaded from (the infotext's "Model hash")."""
         with self._lock:
             known = self._short_hashes.get(loaded.path)
-        return known if known is not None else self.registry.hashes.short_hash(loaded.path)
+        # waits for the background hash only if it has not finished yet
+        return known.result() if known is not None else self.registry.hashes.short_hash(loaded.path)
 
     def loaded_paths(self) -> list[Path]:
         with self._lock:
             return list(self._cache)
 
-    def configure(self, device_slots: int, keep_in_cpu: bool) -> None:
+    def configure(self, device_slots: int, keep_in_cpu: bool, ram_cache: int = 0) -> None:
         with self._lock:
-            self.device_slots, self.keep_in_cpu = device_slots, keep_in_cpu
+            self.device_slots, self.keep_in_cpu, self.ram_cache = device_slots, keep_in_cpu, ram_cache
             self._trim()
 
     def get(self, wanted: str | None = None) -> LoadedCheckpoint:
@@ -143,11 +151,14 @@ class ModelManager:
         return loaded
 
     def _activate(self, entry: CheckpointEntry) -> LoadedCheckpoint:
+        switching = self.current is None or self.current.path != entry.path
         cached = self._cache.pop(entry.path, None)
         if cached is None:
             # Free a device slot first (as A1111): the device never holds more than device_slots models.
             self._place(room=1)
             log.info("Loading checkpoint %s", entry.name)
+            # hash beside the load (cached: instant for a known file) so the title and infotext carry it
+            hashing = self._hasher.submit(self.registry.short_hash, entry)
             try:
                 cached = load_checkpoint(entry.path, self._load_device(), self.device.dtype)
                 cached.pipe.set_progress_bar_config(disable=True)  # progress goes to the job, not stderr
@@ -156,16 +167,25 @@ class ModelManager:
             except BaseException:
                 self._place()  # a failed load changes nothing: the loaded ones go back where they were
                 raise
-            # hash once on load so the title and infotext carry it
-            self._short_hashes[entry.path] = self.registry.short_hash(entry)
+            self._short_hashes[entry.path] = hashing
         self._cache[entry.path] = cached
         self._trim()
+        if switching:  # not on every job: a thread count set by hand stays until the model changes
+            threads_for_model(cached.weight_bytes, self.torch_threads)
         return cached
 
+    def set_torch_threads(self, setting: int) -> None:
+        """The torch_threads setting (0: by the model's size), applied to the current checkpoint now."""
+        with self._lock:
+            self.torch_threads = setting
+            if self.current is not None:
+                threads_for_model(self.current.weight_bytes, setting)
+
     def _trim(self) -> None:
-        """Free the checkpoints beyond the device slots and the RAM slot (if allowed); place the rest."""
-        # On a CPU-only machine device and RAM are the same memory: the RAM slot is still a cache.
-        keep = self.device_slots + (1 if self.keep_in_cpu else 0)
+        """Free the checkpoints beyond the device slots and the RAM slots; place the rest."""
+        # RAM slots: one for "keep in CPU", plus the sd_checkpoint_cache setting's. On a CPU-only machine
+        # device and RAM are the same memory: the RAM slots are still a cache.
+        keep = self.device_slots + (1 if self.keep_in_cpu else 0) + self.ram_cache
         evicted = list(reversed(self._cache))[keep:]
         for path in evicted:
             log.info("Unloading checkpoint %s", path.name)

@@ -17,7 +17,7 @@ import torch
 
 from webui.core.errors import ModelLoadError
 from webui.engine.checkpoints import ldm_layout as L
-from webui.engine.checkpoints.weights_files import read_state_dict
+from webui.engine.checkpoints.weights_files import open_state_dict
 
 PREFIX = "control_model."
 HINT = PREFIX + "input_hint_block."
@@ -61,9 +61,10 @@ def to_original(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
         raise ModelLoadError(f"not a ControlNet in the diffusers layout ({exc})") from None
 
 
-def read_controlnet(path: Path) -> dict[str, torch.Tensor]:
-    """The file's tensors in the original layout, whichever layout the file uses."""
-    sd = read_state_dict(path)
+def read_controlnet(path: Path) -> Mapping[str, torch.Tensor]:
+    """The file's tensors in the original layout, whichever layout the file uses (an original-layout
+    .safetensors file lazily: each tensor is read when the loader takes it)."""
+    sd = open_state_dict(path)
     if HINT + "0.weight" in sd:
         return sd
     if _DIFFUSERS_PROBE in sd:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,16 @@ from diffusers import ControlNetModel
 from webui.core.errors import ModelLoadError
 from webui.engine.checkpoints import ldm_configs
 from webui.engine.checkpoints import ldm_layout as L
-from webui.engine.checkpoints.components import CONFIGS, fill_module
+from webui.engine.checkpoints.components import CONFIGS, converter, fill_module
 from webui.engine.checkpoints.loader import LoadedCheckpoint
+from webui.engine.checkpoints.weights_files import shapes_of
 from webui.engine.controlnet.layout import HINT, PREFIX, controlnet_layout, indices, read_controlnet
 
 _LABEL = PREFIX + "label_emb.0.0.weight"
 
 
 def _text_width(sd: Mapping[str, torch.Tensor]) -> int | None:
-    return next((v.shape[1] for k, v in sd.items() if k.endswith("attn2.to_k.weight")), None)
+    return next((sd[k].shape[1] for k in sd if k.endswith("attn2.to_k.weight")), None)
 
 
 def describe(sdxl: bool, text_width: int | None) -> str:
@@ -69,7 +71,7 @@ def fit_config(sd: Mapping[str, torch.Tensor], target_unet: Mapping[str, Any]) -
     in_channels = sd[PREFIX + "input_blocks.0.0.weight"].shape[1]
     # A ControlNet is the UNet's encoder: fit it as a UNet. It has no output conv, so give that the
     # input's width (a meta tensor, never read).
-    as_unet = {**sd, PREFIX + "out.2.weight": torch.empty((in_channels, 1, 1, 1), device="meta")}
+    as_unet = ChainMap({PREFIX + "out.2.weight": torch.empty((in_channels, 1, 1, 1), device="meta")}, sd)
     pooled = None
     if sdxl:
         pooled = (
@@ -121,9 +123,10 @@ def load_controlnet(
 ) -> ControlNetModel:
     """Load a ControlNet file for the `target` checkpoint, offline, every weight from the file (strict)."""
     sd = read_controlnet(path)
-    check_fits(sd, path.name, target)
+    shapes = shapes_of(sd)  # the checks look at shapes only: nothing is read for them
+    check_fits(shapes, path.name, target)
     try:
-        config = fit_config(sd, target.pipe.unet.config)
+        config = fit_config(shapes, target.pipe.unet.config)
     except (KeyError, IndexError, StopIteration, ValueError) as exc:
         raise ModelLoadError(
             f"{path.name}: the ControlNet tensors are not laid out as expected ({exc})"
@@ -137,13 +140,13 @@ def load_controlnet(
             f"{path.name}: the ControlNet cannot be built with the file's shapes: {exc}"
         ) from None
     layout = controlnet_layout(model.state_dict().keys())
-    tensors, missing = L.from_ldm(sd, layout)
+    tensors, missing = L.from_ldm(sd, layout, converter(device, dtype))  # streams a lazily read file
     if missing:
         raise ModelLoadError(
             f"{path.name}: {len(missing)} ControlNet tensors missing, e.g. {', '.join(missing[:3])}"
         )
     used = {slot.key for slot in layout.values()}
-    surplus = [key for key in sd if key not in used]
+    surplus = [key for key in shapes if key not in used]
     if surplus:
         raise ModelLoadError(
             f"{path.name}: {len(surplus)} tensors belong to no ControlNet part, e.g. {', '.join(surplus[:3])}"
