@@ -170,7 +170,7 @@ def test_png_info_explains_images_without_parameters_and_non_images(tmp_path: Pa
     assert info.text == "" and info.fields == {} and "no generation parameters" in info.message
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    with pytest.raises(UserError, match="notes.png is not an image"):
+    with pytest.raises(UserError, match="Source: the uploaded file is not an image"):
         read_image_info(text)
     assert read_image_info(None).message == ""
 
