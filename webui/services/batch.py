@@ -96,7 +96,9 @@ def batch_files(folders: BatchFolders) -> tuple[list[tuple[Path, Path | None]], 
     if len(masks) == 1:
         return [(image, masks[0]) for image in images], []
     by_stem = {mask.stem: mask for mask in masks}
-    pairs = [(image, by_stem[image.stem]) for image in images if image.stem in by_stem]
+    pairs: list[tuple[Path, Path | None]] = [
+        (image, by_stem[image.stem]) for image in images if image.stem in by_stem
+    ]
     warnings = [
         f"{image.name}: no mask of that name in {folders.masks}; skipped"
         for image in images

@@ -74,7 +74,8 @@ class ControlNetService:
         return self.jobs.submit(request, kind="preprocess", owner=owner)
 
     def detect(self, request: Preprocess) -> PreprocessResult:
-        return self.submit(request).wait()
+        result: PreprocessResult = self.submit(request).wait()
+        return result
 
     def run(self, request: Preprocess, job: Job) -> PreprocessResult:
         """On the job worker: one map per image; Interrupt stops before the next image."""

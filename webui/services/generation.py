@@ -88,7 +88,8 @@ class GenerationService:
         return self.jobs.submit(queued, kind=request.kind, owner=owner, job_id=job_id)
 
     def generate(self, params: GenerationParams, save_images: bool = True) -> Result:
-        return self.submit(params, save_images).wait()
+        result: Result = self.submit(params, save_images).wait()
+        return result
 
     def apply_styles(self, params: P, names: Sequence[str]) -> P:
         """`params` with the named prompt styles applied to both prompts. As in A1111 this happens before

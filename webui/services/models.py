@@ -91,7 +91,8 @@ class ModelsService:
 
     def select_checkpoint(self, title: str) -> str:
         """Load the checkpoint and remember it; returns its title. The old one stays if this fails."""
-        return self.jobs.submit(SwitchCheckpoint(title), kind="checkpoint").wait()
+        title = self.jobs.submit(SwitchCheckpoint(title), kind="checkpoint").wait()
+        return str(title)
 
     def load_initial(self, ckpt_flag: str | None) -> str:
         """--ckpt, else the one saved in config.json, else the first found (A1111's order)."""
@@ -142,7 +143,8 @@ class ModelsService:
 
     def select_vae(self, choice: str) -> str:
         """Use the "SD VAE" `choice` and remember it; the old VAE stays if this fails. Queued."""
-        return self.jobs.submit(SwitchVae(choice), kind="vae").wait()
+        chosen = self.jobs.submit(SwitchVae(choice), kind="vae").wait()
+        return str(chosen)
 
     # LoRAs, embeddings, ControlNets.
 
