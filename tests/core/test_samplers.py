@@ -18,12 +18,8 @@ def test_samplers_in_a1111_order_with_aliases_and_options() -> None:
         "DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",
         "Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DDIM", "PLMS", "UniPC", "LCM",
     ]  # fmt: skip
-    euler_a = samplers.find_sampler("Euler a")
-    assert euler_a.api_item() == {
-        "name": "Euler a",
-        "aliases": ["k_euler_a", "k_euler_ancestral"],
-        "options": {},
-    }
+    assert samplers.find_sampler("Euler a").aliases == ("k_euler_a", "k_euler_ancestral")
+    assert samplers.find_sampler("Euler a").options == {}
     assert samplers.find_sampler("DPM++ 2M").options == {"scheduler": "karras"}
     assert samplers.find_sampler("DPM++ 3M SDE").options == {"scheduler": "exponential"}
 
@@ -36,11 +32,7 @@ def test_schedule_types_as_a1111_lists_them() -> None:
         ("align_your_steps", "Align Your Steps"),
         ("simple", "Simple"), ("normal", "Normal"), ("ddim", "DDIM"), ("beta", "Beta"),
     ]  # fmt: skip
-    assert samplers.SCHEDULE_TYPES[5].api_item() == {
-        "name": "sgm_uniform",
-        "label": "SGM Uniform",
-        "aliases": ["SGMUniform"],
-    }
+    assert samplers.SCHEDULE_TYPES[5].aliases == ("SGMUniform",)
 
 
 @pytest.mark.parametrize(

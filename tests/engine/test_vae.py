@@ -95,15 +95,14 @@ def test_vae_file_in_each_layout_replaces_the_decoder_and_none_restores_it_exact
     assert all(torch.equal(restored[k], v) for k, v in own_weights.items())
 
 
-def test_api_list_and_choices_name_the_files(
+def test_choices_name_the_files(
     tmp_path: Path, tiny_sd1: TinyCheckpoint, other_vae, make_manager: Callable[..., ModelManager]
 ) -> None:
     manager = vae_manager(make_manager, tmp_path, tiny_sd1)
     path = write_vae(tmp_path / "VAE" / "sub" / "vae-ft-mse.safetensors", other_vae, "a1111")
     manager.vaes.refresh()
     assert manager.vaes.choices() == ["Automatic", "None", "vae-ft-mse.safetensors"]
-    listed = [{"model_name": "vae-ft-mse.safetensors", "filename": str(path.resolve())}]
-    assert manager.vaes.api_list() == listed
+    assert [(f.name, f.path) for f in manager.vaes.files] == [("vae-ft-mse.safetensors", path.resolve())]
 
 
 def test_wrong_shape_vae_is_refused_by_name_and_the_old_one_stays(

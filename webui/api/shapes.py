@@ -22,8 +22,7 @@ def base64_image(image: Any, infotext: str) -> str:
 
 def sampler_item(sampler: Sampler) -> dict[str, Any]:
     """As A1111's /sdapi/v1/samplers lists one (with its default schedule type)."""
-    options = {"scheduler": sampler.default_schedule} if sampler.default_schedule else {}
-    return {"name": sampler.name, "aliases": list(sampler.aliases), "options": options}
+    return {"name": sampler.name, "aliases": list(sampler.aliases), "options": sampler.options}
 
 
 def schedule_item(schedule: ScheduleType) -> dict[str, Any]:

@@ -81,10 +81,6 @@ class ScheduleType:
     def names(self) -> tuple[str, ...]:
         return (self.label, self.name, *self.aliases)
 
-    def api_item(self) -> dict[str, Any]:
-        """As A1111's /sdapi/v1/schedulers lists it."""
-        return {"name": self.name, "label": self.label, "aliases": list(self.aliases) or None}
-
 
 def _schedule(
     name: str, label: str, config: dict[str, Any], requires: set[str] | None, *aliases: str
@@ -140,11 +136,8 @@ class Sampler:
 
     @property
     def options(self) -> dict[str, str]:
-        """As A1111's /sdapi/v1/samplers lists them (the default schedule type)."""
+        """The sampler's options as A1111 names them: its default schedule type, if it has one."""
         return {"scheduler": self.default_schedule} if self.default_schedule else {}
-
-    def api_item(self) -> dict[str, Any]:
-        return {"name": self.name, "aliases": list(self.aliases), "options": self.options}
 
     @property
     def schedule_types(self) -> tuple[str, ...]:

@@ -67,10 +67,6 @@ class VaeRegistry:
         """What the "SD VAE" setting offers, as A1111: Automatic, None, then the files."""
         return [AUTOMATIC, NONE, *(f.name for f in self._files)]
 
-    def api_list(self) -> list[dict[str, str]]:
-        """/sdapi/v1/sd-vae: [{"model_name": file name, "filename": full path}]."""
-        return [{"model_name": f.name, "filename": str(f.path)} for f in self._files]
-
     def check_choice(self, choice: str) -> None:
         """ModelNotFound unless `choice` is Automatic, None or a listed file."""
         if choice not in (AUTOMATIC, NONE):

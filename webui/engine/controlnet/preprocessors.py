@@ -56,18 +56,6 @@ class Preprocessor:
     def label(self) -> str:
         return self.alias or self.name
 
-    def sliders(self) -> list[dict[str, Any] | None]:
-        """sd-webui-controlnet's module_detail "sliders" (None for a hidden resolution slider)."""
-        shown = [self.resolution, self.threshold_a, self.threshold_b]
-        while shown and shown[-1] is None:
-            shown.pop()
-        return [
-            None
-            if s is None
-            else {"name": s.label, "value": s.default, "min": s.minimum, "max": s.maximum, "step": s.step}
-            for s in shown
-        ]
-
 
 def _weighted(
     name: str,
