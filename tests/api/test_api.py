@@ -95,7 +95,7 @@ def test_cfg_rescale_changes_the_image_and_is_recorded(running_app):
         ({"steps": "many"}, "steps"),
         ({"width": 65}, "multiple of 8"),
         ({"sampler_name": "Euler z"}, "Euler a"),  # the error lists the valid names
-        ({"enable_hr": True}, "enable_hr"),
+        ({"restore_faces": True}, "restore_faces"),
         ({"override_settings": {"no_such_option": 1}}, "no_such_option"),
         ({"cfg_rescale": 1.5}, "cfg_rescale"),
     ],

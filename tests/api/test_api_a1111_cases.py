@@ -173,7 +173,7 @@ def test_txt2img_not_square_image_performed(running_app, simple_txt2img_request)
     assert decode(body["images"][0]).size == (64, 128)
 
 
-@pytest.mark.parametrize("field", ["enable_hr", "restore_faces"])
+@pytest.mark.parametrize("field", ["restore_faces"])
 def test_txt2img_features_we_lack_are_refused_by_name(running_app, simple_txt2img_request, field):
     # A1111's tests expect these to run; here they are not built yet, so the API says which field it is.
     _, url = running_app
