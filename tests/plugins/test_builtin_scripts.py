@@ -84,8 +84,11 @@ def test_xyz_values_are_checked_before_generating(app):
     assert xyz.parse_values("0, 0.7", xyz.find_axis("CFG Rescale", False)) == [0.0, 0.7]
     with pytest.raises(InvalidParameter, match="'many' is not a valid Steps value"):
         xyz.parse_values("1, many", steps)
-    with pytest.raises(InvalidParameter, match="unknown axis type 'Denoising'"):
-        xyz.find_axis("Denoising", False)  # img2img only
+    with pytest.raises(InvalidParameter, match="unknown axis type 'Var. sneed'"):
+        xyz.find_axis("Var. sneed", False)
+    assert xyz.find_axis("Denoising", False).label == "Denoising"  # txt2img's hires fix has it too
+    with pytest.raises(InvalidParameter, match="steps must be between 1 and 150, got 100000"):
+        xyz.parse_values("1, 100000", steps)  # the schema's limits, before the first image
     with pytest.raises(InvalidParameter, match="DPM\\+\\+ 9M"):
         app.generate(
             BASE.replace(

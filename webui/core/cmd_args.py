@@ -229,6 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     paths.add_argument(
         "--controlnet-dir", type=str, default=None, help="path to directory with ControlNet models"
     )
+    # A1111's upscaler and face restorer folders (SwinIR, HAT and ScuNET have no flag there either).
+    for flag, folder in (
+        ("--esrgan-models-path", "ESRGAN"),
+        ("--realesrgan-models-path", "RealESRGAN"),
+        ("--dat-models-path", "DAT"),
+        ("--bsrgan-models-path", "BSRGAN"),
+        ("--gfpgan-models-path", "GFPGAN"),
+        ("--codeformer-models-path", "Codeformer"),
+    ):
+        paths.add_argument(
+            flag, type=str, default=None, help=f"path to directory with {folder} model file(s)"
+        )
 
     device = parser.add_argument_group("device and precision")
     device.add_argument(
@@ -246,18 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="select the default CUDA device to use (export CUDA_VISIBLE_DEVICES=0,1,etc "
         "might be needed before)",
     )
-    # A1111's upscaler and face restorer folders (SwinIR, HAT and ScuNET have no flag there either).
-    for flag, folder in (
-        ("--esrgan-models-path", "ESRGAN"),
-        ("--realesrgan-models-path", "RealESRGAN"),
-        ("--dat-models-path", "DAT"),
-        ("--bsrgan-models-path", "BSRGAN"),
-        ("--gfpgan-models-path", "GFPGAN"),
-        ("--codeformer-models-path", "Codeformer"),
-    ):
-        paths.add_argument(
-            flag, type=str, default=None, help=f"path to directory with {folder} model file(s)"
-        )
     device.add_argument("--no-half", action="store_true", help="do not switch the model to 16-bit floats")
     device.add_argument(
         "--no-half-vae", action="store_true", help="do not switch the VAE model to 16-bit floats"

@@ -98,7 +98,7 @@ class ControlUnit:
             _check_range("guidance_end", self.guidance_end, 0.0, 1.0)
             if self.processor_res != -1:
                 _check_range("processor_res", self.processor_res, MIN_SIDE, MAX_SIDE)
-                if self.image is not None:  # a 64x1 image at 2048 would be 2048x131072: refused now
+                if self.image is not None:  # a 64x1 image at 2048 would be 131072x2048: refused now
                     image_limits.scaled_to_short_side(self.image.size, self.processor_res, "processing size")
             control_mode_name(self.control_mode)
             control_resize_mode_name(self.resize_mode)
@@ -230,6 +230,11 @@ class GenerationParams:
         written_when=lambda p: p.clip_skip > 1,
         paste_reset=True,
         axis="Clip skip",
+    )
+    # Seamless textures (engine.sampling.tiling): circular padding in the UNet and VAE; A1111 writes
+    # "Tiling: True" only when on.
+    tiling: bool = param(
+        False, label="Tiling", infotext="Tiling", written_when=lambda p: p.tiling, paste_reset=True
     )
     # Checkpoint title or name for this request only; None means the currently loaded one. Infotext's
     # "Model"/"Model hash" name the checkpoint that made an image (core/infotext.py).

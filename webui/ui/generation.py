@@ -30,15 +30,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The declared fields the tab's layout places itself; other declared fields get a widget in declaration
-# order under these (param_widgets.unplaced_widgets), so a field added to the schema is never missing.
+# The declared fields the tab's layout places itself (sections place their own: img2img's inputs, txt2img's
+# Hires. fix); other declared fields get a widget in declaration order under these
+# (param_widgets.unplaced_widgets), so a field added to the schema is never missing.
 PLACED = (
     "prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "width", "height", "n_iter",
     "batch_size", "cfg_scale", "cfg_rescale", "seed", "clip_skip", *seed_extras.FIELDS,
-    # txt2img's "Hires. fix" section (ui/hires.py); img2img's own section places denoising_strength
-    "enable_hr", "denoising_strength", "hr_scale", "hr_resize_x", "hr_resize_y", "hr_upscaler",
-    "hr_second_pass_steps", "hr_prompt", "hr_negative_prompt", "hr_checkpoint_name", "hr_sampler_name",
-    "hr_scheduler",
 )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from webui import __version__
 from webui.core import infotext, prompts, samplers
 from webui.core.errors import InvalidParameter
-from webui.core.params import GenerationParams, Img2Img, Result
+from webui.core.params import MAX_SEED, GenerationParams, Img2Img, Result
 from webui.engine.checkpoints import memory
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
@@ -29,12 +29,11 @@ from webui.engine.sampling import cfg_rescale, conditioning, hires, img2img, noi
 from webui.engine.sampling.hooks import ModelHook, ModelHooks
 from webui.engine.sampling.prompt_conditioning import PromptConditioning
 from webui.engine.sampling.schedulers import make_scheduler
+from webui.engine.sampling.tiling import circular_padding
 
 if TYPE_CHECKING:
     from webui.engine.upscaling.catalog import UpscalerCatalog
-from webui.engine.sampling.tiling import circular_padding
 
-MAX_SEED = 2**32 - 1
 # Not an A1111 version: A1111 ignores a Version it cannot parse, while "v0.1.0" read as older than its
 # 1.6.0 and switched on its back-compat options when our images were pasted there
 INFOTEXT_VERSION = f"webui-diffusers {__version__}"
