@@ -46,7 +46,7 @@ _SIGMA_KEYS = frozenset({"use_karras_sigmas", "use_exponential_sigmas", "use_bet
 
 # Which schedule-type config keys each diffusers scheduler honours. LCMScheduler accepts
 # timestep_spacing but its set_timesteps ignores it, so it honours none; DPMSolverSinglestepScheduler
-# has no timestep_spacing at all. tests/engine/test_schedulers.py checks this against diffusers.
+# has no timestep_spacing at all. tests/engine/sampling/test_schedulers.py checks this against diffusers.
 SCHEDULE_KEYS_BY_CLASS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "EulerAncestralDiscreteScheduler": _SPACING_KEYS,

@@ -5,7 +5,7 @@ diffusers' StableDiffusion[XL]ControlNet{,Img2Img,Inpaint}Pipeline: the img2img 
 their pipelines latents (engine.sampling.img2img), which diffusers' ControlNet inpaint pipelines cannot
 take (they mask `image` as pixels and have no masked_image_latents), and a 9-channel inpainting UNet
 needs its first 4 input channels split off for the ControlNet. The hook does what those pipelines do (the
-same result to the bit: tests/engine/test_controlnet.py) for every kind of run alike.
+same result to the bit: tests/engine/controlnet/test_controlnet.py) for every kind of run alike.
 """
 
 from __future__ import annotations

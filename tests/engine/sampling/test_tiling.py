@@ -22,7 +22,7 @@ from webui.services.jobs import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-DEMO = Path(__file__).resolve().parents[2] / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
+DEMO = Path(__file__).resolve().parents[3] / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
 
 
 class DemoCheckpoint:

@@ -2,7 +2,7 @@
 
 The cache tests put a spy in place of load_checkpoint that hands out stand-in pipes recording where they
 were moved: what is checked is which checkpoints the manager loads, keeps and places, not loading itself
-(tests/engine/test_loader.py). A failing load goes through the real loader.
+(tests/engine/checkpoints/test_loader.py). A failing load goes through the real loader.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from webui.engine.upscaling.spandrel_import import load_spandrel
 from webui.engine.upscaling.tiling import run_tiled, tile_spans
 from webui.services.upscalers import ExtrasResize, ModelUpscaling, list_upscalers, run_extras
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _random(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
