@@ -59,7 +59,7 @@ def other_value(item: schema.Field) -> Any:
     if item.name in ("hr_sampler_name", "hr_scheduler"):
         return {"hr_sampler_name": "DDIM", "hr_scheduler": "Exponential"}[item.name]
     if item.name in ("hr_resize_x", "hr_resize_y"):
-        return 0  # "Hires resize" replaces "Hires upscale": tests/engine/sampling/test_hires.py covers it
+        return 0  # "Hires resize" replaces "Hires upscale": tests/api/test_hires_api.py covers it
     if spec.by_index:
         return (not item.default) if item.kind is bool else len(spec.choice_labels()) - 1
     if item.kind is bool:
