@@ -70,7 +70,7 @@ def test_script_lists_and_extensions(api_url):
         and xyz["args"][0]["label"] == "X type"
         and "Denoising" in xyz["args"][0]["choices"]
     )
-    assert "Denoising" not in info["x/y/z plot", False]["args"][0]["choices"]  # img2img only
+    assert "Denoising" in info["x/y/z plot", False]["args"][0]["choices"]  # txt2img's hires fix has it too
     extensions = {
         entry["name"]: entry for entry in requests.get(f"{api_url}/sdapi/v1/extensions", timeout=30).json()
     }

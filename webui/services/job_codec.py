@@ -3,7 +3,7 @@ them across restarts.
 
 Every dataclass field is written: the schema's declared fields as their plain values, and the plain
 fields (scripts' values, ControlNet units, input images, mask) through a small tagged encoding that keeps
-tuples tuples and images pixels (PNG, base64)."""
+tuples tuples and images pixels (PNG, or TIFF for modes PNG cannot hold; base64)."""
 
 from __future__ import annotations
 
@@ -69,13 +69,18 @@ def _request_dict(request: Request) -> dict[str, Any]:
     return {"type": name, "save_images": request.save_images, "params": values}
 
 
+PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
+
+
 def _encode(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Image.Image):
+        # PNG stores the usual modes; CMYK, LAB, YCbCr and the like only a TIFF keeps, losslessly
+        fmt = "png" if value.mode in PNG_MODES else "tiff"
         buffer = io.BytesIO()
-        value.save(buffer, "PNG")
-        return {"png": base64.b64encode(buffer.getvalue()).decode("ascii")}
+        value.save(buffer, fmt.upper())
+        return {fmt: base64.b64encode(buffer.getvalue()).decode("ascii")}
     if isinstance(value, ControlUnit):
         return {"control_unit": {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}}
     if isinstance(value, tuple):
@@ -93,7 +98,7 @@ def _decode(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     ((tag, body),) = value.items()
-    if tag == "png":
+    if tag in ("png", "tiff"):
         image = Image.open(io.BytesIO(base64.b64decode(body)))
         image.load()
         return image
