@@ -46,6 +46,19 @@ def make_manager() -> Callable[..., ModelManager]:
     return _manager
 
 
+@pytest.fixture(scope="module")
+def manager(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_sd1: TinyCheckpoint,
+    make_manager: Callable[..., ModelManager],
+) -> ModelManager:
+    """A ModelManager with the tiny SD1 checkpoint loaded, one per test module (modules that need another
+    model define their own `manager`)."""
+    manager = make_manager(tmp_path_factory.mktemp("models"), tiny_sd1)
+    manager.get()
+    return manager
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tiny-checkpoints")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,17 +57,6 @@ def lora_dir(tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinyCheckpoint)
 @pytest.fixture(scope="module")
 def loras(lora_dir: Path) -> LoraLibrary:
     return LoraLibrary(lora_dir, HashCache(lora_dir.parent / "lora-cache.json"))
-
-
-@pytest.fixture(scope="module")
-def manager(
-    tmp_path_factory: pytest.TempPathFactory,
-    tiny_sd1: TinyCheckpoint,
-    make_manager: Callable[..., ModelManager],
-) -> ModelManager:
-    manager = make_manager(tmp_path_factory.mktemp("lora-models"), tiny_sd1)
-    manager.get()
-    return manager
 
 
 def run(manager: ModelManager, loras: LoraLibrary, prompt: str, **changes: object) -> Result:

@@ -62,17 +62,6 @@ class RecordingJob(Job):
         self.fractions.append(progress.progress)
 
 
-@pytest.fixture(scope="module")
-def manager(
-    tmp_path_factory: pytest.TempPathFactory,
-    tiny_sd1: TinyCheckpoint,
-    make_manager: Callable[..., ModelManager],
-) -> ModelManager:
-    manager = make_manager(tmp_path_factory.mktemp("generate"), tiny_sd1)
-    manager.get()
-    return manager
-
-
 def run(manager: ModelManager, params: GenerationParams) -> tuple[Result, RecordingJob]:
     job = RecordingJob()
     return generate.run(params, manager, job), job

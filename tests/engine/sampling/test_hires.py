@@ -5,7 +5,6 @@ interrupt during the second pass."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
 from webui.core.errors import InvalidParameter, ModelNotFound
 from webui.core.params import Txt2Img
@@ -53,17 +51,6 @@ class RecordingJob(Job):
         self.fractions.append(self.progress().progress)
         if self.interrupt_at is not None and len(self.reports) == self.interrupt_at:
             self._interrupt.set()
-
-
-@pytest.fixture(scope="module")
-def manager(
-    tmp_path_factory: pytest.TempPathFactory,
-    tiny_sd1: TinyCheckpoint,
-    make_manager: Callable[..., ModelManager],
-) -> ModelManager:
-    manager = make_manager(tmp_path_factory.mktemp("hires"), tiny_sd1)
-    manager.get()
-    return manager
 
 
 def first_pass_latents(manager: ModelManager, params: Txt2Img) -> torch.Tensor:

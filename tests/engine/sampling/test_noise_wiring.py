@@ -7,7 +7,6 @@ noise sources, ENSD and eta, and what the infotext says about them (engine.sampl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,6 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
-from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
 from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams, Img2Img, Result, Txt2Img
@@ -35,17 +33,6 @@ pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
     pytest.mark.filterwarnings("ignore:Should have ta>=t0"),
 ]
-
-
-@pytest.fixture(scope="module")
-def manager(
-    tmp_path_factory: pytest.TempPathFactory,
-    tiny_sd1: TinyCheckpoint,
-    make_manager: Callable[..., ModelManager],
-) -> ModelManager:
-    manager = make_manager(tmp_path_factory.mktemp("noise"), tiny_sd1)
-    manager.get()
-    return manager
 
 
 def run(manager: ModelManager, params: GenerationParams, **options: Any) -> Result:
