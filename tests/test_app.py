@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import make_app, make_data_dir
-from webui.core.params import GenerationParams, Request, Txt2Img
+from webui.core.params import GenerationParams, Txt2Img
+from webui.core.requests import Request
 from webui.services.dispatch import JobRunner
 from webui.services.generation import GenerationService, OverriddenRequest
 from webui.services.jobs import JobQueue

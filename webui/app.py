@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 from webui.core.cmd_args import Paths, paths_from_args, server_name, uses_cpu
 from webui.core.errors import UserError
 from webui.core.hashing import HashCache
-from webui.core.params import GenerationParams, Request, Result, SwitchCheckpoint, SwitchVae
+from webui.core.params import GenerationParams
+from webui.core.requests import Request, Result, SwitchCheckpoint, SwitchVae
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.memory import MemoryFlags, log_startup
 from webui.engine.checkpoints.registry import CheckpointRegistry
@@ -34,7 +35,8 @@ from webui.services.controlnet import ControlNetService, Preprocess
 from webui.services.dispatch import JobRunner
 from webui.services.extras import ExtrasRequest, ExtrasService
 from webui.services.generation import GenerationService, OverriddenRequest
-from webui.services.jobs import AdmissionLimits, Job, JobQueue
+from webui.services.job import AdmissionLimits, Job
+from webui.services.jobs import JobQueue
 from webui.services.models import ModelsService
 from webui.services.option_guard import OptionGuard
 from webui.services.options import ModelOptions

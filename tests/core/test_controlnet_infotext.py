@@ -8,16 +8,15 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from webui.core import controlnet_infotext, infotext
-from webui.core.errors import InvalidParameter
-from webui.core.params import (
+from webui.core.control_unit import (
     CONTROL_MODES,
     CONTROL_RESIZE_MODES,
     ControlUnit,
-    Img2Img,
-    Txt2Img,
     control_mode_name,
     control_resize_mode_name,
 )
+from webui.core.errors import InvalidParameter
+from webui.core.params import Img2Img, Txt2Img
 
 IMAGE = Image.new("RGB", (8, 8))
 CANNY = ControlUnit(

@@ -19,7 +19,8 @@ from tests.conftest import make_app
 from tools.demo_model.data import Combo, Scene, control_image, render, shape_mask
 from tools.demo_model.evaluate import eval_cases
 from tools.demo_model.score import accuracy, iou, judge, read_image, saturation
-from webui.core.params import ControlUnit, Img2Img, Txt2Img
+from webui.core.control_unit import ControlUnit
+from webui.core.params import Img2Img, Txt2Img
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"

@@ -8,7 +8,8 @@ from PIL import Image, ImageChops
 
 from tests.plugins.conftest import extension_module
 from webui.core import infotext
-from webui.core.params import Result, Txt2Img
+from webui.core.params import Txt2Img
+from webui.core.requests import Result
 from webui.plugins.isolation import ScriptFailed
 from webui.services.outputs import read_infotext
 

@@ -18,7 +18,7 @@ import requests
 from tests.conftest import make_data_dir
 from tests.security.servers import served
 from webui.core.params import Txt2Img
-from webui.services.jobs import Job, JobStatus
+from webui.services.job import Job, JobStatus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 SMALL = {"steps": 1, "width": 64, "height": 64, "sampler_name": "Euler"}

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from webui.core.errors import Interrupted
-from webui.services.jobs import AdmissionLimits, Job, JobQueue, JobStatus, QueueFull, ShuttingDown
+from webui.services.job import AdmissionLimits, Job, JobStatus, QueueFull, ShuttingDown
+from webui.services.jobs import JobQueue
 
 TIMEOUT = 10.0
 

@@ -15,7 +15,7 @@ import requests
 from tests.conftest import make_data_dir
 from tests.security.servers import served
 from webui.core.params import Txt2Img
-from webui.services.jobs import JobStatus
+from webui.services.job import JobStatus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from webui.core.errors import Interrupted, InvalidParameter
-from webui.services.jobs import Job, JobQueue, JobStatus
+from webui.services.job import Job, JobStatus
+from webui.services.jobs import JobQueue
 
 TIMEOUT = 5.0
 

@@ -16,10 +16,13 @@ from PIL import Image
 
 from tests.test_parameter_schema import other_value
 from webui.core import schema
-from webui.core.params import ControlUnit, GenerationParams, Img2Img, Request, Txt2Img
+from webui.core.control_unit import ControlUnit
+from webui.core.params import GenerationParams, Img2Img, Txt2Img
+from webui.core.requests import Request
 from webui.services import job_codec
 from webui.services.generation import OverriddenRequest
-from webui.services.jobs import Job, JobQueue, JobStatus
+from webui.services.job import Job, JobStatus
+from webui.services.jobs import JobQueue
 from webui.services.queue_store import VERSION, QueueStore, QueueStoreRefused, StoreJournal
 
 TIMEOUT = 10.0

@@ -6,7 +6,8 @@ import pytest
 
 from webui.core.errors import InvalidParameter
 from webui.services import settings as settings_module
-from webui.services.settings import OPTIONS, OPTIONS_BY_NAME, Settings
+from webui.services.option_table import OPTIONS, OPTIONS_BY_NAME
+from webui.services.settings import Settings
 
 
 def test_missing_file_gives_defaults_and_writes_nothing(tmp_path: Path) -> None:

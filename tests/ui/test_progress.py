@@ -8,7 +8,8 @@ from typing import Any
 
 from PIL import Image
 
-from webui.services.jobs import Job, JobQueue
+from webui.services.job import Job
+from webui.services.jobs import JobQueue
 from webui.ui.progress import wait_with_progress, watch
 
 

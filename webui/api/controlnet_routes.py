@@ -15,8 +15,8 @@ from webui.api.deps import ServicesDep
 from webui.api.models import decode_image
 from webui.api.shapes import preprocessor_sliders
 from webui.api.waiting import client_id, off_loop, wait_for_job
+from webui.core.control_unit import ControlUnit, control_mode_name, control_resize_mode_name
 from webui.core.errors import InvalidParameter
-from webui.core.params import ControlUnit, control_mode_name, control_resize_mode_name
 from webui.services.controlnet import ControlNetService, Preprocess
 
 ALWAYSON_KEY = "controlnet"  # the alwayson_scripts title, in any case

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from webui.core import image_limits, samplers, schema
 from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams, Img2Img, Txt2Img
-from webui.services.settings import OPTIONS_BY_NAME
+from webui.services.option_table import OPTIONS_BY_NAME
 
 # A1111 options that map onto generation parameters when sent in `override_settings`; every other
 # option of the settings table is set for the request's job alone (see App.submit).

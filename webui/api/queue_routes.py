@@ -18,10 +18,10 @@ from webui.api.deps import ServicesDep
 from webui.api.models import GenerationRequest, Img2ImgRequest, Txt2ImgRequest
 from webui.api.shapes import base64_image, info_dict
 from webui.api.waiting import client_id, off_loop
-from webui.core.params import Result
+from webui.core.requests import Result
 from webui.services import job_codec
 from webui.services.container import Services
-from webui.services.jobs import Job, JobStatus
+from webui.services.job import Job, JobStatus
 
 router = APIRouter()
 

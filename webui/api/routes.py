@@ -23,9 +23,10 @@ from webui.api.shapes import (
 from webui.api.waiting import client_id, off_loop, wait_for_job
 from webui.core import samplers
 from webui.core.errors import UserError
-from webui.core.params import LATENT_UPSCALE_MODES, GenerationParams, Result
+from webui.core.params import LATENT_UPSCALE_MODES, GenerationParams
+from webui.core.requests import Result
 from webui.services.container import Services
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 router = APIRouter(prefix="/sdapi/v1")
 

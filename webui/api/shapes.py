@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from webui import __version__
-from webui.core.params import Img2Img, Result
+from webui.core.params import Img2Img
+from webui.core.requests import Result
 from webui.core.samplers import Sampler, ScheduleType
 from webui.services.models import ModelsService
 from webui.services.outputs import embed_infotext

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import anyio
 from fastapi import Request
 
-from webui.services.jobs import Job, JobQueue, ShuttingDown
+from webui.services.job import Job, ShuttingDown
+from webui.services.jobs import JobQueue
 
 # How often a waiting route checks whether its client is still connected.
 DISCONNECT_POLL_S = 0.5

@@ -17,8 +17,8 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 
+from webui.core.control_unit import ControlUnit, control_mode_name, control_resize_mode_name
 from webui.core.errors import InvalidParameter
-from webui.core.params import ControlUnit, control_mode_name, control_resize_mode_name
 
 log = logging.getLogger(__name__)
 

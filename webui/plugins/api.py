@@ -30,7 +30,7 @@ from webui.plugins.processing import Processed, Processing
 from webui.plugins.script import AlwaysVisible, PostprocessImageArgs, Script
 from webui.services import upscalers as plain_upscalers
 from webui.services.grids import image_grid, labelled_grid, titled_row
-from webui.services.settings import Option
+from webui.services.option_table import Option
 
 __all__ = [
     "AlwaysVisible", "CFGDenoiserParams", "ImageSaveParams", "InvalidParameter", "ParameterAxis",

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from webui.core.params import GenerationParams, Result
+from webui.core.params import GenerationParams
+from webui.core.requests import Result
 from webui.engine.sampling.hooks import ModelHook
 from webui.plugins import denoiser
 from webui.plugins.callbacks import CFGDenoiserParams, ImageSaveParams

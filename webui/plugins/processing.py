@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from webui.core.params import MAX_SEED, GenerationParams, Img2Img, Result
+from webui.core.params import MAX_SEED, GenerationParams, Img2Img
+from webui.core.requests import Result
 
 if TYPE_CHECKING:
     from webui.plugins.flow import JobRun

@@ -15,9 +15,10 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from webui.core.errors import InvalidParameter, UserError
-from webui.core.params import Img2Img, Result
+from webui.core.params import Img2Img
+from webui.core.requests import Result
 from webui.services.generation import GenerationService, save_to
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 # (index, count, file name) before each file is queued
 OnFile = Callable[[int, int, str], None]

@@ -12,7 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from webui.core.params import Result
+from webui.core.requests import Result
 from webui.services.grids import image_grid
 from webui.services.scripting import Saver
 from webui.services.settings import Settings

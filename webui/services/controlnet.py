@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from webui.core.control_unit import ControlUnit
 from webui.core.errors import InvalidParameter
-from webui.core.params import ControlUnit
 from webui.engine.controlnet import preprocessors
 from webui.engine.controlnet.library import ControlNetLibrary
 from webui.engine.controlnet.preprocessors import Preprocessor, Slider
-from webui.services.jobs import Job, JobQueue
+from webui.services.job import Job
+from webui.services.jobs import JobQueue
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 R = TypeVar("R")
 

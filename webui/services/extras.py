@@ -20,7 +20,8 @@ from PIL.PngImagePlugin import PngInfo
 from webui.core import infotext
 from webui.core.errors import Interrupted, InvalidParameter
 from webui.services.batch import open_image
-from webui.services.jobs import Job, JobQueue
+from webui.services.job import Job
+from webui.services.jobs import JobQueue
 from webui.services.options import SaveOptions, output_dir
 from webui.services.outputs import embed_infotext, normalize_format, read_infotext
 from webui.services.settings import Settings

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image
 
-from webui.core.params import GenerationParams, Request, Result
+from webui.core.params import GenerationParams
+from webui.core.requests import Request, Result
 from webui.engine.sampling import generate
 from webui.engine.sampling.previews import PreviewReporter
 from webui.services.batch_grid import GridOptions, add_batch_grid
 from webui.services.incomplete import IncompleteImages
-from webui.services.jobs import Job, JobQueue
+from webui.services.job import Job
+from webui.services.jobs import JobQueue
 from webui.services.models import ModelsService
 from webui.services.options import JobOptions, ModelOptions, SaveOptions
 from webui.services.outputs import dated_dir, save_image

@@ -12,7 +12,7 @@ from PIL import Image
 from webui.core.params import GenerationParams
 from webui.engine.sampling.generate import RunHooks
 from webui.engine.sampling.hooks import ModelHook
-from webui.services.jobs import Job
+from webui.services.job import Job
 from webui.services.scripting import Saver
 
 INFOTEXT_KEY = "Incomplete"

@@ -15,7 +15,9 @@ from typing import Any
 
 from PIL import Image
 
-from webui.core.params import ControlUnit, GenerationParams, Img2Img, Request, Txt2Img
+from webui.core.control_unit import ControlUnit
+from webui.core.params import GenerationParams, Img2Img, Txt2Img
+from webui.core.requests import Request
 from webui.services.generation import OverriddenRequest
 
 # Which classes a stored job may name; anything else in a stored row is refused, never imported by name.

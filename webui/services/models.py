@@ -10,17 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from webui.core.errors import ModelNotFound
-from webui.core.params import SwitchCheckpoint, SwitchVae, Txt2Img
+from webui.core.params import Txt2Img
+from webui.core.requests import SwitchCheckpoint, SwitchVae
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointEntry, CheckpointRegistry
 from webui.engine.checkpoints.weights_files import read_metadata
 from webui.engine.networks.embeddings import Embedding, EmbeddingLibrary
 from webui.engine.networks.lora import LoraEntry, LoraLibrary
-from webui.services.jobs import Job, JobQueue
+from webui.services.job import Job
+from webui.services.jobs import JobQueue
 from webui.services.option_guard import OptionGuard
+from webui.services.option_table import option
 from webui.services.options import ModelOptions
-from webui.services.settings import Settings, option
+from webui.services.settings import Settings
 
 # The model entries the UI shows (LoRA cards) come from the engine; named here so the UI imports no engine.
 __all__ = ["LoraEntry", "LoraLibrary", "ModelUsed", "ModelsService"]

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from webui.core.errors import UserError
-from webui.services.settings import PathOption, Settings
+from webui.services.option_table import PathOption
+from webui.services.settings import Settings
 
 
 class SettingsLocked(UserError):

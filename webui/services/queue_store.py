@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webui.services import job_codec
-from webui.services.jobs import Job, JobStatus
+from webui.services.job import Job, JobStatus
 
 log = logging.getLogger(__name__)
 

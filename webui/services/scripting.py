@@ -10,7 +10,8 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from webui.core.params import GenerationParams, Result
+from webui.core.params import GenerationParams
+from webui.core.requests import Result
 
 # (image, infotext, seed) → the saved file, or None when the image is not to be saved (cut short)
 Saver = Callable[[Image.Image, str, int], Path | None]

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 from PIL import Image
 
+from webui.core.control_unit import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit
 from webui.core.errors import UserError
-from webui.core.params import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, GenerationParams
+from webui.core.params import GenerationParams
 from webui.services.controlnet import ControlNetService, Preprocess
 from webui.ui.errors import user_error
 from webui.ui.generation import Section, SectionFactory

@@ -18,7 +18,8 @@ import gradio as gr
 
 from webui.core import samplers
 from webui.core.errors import UserError
-from webui.core.params import GenerationParams, Result, Txt2Img
+from webui.core.params import GenerationParams, Txt2Img
+from webui.core.requests import Result
 from webui.ui import extra_networks, seed_extras
 from webui.ui.errors import user_error
 from webui.ui.param_widgets import from_widget, unplaced_widgets, widget

@@ -17,11 +17,8 @@ import gradio as gr
 from PIL import Image, ImageChops, ImageFilter, UnidentifiedImageError
 
 from webui.core.errors import InvalidParameter
-from webui.core.params import (
-    GenerationParams,
-    Img2Img,
-    Result,
-)
+from webui.core.params import GenerationParams, Img2Img
+from webui.core.requests import Result
 from webui.services.batch import scaled_size
 from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
 from webui.ui.img2img_batch import batch_folders, run_batch

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from webui.core.cmd_args import insecure_access_allowed
-from webui.core.params import Img2Img, Result
+from webui.core.params import Img2Img
+from webui.core.requests import Result
 from webui.services import batch
 from webui.services.batch import BatchFolders
 from webui.ui.progress import wait_with_progress

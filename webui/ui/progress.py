@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from webui.services.jobs import Job, JobStatus
+from webui.services.job import Job, JobStatus
 
 POLL_SECONDS = 0.25
 # Weight of the newest estimate of the finish moment: steps vary (the first ones load, decode at the end),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from webui.core.errors import UserError
-from webui.services.settings import Option
+from webui.services.option_table import Option
 
 if TYPE_CHECKING:
     from webui.services.container import Services

@@ -35,7 +35,7 @@ from webui.engine.checkpoints.memory import MemoryFlags
 from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -24,7 +24,7 @@ from webui.engine.checkpoints import ldm_layout as L
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.vae import VaeRegistry
 from webui.engine.sampling import generate
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

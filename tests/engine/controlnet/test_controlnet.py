@@ -20,9 +20,11 @@ from safetensors.torch import load_file, save_file
 from tools.tiny_controlnet import save_tiny_controlnet, tiny_controlnet
 from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
+from webui.core.control_unit import CONTROL_MODES, ControlUnit
 from webui.core.errors import ModelLoadError, ModelNotFound
 from webui.core.hashing import HashCache
-from webui.core.params import CONTROL_MODES, ControlUnit, GenerationParams, Img2Img, Result, Txt2Img
+from webui.core.params import GenerationParams, Img2Img, Txt2Img
+from webui.core.requests import Result
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.controlnet import guidance as controlnet
@@ -31,7 +33,7 @@ from webui.engine.controlnet.library import ControlNetLibrary, legacy_hash
 from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
 from webui.engine.sampling.hooks import ModelHooks
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

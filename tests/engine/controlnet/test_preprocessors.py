@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from webui.core.control_unit import ControlUnit
 from webui.core.errors import InvalidParameter, ModelLoadError, ModelNotFound
-from webui.core.params import ControlUnit
 from webui.engine.controlnet import image_fit
 from webui.engine.controlnet import preprocessors as P
 from webui.engine.controlnet.annotators import Annotators

@@ -28,7 +28,7 @@ from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.networks.embeddings import EmbeddingLibrary, read_embedding
 from webui.engine.sampling import conditioning, generate
 from webui.engine.sampling.conditioning import CHUNK_LENGTH, EmbeddingVector, encode_prompt, split_chunks
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -15,14 +15,15 @@ from safetensors.torch import save_file
 from tools.tiny_models import UNET_TARGETS, TinyCheckpoint, kohya_lora
 from webui.core.errors import InvalidParameter
 from webui.core.hashing import HashCache, addnet_hash_safetensors
-from webui.core.params import Result, Txt2Img
+from webui.core.params import Txt2Img
 from webui.core.prompts import NetworkTag
+from webui.core.requests import Result
 from webui.engine.checkpoints import loader
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.devices import DeviceChoice
 from webui.engine.networks.lora import LoraLibrary, map_ldm_unet_keys
 from webui.engine.sampling import generate
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -17,7 +17,7 @@ from webui.engine.checkpoints.loader import load_checkpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.sampling import cfg_rescale, generate
 from webui.engine.sampling.hooks import ModelHooks
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -20,7 +20,7 @@ from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.sampling import composable, conditioning, generate
 from webui.engine.sampling.hooks import ModelHooks
 from webui.engine.sampling.prompt_conditioning import PromptConditioning
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

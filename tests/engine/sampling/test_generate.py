@@ -20,12 +20,14 @@ from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext, samplers
 from webui.core.errors import InvalidParameter
 from webui.core.hashing import sha256_file
-from webui.core.params import GenerationParams, Result, Txt2Img
+from webui.core.params import GenerationParams, Txt2Img
+from webui.core.requests import Result
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.devices import DeviceChoice
 from webui.engine.sampling import generate
 from webui.engine.sampling.prompt_conditioning import PromptConditioning
-from webui.services.jobs import Job, JobQueue, JobStatus
+from webui.services.job import Job, JobStatus
+from webui.services.jobs import JobQueue
 
 CPU = DeviceChoice(torch.device("cpu"), torch.float32)
 BASE = Txt2Img(

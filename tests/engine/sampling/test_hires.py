@@ -18,7 +18,7 @@ from webui.core.params import Txt2Img
 from webui.engine.checkpoints import memory
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.sampling import generate, hires, img2img
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 BASE = Txt2Img(
     prompt="a red cube",

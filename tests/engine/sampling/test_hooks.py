@@ -17,7 +17,7 @@ from webui.core.params import GenerationParams, Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.sampling import generate
 from webui.engine.sampling.hooks import ModelHook, ModelHooks, Stage
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

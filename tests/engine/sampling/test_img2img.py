@@ -22,12 +22,13 @@ from tools.tiny_models import TinyCheckpoint, kohya_lora
 from webui.core import infotext
 from webui.core.errors import InvalidParameter
 from webui.core.hashing import HashCache
-from webui.core.params import Img2Img, Result
+from webui.core.params import Img2Img
+from webui.core.requests import Result
 from webui.engine.checkpoints.loader import load_checkpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.networks.lora import LoraLibrary
 from webui.engine.sampling import generate, img2img
-from webui.services.jobs import Job
+from webui.services.job import Job
 from webui.services.outputs import read_infotext
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

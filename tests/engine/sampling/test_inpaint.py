@@ -19,11 +19,12 @@ from PIL import Image, ImageFilter
 
 from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext
-from webui.core.params import MASKED_CONTENT, GenerationParams, Img2Img, Result, Txt2Img
+from webui.core.params import MASKED_CONTENT, GenerationParams, Img2Img, Txt2Img
+from webui.core.requests import Result
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.sampling import generate
 from webui.engine.sampling.image_prep import blur_reach
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

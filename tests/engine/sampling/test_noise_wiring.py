@@ -17,13 +17,14 @@ from PIL import Image
 
 from webui.core import infotext
 from webui.core.errors import InvalidParameter
-from webui.core.params import GenerationParams, Img2Img, Result, Txt2Img
+from webui.core.params import GenerationParams, Img2Img, Txt2Img
+from webui.core.requests import Result
 from webui.engine import rng
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.sampling import generate
 from webui.engine.sampling.noise import NoiseOptions
 from webui.plugins.api import parameter_axes
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 BASE = Txt2Img(
     prompt="a red cube", steps=2, cfg_scale=5.0, sampler_name="Euler", seed=1234, width=64, height=64

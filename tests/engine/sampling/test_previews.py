@@ -21,7 +21,7 @@ from webui.engine.sampling.previews import (
     latent_to_image,
     preview_due,
 )
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

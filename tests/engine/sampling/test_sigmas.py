@@ -17,7 +17,7 @@ from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.sampling import generate
 from webui.engine.sampling.schedulers import make_scheduler
 from webui.engine.sampling.sigmas import AYS_SD15, AYS_SDXL, ModelSigmas, a1111_sigmas
-from webui.services.jobs import Job
+from webui.services.job import Job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

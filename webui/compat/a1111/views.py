@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from webui.compat.a1111.modules.options import OptionHTML, OptionInfo
 from webui.core.errors import InvalidParameter
-from webui.services.settings import Option
+from webui.services.option_table import Option
 
 if TYPE_CHECKING:
     from webui.plugins.registry import Plugins

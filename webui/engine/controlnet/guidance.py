@@ -20,8 +20,8 @@ from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 
 from webui.core import controlnet_infotext
+from webui.core.control_unit import CONTROL_MODES, ControlUnit
 from webui.core.errors import InvalidParameter
-from webui.core.params import CONTROL_MODES, ControlUnit
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.controlnet import image_fit, preprocessors
 from webui.engine.controlnet.library import ControlNetLibrary

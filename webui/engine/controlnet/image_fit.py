@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from webui.core.params import CONTROL_RESIZE_MODES, control_resize_mode_name
+from webui.core.control_unit import CONTROL_RESIZE_MODES, control_resize_mode_name
 
 JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL = CONTROL_RESIZE_MODES
 

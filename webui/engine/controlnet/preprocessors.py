@@ -22,8 +22,8 @@ from typing import Any
 from PIL import Image
 
 from webui.core import image_limits
+from webui.core.control_unit import ControlUnit, control_resize_mode_name
 from webui.core.errors import InvalidParameter
-from webui.core.params import ControlUnit, control_resize_mode_name
 from webui.engine.controlnet import annotators as known
 from webui.engine.controlnet import detectors as D
 from webui.engine.controlnet import image_fit

@@ -19,7 +19,8 @@ from PIL import Image
 from webui import __version__
 from webui.core import infotext, prompts, samplers
 from webui.core.errors import InvalidParameter
-from webui.core.params import MAX_SEED, GenerationParams, Img2Img, Result
+from webui.core.params import MAX_SEED, GenerationParams, Img2Img
+from webui.core.requests import Result
 from webui.engine.checkpoints import memory
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
