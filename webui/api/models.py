@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from webui.core import image_limits, samplers, schema
 from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams, Img2Img, Txt2Img
+from webui.services.container import Services
 from webui.services.option_table import OPTIONS_BY_NAME
 
 # A1111 options that map onto generation parameters when sent in `override_settings`; every other
@@ -177,6 +178,12 @@ def request_model(name: str, base: type[GenerationRequest]) -> type[GenerationRe
     """`base` with a field for every declared field of its params type (limits in /openapi.json)."""
     model: type[GenerationRequest] = create_model(name, __base__=base, **request_fields(base.params_type))
     return model
+
+
+def params_for(body: GenerationRequest, services: Services) -> GenerationParams:
+    """The request's params with what the server fills in: Clip skip from the settings, and the loaded
+    checkpoint's defaults for the model-default fields the request left out."""
+    return body.to_params(services.settings.get("CLIP_stop_at_last_layers"), services.models.model_defaults())
 
 
 Txt2ImgRequest = request_model("Txt2ImgRequest", GenerationRequest)

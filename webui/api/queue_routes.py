@@ -15,7 +15,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from webui.api.deps import ServicesDep
-from webui.api.models import GenerationRequest, Img2ImgRequest, Txt2ImgRequest
+from webui.api.models import GenerationRequest, Img2ImgRequest, Txt2ImgRequest, params_for
 from webui.api.shapes import base64_image, info_dict
 from webui.api.waiting import client_id, off_loop
 from webui.core.requests import Result
@@ -43,9 +43,7 @@ def queue_job(
 ) -> Job:
     """Check and queue a generation as the synchronous route does; the job remembers what its answer
     echoes. A1111's `force_task_id` becomes the job's id."""
-    params = body.to_params(
-        services.settings.get("CLIP_stop_at_last_layers"), services.models.model_defaults()
-    )
+    params = params_for(body, services)
     generation = services.generation
     extra = body.model_extra or {}
     forced = extra.get("force_task_id")

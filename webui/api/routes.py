@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from webui.api import controlnet_routes, extras_routes, info_routes, queue_routes, script_routes
 from webui.api.deps import STATE_KEY, ServicesDep
-from webui.api.models import Img2ImgRequest, Txt2ImgRequest
+from webui.api.models import Img2ImgRequest, Txt2ImgRequest, params_for
 from webui.api.shapes import (
     base64_image,
     checkpoint_items,
@@ -94,24 +94,14 @@ async def _generate(
 
 @router.post("/txt2img")
 async def txt2img(body: Txt2ImgRequest, services: ServicesDep, request: Request) -> dict[str, Any]:
-    params = await off_loop(
-        request,
-        body.to_params,
-        services.settings.get("CLIP_stop_at_last_layers"),
-        services.models.model_defaults(),
-    )
+    params = await off_loop(request, params_for, body, services)
     return await _generate(services, body, params, body.model_dump(), request)
 
 
 @router.post("/img2img")
 async def img2img(body: Img2ImgRequest, services: ServicesDep, request: Request) -> dict[str, Any]:
     # decoding the images takes a while for big ones: off the event loop
-    params = await off_loop(
-        request,
-        body.to_params,
-        services.settings.get("CLIP_stop_at_last_layers"),
-        services.models.model_defaults(),
-    )
+    params = await off_loop(request, params_for, body, services)
     return await _generate(services, body, params, body.echo(), request)
 
 
