@@ -18,7 +18,7 @@ __all__ = ["browser"]  # Chromium for test_a1111_browser.py
 FIXTURES = Path(__file__).parent / "fixtures"
 EXTENSIONS = (
     "sd-webui-prompt-suffix", "sd-webui-seed-variations", "sd-webui-hello-api", "sd-webui-notes-tab",
-    "sd-webui-colour-net", "sd-webui-broken",
+    "sd-webui-colour-net", "sd-webui-broken", "sd-webui-ratio-buttons",
 )  # fmt: skip
 
 

@@ -230,6 +230,11 @@ class Plugins:
         """Put the tab's Blocks into the page being built (isolated like every extension call)."""
         self.call(tab.active, "on_ui_tabs (render)", tab.blocks.render)
 
+    def building_ui(self, tab: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Around building the page (tab None) and each generation tab in it: A1111 extensions see
+        the components made meanwhile (their before_ui and component hooks; webui.compat.a1111)."""
+        return self.compat.building_ui(tab) if self.compat is not None else contextlib.nullcontext()
+
     def app_started(self, demo: Any, web: Any) -> None:
         self.run_callbacks("app_started", demo, web)
 

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 
 def build_ui(services: Services) -> gr.Blocks:
+    with services.plugins.building_ui():  # A1111 extensions watch the components being made
+        return _page(services)
+
+
+def _page(services: Services) -> gr.Blocks:
     # Sections added to both generation tabs (ControlNet units, scripts), in page order.
     sections: list[SectionFactory] = []
     sections.append(controlnet_ui.section_factory(services))
@@ -36,9 +41,9 @@ def build_ui(services: Services) -> gr.Blocks:
     with gr.Blocks(title="Stable Diffusion") as demo:
         quicksettings = settings_tab.build_quicksettings(services)
         with gr.Tabs(elem_id="tabs") as tabs:
-            with gr.Tab("txt2img", id="txt2img"):
+            with gr.Tab("txt2img", id="txt2img"), services.plugins.building_ui("txt2img"):
                 txt2img_tab = txt2img.build_tab(services, sections)
-            with gr.Tab("img2img", id="img2img"):
+            with gr.Tab("img2img", id="img2img"), services.plugins.building_ui("img2img"):
                 img2img_tab = img2img.build_tab(services, sections)
             with gr.Tab("Extras", id=extras_tab.TAB_ID):
                 extras = extras_tab.build_tab(services)

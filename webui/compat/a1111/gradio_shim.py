@@ -6,7 +6,9 @@
 - `event(..., _js="…")` (renamed `js` in gradio 4): passed on as `js`.
 
 Each only adds a name gradio 6 no longer has or accepts an argument our code never passes, so the rest
-of the program is unaffected. Idioms beyond these (removed constructor arguments such as
+of the program is unaffected. The constructors of components and layout blocks also tell ui_hooks
+(A1111's before_component / after_component), which does nothing unless an App is building its page
+for A1111 extensions. Idioms beyond these (removed constructor arguments such as
 `gr.Image(source=…, tool=…)`) fail in the extension's ui(), which is isolated and reported.
 """
 
@@ -18,6 +20,9 @@ from typing import Any
 
 import gradio as gr
 from gradio.blocks import Block, BlockContext
+from gradio.components import Component
+
+from webui.compat.a1111 import ui_hooks
 
 _MARK = "_webui_a1111_shim"
 
@@ -35,6 +40,8 @@ def install() -> None:
             listener = cls.__dict__.get(name) if name else None
             if callable(listener) and not getattr(listener, _MARK, False):
                 setattr(cls, name, _accepting_js(listener))
+    for cls in (Component, BlockContext):
+        cls.__init__ = _watched(cls.__init__)  # type: ignore[method-assign]
     setattr(gr, _MARK, True)
 
 
@@ -55,6 +62,18 @@ def _accepting_js(listener: Callable[..., Any]) -> Callable[..., Any]:
         return listener(*args, **kwargs)
 
     setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def _watched(init: Callable[..., None]) -> Callable[..., None]:
+    """A constructor that shows the block to ui_hooks before and after it is built (as A1111's does)."""
+
+    @functools.wraps(init)
+    def wrapper(self: Block, *args: Any, **kwargs: Any) -> None:
+        ui_hooks.before(self, kwargs)
+        init(self, *args, **kwargs)
+        ui_hooks.after(self, kwargs)
+
     return wrapper
 
 

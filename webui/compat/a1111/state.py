@@ -5,11 +5,13 @@ generation flow calls into A1111-only hooks (before_process, extra networks, bef
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from webui.compat.a1111 import ui_hooks
 from webui.plugins.context import Active, Owner, current
 
 if TYPE_CHECKING:
@@ -50,9 +52,9 @@ class CompatState:
     def add_callback(self, event: str, callback: Callable[..., Any]) -> None:
         self.callbacks.setdefault(event, []).append((current().owner, callback))
 
-    def run_callbacks(self, event: str, *args: Any) -> list[Any]:
+    def run_callbacks(self, event: str, *args: Any, **kwargs: Any) -> list[Any]:
         return [
-            self.plugins.call(Active(self.plugins, owner), f"on_{event}", callback, *args)
+            self.plugins.call(Active(self.plugins, owner), f"on_{event}", callback, *args, **kwargs)
             for owner, callback in self.callbacks.get(event, [])
         ]
 
@@ -65,6 +67,17 @@ class CompatState:
     def changed(self, name: str) -> None:
         for owner, callback in self.onchange.get(name, []):
             self.plugins.call(Active(self.plugins, owner), f"onchange({name})", callback)
+
+    # Building the page (webui/ui/blocks.py through Plugins.building_ui).
+
+    @contextmanager
+    def building_ui(self, kind: str | None) -> Iterator[None]:
+        """While the page (kind None: before_ui first) or one generation tab of it is built, the
+        extensions see each component made (ui_hooks)."""
+        if kind is None:
+            self.run_callbacks("before_ui")
+        with ui_hooks.watching(self, self.plugins.runner(kind) if kind else None):
+            yield
 
     # The generation flow (webui/plugins/flow.py).
 

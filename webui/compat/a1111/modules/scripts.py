@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from webui.compat.a1111.modules import _app
 from webui.compat.a1111.modules.ui_components import InputAccordion
+from webui.compat.a1111.ui_hooks import OnComponent
 from webui.plugins import script as _ours
 from webui.plugins.api import basedir as _basedir
 
 if TYPE_CHECKING:
     from webui.plugins.registry import Plugins
 
-__all__ = ["InputAccordion"]
+__all__ = ["InputAccordion", "OnComponent"]
 
 AlwaysVisible = _ours.AlwaysVisible
 PostprocessImageArgs = _ours.PostprocessImageArgs
@@ -49,11 +50,6 @@ class MaskBlendArgs:
     denoiser: Any = None
     sigma: Any = None
     is_final_blend: bool = False
-
-
-@dataclass
-class OnComponent:
-    component: Any
 
 
 class Script(_ours.Script):
