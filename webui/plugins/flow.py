@@ -15,6 +15,7 @@ from PIL import Image
 
 from webui.core.params import GenerationParams
 from webui.core.requests import Result
+from webui.engine.sampling.generate import FinishedBatch
 from webui.engine.sampling.hooks import ModelHook
 from webui.plugins import denoiser
 from webui.plugins.callbacks import CFGDenoiserParams, ImageSaveParams
@@ -61,19 +62,15 @@ class JobRun:
         self.runner.process(p)
         if compat is not None:
             compat.after_process(self.runner, p)
+        hooks = PluginHooks(self, p)
         try:
-            result = self.context.generate(p.params, PluginHooks(self, p))
+            result = self.context.generate(p.params, hooks)
         finally:
             if compat is not None:
                 compat.after_generate(p)
         self.plugins.notice_model(self.context.current_model())
         processed = Processed.from_result(p, result)
-        processed.paths = [
-            path
-            for image, text, seed in zip(result.images, result.infotexts, result.seeds)
-            if not p.do_not_save_samples  # A1111's flag: a script saves what it makes of them itself
-            and (path := self.save(p, image, text, seed)) is not None
-        ]
+        processed.paths = hooks.paths
         self.runner.postprocess(p, processed)
         return processed
 
@@ -103,6 +100,7 @@ class PluginHooks:
     def __init__(self, run: JobRun, p: Processing) -> None:
         self._run = run
         self._p = p
+        self.paths: list[str] = []  # the files saved so far, in image order
 
     def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
         """process_batch; params a script changed on p apply from this batch on."""
@@ -143,3 +141,15 @@ class PluginHooks:
         self._run.runner.postprocess_image(self._p, pp)
         extras = self._p.params.extra_generation_params
         return pp.image, params.replace(extra_generation_params=extras)
+
+    def batch_done(self, batch: FinishedBatch) -> None:
+        """Each image is saved (through the image callbacks) and shown as soon as its batch is done, so an
+        interrupt or a crash later loses nothing of it."""
+        run, p = self._run, self._p
+        for image, text, seed in zip(batch.images, batch.infotexts, batch.seeds):
+            # A1111's do_not_save_samples: a script saves what it makes of the images itself
+            path = None if p.do_not_save_samples else run.save(p, image, text, seed)
+            if path is not None:
+                self.paths.append(path)
+            if run.context.show_image is not None:
+                run.context.show_image(image, text, seed)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from PIL import Image
 
@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     from webui.engine.upscaling.catalog import UpscalerCatalog
 
 P = TypeVar("P", bound=GenerationParams)
+
+
+class Workers(Protocol):
+    """Generation workers in other processes (services/workers/distributed.py): the engine call of `job`."""
+
+    def bind(self, job: Job, options: JobOptions) -> Callable[[GenerationParams, Any], Result]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +66,7 @@ class GenerationService:
         self.scripts = scripts
         self.data_dir = data_dir
         self.upscalers: UpscalerCatalog | None = None  # the model upscalers hires fix may use (App sets it)
+        self.workers: Workers | None = None  # --workers / --ray-address: they run the engine (App sets it)
 
     def submit(
         self,
@@ -130,18 +137,24 @@ class GenerationService:
             functools.partial(self._save_recorded, job, options, request.kind), save_incomplete
         )
         # The scripts run around and inside generate.run and call the image callbacks around each save.
+        on_workers = self.workers.bind(job, options) if self.workers is not None else None
         context = ProcessingContext(
-            generate=lambda params, hooks: generate.run(
-                params,
-                self.models.manager,
-                reporter,
-                incomplete.hooks(hooks),
-                options.noise,
-                upscalers=self.upscalers,
+            generate=lambda params, hooks: (
+                on_workers(params, incomplete.hooks(hooks))
+                if on_workers is not None
+                else generate.run(
+                    params,
+                    self.models.manager,
+                    reporter,
+                    incomplete.hooks(hooks),
+                    options.noise,
+                    upscalers=self.upscalers,
+                )
             ),
             save_image=save if saving else None,
             save_grid=functools.partial(self._save, options, f"{request.kind}-grids") if grids else None,
             current_model=lambda: self.models.current,
+            show_image=job.show,
         )
         result: Result = self.scripts.process(request.params, request.kind, context)
         if request.params.script_name is None:  # a script's run() makes its own grids (X/Y/Z plot)

@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image
 
 from webui.core.params import GenerationParams
-from webui.engine.sampling.generate import RunHooks
+from webui.engine.sampling.generate import FinishedBatch, RunHooks
 from webui.engine.sampling.hooks import ModelHook
 from webui.services.job import Job
 from webui.services.scripting import Saver
@@ -67,3 +67,6 @@ class _NotingHooks:
     ) -> tuple[Image.Image, GenerationParams]:
         self._images.note(seed)
         return self._inner.after_image(params, image, seed)
+
+    def batch_done(self, batch: FinishedBatch) -> None:
+        self._inner.batch_done(batch)

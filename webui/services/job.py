@@ -108,6 +108,7 @@ class Job:
         self._preview: object | None = None
         self._listeners: list[Callable[[], None]] = []
         self._files = 0  # images saved so far (their index in the job)
+        self._shown: list[tuple[Any, str, int]] = []  # finished images (image, infotext, seed), in order
         self.meta: dict[str, Any] = {}  # what its requester needs to answer later (the API's echo)
         self.on_file: Callable[[Job, int, str, str], None] | None = None  # the durable queue's record
 
@@ -149,6 +150,11 @@ class Job:
         if self.on_file is not None:
             self.on_file(self, index, path, infotext)
 
+    def show(self, image: Any, infotext: str, seed: int) -> None:
+        """An image of this job is finished: waiters may show it before the whole job ends."""
+        with self._lock:
+            self._shown.append((image, infotext, seed))
+
     def next_batch(self) -> None:
         """The previous batch is finished (or skipped); a skip applies to one batch only."""
         with self._lock:
@@ -169,6 +175,11 @@ class Job:
         if self.error is not None:
             raise self.error
         return self.result
+
+    def finished_images(self) -> list[tuple[Any, str, int]]:
+        """The images finished so far (image, infotext, seed), while the job still runs."""
+        with self._lock:
+            return list(self._shown)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener()` (from any thread) when the job finishes, or when the queue shuts down while

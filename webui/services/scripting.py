@@ -26,6 +26,7 @@ class ProcessingContext:
     save_image: Saver | None = None
     save_grid: Saver | None = None
     current_model: Callable[[], Any] = lambda: None
+    show_image: Callable[[Image.Image, str, int], None] | None = None  # a finished image, shown at once
 
 
 class ScriptHost(Protocol):

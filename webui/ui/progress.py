@@ -54,6 +54,7 @@ class Snapshot:
 
     html: str
     preview: Any = None
+    finished: tuple[tuple[Any, str, int], ...] = ()  # the images finished so far (image, infotext, seed)
 
 
 def progress_html(text: str, fraction: float) -> str:
@@ -89,11 +90,12 @@ def describe(job: Job, elapsed: float, smoother: EtaSmoother, now: float) -> tup
 
 
 def watch(job: Job, show_previews: bool = False) -> Iterator[Snapshot]:
-    """A snapshot whenever the display or the live preview changes, until the job is done (the engine makes
-    a preview every "show_progress_every_n_steps" steps; with `show_previews` off none is passed on)."""
+    """A snapshot whenever the display, the live preview or the finished images change, until the job is
+    done (the engine makes a preview every "show_progress_every_n_steps" steps; with `show_previews` off
+    none is passed on)."""
     smoother = EtaSmoother()
     started: float | None = None
-    last_html, last_preview = "", None
+    last_html, last_preview, last_count = "", None, 0
     while not job.done:
         now = time.monotonic()
         preview = None
@@ -106,9 +108,10 @@ def watch(job: Job, show_previews: bool = False) -> Iterator[Snapshot]:
             current = job.progress().current_preview
             if show_previews and current is not None and current is not last_preview:
                 preview = last_preview = current
-        if shown != last_html or preview is not None:
-            last_html = shown
-            yield Snapshot(shown, preview)
+        finished = job.finished_images()
+        if shown != last_html or preview is not None or len(finished) != last_count:
+            last_html, last_count = shown, len(finished)
+            yield Snapshot(shown, preview, tuple(finished))
         time.sleep(POLL_SECONDS)
 
 

@@ -58,7 +58,7 @@ class _Encoder:
     sdxl: bool  # SDXL reads hidden_states[-(clip_skip + 1)] without the final layer norm
 
 
-def _encoders(pipe: Any) -> list[_Encoder]:
+def text_encoders(pipe: Any) -> list[_Encoder]:
     second = getattr(pipe, "text_encoder_2", None)
     if second is None:
         return [_Encoder(pipe.tokenizer, pipe.text_encoder, sdxl=False)]
@@ -298,7 +298,7 @@ def encode_prompt(
     and pooled), which is also what diffusers does when no negative prompt is given. `embeddings`: the
     textual inversions usable with this pipeline (webui.engine.networks.embeddings.EmbeddingLibrary.for_pipe).
     """
-    encoders = _encoders(pipe)
+    encoders = text_encoders(pipe)
     fragments = parse_prompt_attention(prompt)
     device = pipe._execution_device
     inversions = embeddings or {}

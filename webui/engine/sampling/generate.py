@@ -28,7 +28,7 @@ from webui.engine.controlnet import guidance as controlnet
 from webui.engine.networks.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
 from webui.engine.sampling import cfg_rescale, conditioning, hires, img2img, noise, previews
 from webui.engine.sampling.hooks import ModelHook, ModelHooks
-from webui.engine.sampling.prompt_conditioning import PromptConditioning
+from webui.engine.sampling.prompt_conditioning import EncodingStopped, PromptConditioning, stoppable
 from webui.engine.sampling.schedulers import make_scheduler
 from webui.engine.sampling.tiling import circular_padding
 
@@ -74,6 +74,20 @@ class RunHooks(Protocol):
         """Each decoded image: the image to keep and the params its infotext is built from."""
         ...
 
+    def batch_done(self, batch: FinishedBatch) -> None:
+        """A batch's images are final (saved and shown from here, so an interrupt or a crash later loses
+        nothing of it)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FinishedBatch:
+    """One batch's final images with their infotexts and seeds, index-aligned."""
+
+    images: tuple[Image.Image, ...]
+    infotexts: tuple[str, ...]
+    seeds: tuple[int, ...]
+
 
 class NoHooks:
     """A run without extensions."""
@@ -88,6 +102,9 @@ class NoHooks:
         self, params: GenerationParams, image: Image.Image, seed: int
     ) -> tuple[Image.Image, GenerationParams]:
         return image, params
+
+    def batch_done(self, batch: FinishedBatch) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -204,11 +221,16 @@ def run(
     eta = noise.sampler_eta(choice.sampler_name, params.eta, noise_options)
     all_seeds, all_subseeds = noise.run_seeds(params, subseed)
 
+    lora_hashes = applied.infotext_hashes()
+    extra = {
+        **task.infotext_fields,
+        **(control.infotext_entries() if control else {}),
+        **noise.infotext_entries(choice.sampler_name, eta, noise_options),
+    }
     images: list[Image.Image] = []
+    texts: list[str] = []
     seeds: list[int] = []
-    image_params: list[
-        GenerationParams
-    ] = []  # each image's params for its infotext (extensions may add to them)
+    subseeds: list[int] = []
     params = hires.with_checkpoint_title(params, model.name, model.short_hash)
     context = RunContext(manager, loaded, task, choice, job, embeddings, hooks, control, noise_options, eta)
     context = dataclasses.replace(context, upscalers=upscalers)
@@ -221,30 +243,32 @@ def run(
         batch_seeds = all_seeds[batch * params.batch_size : (batch + 1) * params.batch_size]
         batch_subseeds = all_subseeds[batch * params.batch_size : (batch + 1) * params.batch_size]
         batch_params = hooks.before_batch(params, batch, batch_seeds)
-        with circular_padding(loaded.pipe, batch_params.tiling):  # "Tiling"; put back even on errors
-            batch_images, batch_used = _run_batch(context, batch_params, batch_seeds, batch_subseeds)
-        for image, seed in zip(batch_images, batch_seeds):
-            image, for_infotext = hooks.after_image(batch_params, image, seed)
-            images.append(image)
-            image_params.append(for_infotext)
+        try:
+            with circular_padding(loaded.pipe, batch_params.tiling):  # "Tiling"; put back even on errors
+                batch_images, batch_used = _run_batch(context, batch_params, batch_seeds, batch_subseeds)
+        except EncodingStopped:  # Interrupt or Skip while the prompts were encoded: no image
+            continue
         used += [name for name in batch_used if name not in used]
-        seeds += batch_seeds
-    ti_hashes = manager.embeddings.infotext_hashes(used)
-    lora_hashes = applied.infotext_hashes()
-    extra = {
-        **task.infotext_fields,
-        **(control.infotext_entries() if control else {}),
-        **noise.infotext_entries(choice.sampler_name, eta, noise_options),
-    }
-    subseeds = all_subseeds[: len(seeds)]
-    texts = tuple(
-        build_infotext(used_params.replace(subseed=subseed), seed, model, ti_hashes, lora_hashes, extra)
-        for used_params, seed, subseed in zip(image_params, seeds, subseeds)
-    )
+        # Each image's infotext is final once its batch is: the embeddings used so far are all it used.
+        ti_hashes = manager.embeddings.infotext_hashes(used)
+        finished = []
+        for image, seed, subseed in zip(batch_images, batch_seeds, batch_subseeds):
+            image, for_infotext = hooks.after_image(batch_params, image, seed)
+            text = build_infotext(
+                for_infotext.replace(subseed=subseed), seed, model, ti_hashes, lora_hashes, extra
+            )
+            finished.append((image, text, seed))
+        if not finished:
+            continue
+        images += [image for image, _, _ in finished]
+        texts += [text for _, text, _ in finished]
+        seeds += batch_seeds[: len(finished)]
+        subseeds += batch_subseeds[: len(finished)]
+        hooks.batch_done(FinishedBatch(*(tuple(column) for column in zip(*finished))))
     return Result(
         params=params,
         images=tuple(images),
-        infotexts=texts,
+        infotexts=tuple(texts),
         seeds=tuple(seeds),
         subseeds=tuple(subseeds),
         interrupted=job.interrupted,
@@ -297,7 +321,7 @@ def _run_batch(
     rng = noise.batch_rng(params, shape, seeds, subseeds, run.noise_options)
     initial = rng.first()
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-    with torch.inference_mode():
+    with torch.inference_mode(), stoppable(pipe, lambda: job.interrupted or job.skipped):
         text = PromptConditioning(loaded, params, len(seeds), run.embeddings)
 
     def on_step_end(pipeline: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -13,6 +15,28 @@ from webui.core.params import GenerationParams
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.sampling import composable, conditioning
 from webui.engine.sampling.hooks import ModelHook
+
+
+class EncodingStopped(Exception):
+    """Interrupt or Skip came while the prompts were encoded: the batch makes no image."""
+
+
+@contextmanager
+def stoppable(pipe: Any, stop: Callable[[], bool]) -> Iterator[None]:
+    """Check `stop()` before each text-encoder pass: a long prompt encodes chunk by chunk (hundreds of
+    passes for a 64 KB prompt), and Interrupt must not wait for all of them."""
+
+    def check(module: Any, args: Any) -> None:
+        if stop():
+            raise EncodingStopped
+
+    models = [encoder.model for encoder in conditioning.text_encoders(pipe)]
+    handles = [model.register_forward_pre_hook(check) for model in models]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class PromptConditioning:
