@@ -205,7 +205,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "eta_ancestral",
         1.0,
-        "Eta for k-diffusion samplers (ancestral and SDE samplers; only 1 runs here)",
+        "Eta for k-diffusion samplers (ancestral and SDE samplers)",
         _SAMPLER,
         minimum=0.0,
         maximum=1.0,

@@ -182,11 +182,42 @@ def test_euler_a_takes_eta_as_k_diffusion_does(manager: ModelManager) -> None:
     assert infotext.to_params(infotext.parse(half.infotexts[0])).eta is None  # an option, as in A1111
 
 
-def test_an_eta_other_samplers_cannot_run_is_refused_not_ignored(manager: ModelManager) -> None:
-    with pytest.raises(InvalidParameter, match="Eta 0.5 is not supported for DPM2 a"):
-        run(manager, BASE.replace(sampler_name="DPM2 a", eta=0.5))
-    with pytest.raises(InvalidParameter, match="Eta 0 is not supported for DPM\\+\\+ 2M SDE"):
-        run(manager, BASE.replace(sampler_name="DPM++ 2M SDE"), eta_ancestral=0.0)
+@pytest.mark.parametrize(
+    "sampler", ["DPM2 a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE"]
+)
+def test_every_ancestral_and_sde_sampler_takes_eta(manager: ModelManager, sampler: str) -> None:
+    params = BASE.replace(sampler_name=sampler, steps=4)
+    default = run(manager, params)
+    assert pixels(run(manager, params.replace(eta=1.0))) == pixels(default)  # A1111's default eta
+    half = run(manager, params.replace(eta=0.5))
+    by_option = run(manager, params, eta_ancestral=0.5)
+    assert pixels(half) != pixels(default) and pixels(by_option) == pixels(half)
+    assert pixels(run(manager, params, eta_ancestral=0.0)) not in (pixels(half), pixels(default))
+    assert infotext.parse(half.infotexts[0])["Eta"] == "0.5"
+    assert "Eta" not in infotext.parse(default.infotexts[0])
+
+
+def close(a: Result, b: Result) -> bool:
+    difference = np.abs(np.asarray(a.images[0], int) - np.asarray(b.images[0], int))
+    return bool(difference.max() <= 1)
+
+
+@pytest.mark.parametrize(
+    ("ancestral", "plain"), [("DPM2 a", "DPM2"), ("DPM++ 2M SDE", "DPM++ 2M"), ("Euler a", "Euler")]
+)
+def test_eta_0_is_the_samplers_noiseless_twin(manager: ModelManager, ancestral: str, plain: str) -> None:
+    # k-diffusion: with eta 0 the ancestral step is the whole step and no noise is added
+    params = BASE.replace(steps=4, scheduler="Karras")
+    none = run(manager, params.replace(sampler_name=ancestral, eta=0.0))
+    assert close(none, run(manager, params.replace(sampler_name=plain)))
+    assert not close(run(manager, params.replace(sampler_name=ancestral)), none)
+
+
+def test_an_eta_dpmpp_2s_a_cannot_run_is_refused_not_ignored(manager: ModelManager) -> None:
+    with pytest.raises(InvalidParameter, match="Eta 0.5 is not supported for DPM\\+\\+ 2S a"):
+        run(manager, BASE.replace(sampler_name="DPM++ 2S a", eta=0.5))
+    with pytest.raises(InvalidParameter, match="Eta must be 0 or more"):
+        run(manager, BASE.replace(sampler_name="Euler a", eta=-0.5))
 
 
 def blocks() -> Image.Image:

@@ -30,7 +30,9 @@ ANCESTRAL_ETA_SAMPLERS = frozenset(
 )
 ENSD_SAMPLERS = frozenset({"Euler a", "DPM2 a", "DPM++ 2S a", "DPM fast", "DPM adaptive"})
 DDIM_SAMPLERS = frozenset({"DDIM"})  # "Eta DDIM", default 0
-ETA_SUPPORTED = frozenset({"Euler a"})  # of ANCESTRAL_ETA_SAMPLERS, those that run with any eta here
+# Of ANCESTRAL_ETA_SAMPLERS, those that run with any eta here (engine.sampling.ancestral_eta): all but
+# DPM++ 2S a, whose diffusers stand-in has no ancestral noise (core.samplers).
+ETA_SUPPORTED = ANCESTRAL_ETA_SAMPLERS - {"DPM++ 2S a"}
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,10 @@ class Eta:
 def sampler_eta(sampler_name: str, eta: float | None, options: NoiseOptions) -> Eta:
     """The request's `eta`, else the option for the sampler's kind (A1111: the request overrides it).
 
-    Euler a takes any eta (engine.sampling.ancestral_eta); diffusers' other ancestral and SDE schedulers
-    run as eta 1, A1111's default, and any other value is refused rather than ignored."""
+    The ancestral and SDE samplers take any eta (engine.sampling.ancestral_eta) but DPM++ 2S a, which
+    runs as eta 1, A1111's default: any other value is refused for it rather than ignored."""
+    if eta is not None and eta < 0:
+        raise InvalidParameter(f"Eta must be 0 or more, not {eta:g}")
     if sampler_name in DDIM_SAMPLERS:
         value = options.eta_ddim if eta is None else eta
         return Eta(value, {"Eta DDIM": value} if value != 0 else {})
@@ -94,7 +98,7 @@ def sampler_eta(sampler_name: str, eta: float | None, options: NoiseOptions) -> 
         if value != 1 and sampler_name not in ETA_SUPPORTED:
             raise InvalidParameter(
                 f"Eta {value:g} is not supported for {sampler_name}: its diffusers scheduler only runs with "
-                "eta 1 (set eta or the option 'Eta for k-diffusion samplers' to 1, or use Euler a or DDIM)"
+                "eta 1 (set eta or the option 'Eta for k-diffusion samplers' to 1, or use another sampler)"
             )
         return Eta(value, {"Eta": value} if value != 1 else {})
     return Eta(None, {})
@@ -146,7 +150,7 @@ def _replaced(module_name: str, function: Any) -> Iterator[None]:
 @contextmanager
 def drawn_from(rng: ImageRNG, initial: torch.Tensor, pipe: Any, eta: float | None = None) -> Iterator[None]:
     """While the block runs, the pipeline's own noise is `initial` (rng's first draw), its scheduler's
-    per-step noise is rng's next draws, and Euler a steps with `eta`."""
+    per-step noise is rng's next draws, and the ancestral and SDE samplers step with `eta`."""
     with ExitStack() as stack:
         stack.enter_context(ancestral_eta.stepping_with(pipe.scheduler, eta))
         stack.enter_context(_replaced(type(pipe).__module__, _initial_noise_drawer(initial)))
