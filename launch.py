@@ -30,6 +30,8 @@ NODEPS_REQUIREMENTS = "requirements-nodeps.txt"
 DEFAULT_TORCH_COMMAND = "pip install torch==2.13.0"
 # Lives inside the venv, so deleting .venv also forgets what was installed.
 INSTALL_STAMP = "webui-install.sha256"
+RAY_REQUIREMENTS = ROOT / "requirements-ray.txt"  # only for --workers / --ray-address
+RAY_STAMP = "webui-ray-install.sha256"
 
 Log = Callable[[str], None]
 
@@ -151,6 +153,15 @@ def prepare_environment(
     return python
 
 
+def ray_steps(requirements: Path = RAY_REQUIREMENTS) -> tuple[InstallStep, ...]:
+    """Ray, for generation workers: installed only when a flag asks for them."""
+    return (
+        InstallStep(
+            f"Installing {requirements.name}", ("pip", "install", "-r", str(requirements)), (requirements,)
+        ),
+    )
+
+
 def restart(python: Path, argv: Sequence[str]) -> NoReturn:
     command = [str(python), str(ROOT / "launch.py"), *argv]
     print(f"Relaunching with {python}", flush=True)
@@ -165,7 +176,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv, extend=lambda parser: add_extension_flags(parser, argv))  # extensions' preload.py
     try:
         if not args.skip_install:
-            prepare_environment()
+            python = prepare_environment()
+            if args.workers or args.ray_address:
+                ensure_installed(python, ray_steps(), VENV_DIR / RAY_STAMP)
         if not running_in_venv(VENV_DIR) and venv_python(VENV_DIR).exists():
             restart(venv_python(VENV_DIR), argv)
     except SetupError as error:

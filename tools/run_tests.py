@@ -71,12 +71,14 @@ def ensure_debian_package(path: Path, package: str, what: str, run: launch.Runne
 
 
 def steps_for_tests() -> tuple[launch.InstallStep, ...]:
+    """The test packages, and Ray: the worker tests run in CI (launch.py installs it only on request)."""
     return (
         launch.InstallStep(
             f"Installing {TEST_REQUIREMENTS.name}",
             ("pip", "install", "-r", str(TEST_REQUIREMENTS)),
             (TEST_REQUIREMENTS,),
         ),
+        *launch.ray_steps(),
     )
 
 

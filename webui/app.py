@@ -9,23 +9,14 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
-from webui.core.cmd_args import Paths, paths_from_args, server_name, uses_cpu
+from webui.core.cmd_args import Paths, device_ids, paths_from_args, server_name, uses_workers
 from webui.core.errors import UserError
-from webui.core.hashing import HashCache
 from webui.core.params import GenerationParams
 from webui.core.requests import Request, Result, SwitchCheckpoint, SwitchVae
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.checkpoints.memory import MemoryFlags, log_startup
 from webui.engine.checkpoints.registry import CheckpointRegistry
-from webui.engine.checkpoints.vae import VaeRegistry
-from webui.engine.controlnet.annotators import annotator_dirs
-from webui.engine.controlnet.library import ControlNetLibrary
-from webui.engine.devices import choose_device
-from webui.engine.networks.embeddings import EmbeddingLibrary
-from webui.engine.networks.lora import LoraLibrary
 from webui.engine.upscaling.catalog import UpscalerCatalog, upscaler_folders
 from webui.engine.upscaling.faces import FaceRestorers, face_folders
 from webui.plugins.registry import Plugins
@@ -37,6 +28,7 @@ from webui.services.extras import ExtrasRequest, ExtrasService
 from webui.services.generation import GenerationService, OverriddenRequest
 from webui.services.job import AdmissionLimits, Job
 from webui.services.jobs import JobQueue
+from webui.services.model_factory import build_manager
 from webui.services.models import ModelsService
 from webui.services.option_guard import OptionGuard
 from webui.services.options import ModelOptions
@@ -100,6 +92,8 @@ class App:
         runner.register(Preprocess, self.controlnet.run)
         runner.register(ExtrasRequest, self.extras.run)
         self.plugins.upscalers = self.extras  # scripts upscale through it (SD upscale)
+        if uses_workers(args):
+            self._start_workers()
         self.services: Services[Plugins] = Services(
             args=args,
             paths=self.paths,
@@ -121,27 +115,22 @@ class App:
         )
 
     def _build_manager(self) -> ModelManager:
-        args, paths = self.args, self.paths
-        extra = (Path(args.ckpt).expanduser().resolve(),) if args.ckpt else ()
-        hashes = HashCache(paths.cache_file)
-        device = choose_device(uses_cpu(args, "sd"), args.no_half or args.precision == "full", args.device_id)
-        log.info("Running on %s", device.describe())
-        memory = MemoryFlags.from_args(args)
-        log_startup(memory, device)
         options = ModelOptions.from_settings(self.settings)
-        return ModelManager(
-            CheckpointRegistry(paths.ckpt_dir, hashes, extra),
-            device,
-            device_slots=options.checkpoints_limit,
-            keep_in_cpu=options.keep_in_cpu,
-            ram_cache=options.checkpoint_cache,
-            vaes=VaeRegistry(paths.vae_dir, hashes),
-            embeddings=EmbeddingLibrary(paths.embeddings_dir, hashes),
-            loras=LoraLibrary(paths.lora_dir, hashes),
-            controlnets=ControlNetLibrary(paths.controlnet_dir, annotator_dirs(paths)),
-            memory=memory,
-            vae_tiling_threshold=options.vae_tiling_threshold,
-        )
+        return build_manager(self.args, self.paths, options, next(iter(device_ids(self.args)), None))
+
+    def _start_workers(self) -> None:
+        """--workers / --ray-address: generation runs on Ray workers (ray is imported only then)."""
+        try:
+            from webui.services.workers.distributed import DistributedGeneration
+            from webui.services.workers.pool import WorkerPool, pool_spec
+        except ImportError as error:
+            raise SystemExit(
+                f"webui: --workers and --ray-address need Ray ({error}); "
+                "install it with: pip install -r requirements-ray.txt"
+            ) from None
+        pool = WorkerPool(pool_spec(self.args), lambda: ModelOptions.from_settings(self.settings))
+        pool.start()
+        self.generation.workers = DistributedGeneration(pool, self.models)
 
     # Shortcuts onto the services, for scripts, benchmarks and tests.
 

@@ -256,7 +256,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=str,
         default=None,
         help="select the default CUDA device to use (export CUDA_VISIBLE_DEVICES=0,1,etc "
-        "might be needed before)",
+        "might be needed before); with --workers a list (0,1,…): one worker on each",
+    )
+    workers = parser.add_argument_group("workers (Ray; installs requirements-ray.txt)")
+    workers.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="generate on N worker processes on this machine (a local Ray cluster the server starts); "
+        "a batch count is split across them",
+    )
+    workers.add_argument(
+        "--ray-address",
+        type=str,
+        default=None,
+        metavar="ADDR",
+        help="join the Ray cluster at ADDR (host:port of `ray start --head`) and generate on every "
+        "worker it offers (one per GPU); keep the cluster on a private network",
     )
     device.add_argument("--no-half", action="store_true", help="do not switch the model to 16-bit floats")
     device.add_argument(
@@ -329,7 +346,30 @@ def parse_args(
             read_auth_file(args.gradio_auth_path)
         except ValueError as error:
             parser.error(str(error))
+    _check_workers(parser, args)
     return args
+
+
+def _check_workers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    ids = device_ids(args)
+    if args.workers < 0:
+        parser.error(f"--workers must be 0 or more, got {args.workers}")
+    if args.workers and args.ray_address:
+        parser.error("--workers starts a local cluster and --ray-address joins one: give one of them")
+    if args.workers and len(ids) > 1 and len(ids) != args.workers:
+        parser.error(
+            f"--workers {args.workers} with {len(ids)} devices in --device-id: give each worker one device"
+        )
+
+
+def device_ids(args: argparse.Namespace) -> tuple[str, ...]:
+    """The CUDA devices --device-id names (a list with --workers: one worker each)."""
+    return tuple(part.strip() for part in (args.device_id or "").split(",") if part.strip())
+
+
+def uses_workers(args: argparse.Namespace) -> bool:
+    """Generation runs on Ray workers (--workers N or --ray-address), not in the server process."""
+    return bool(args.workers or args.ray_address)
 
 
 def server_name(args: argparse.Namespace) -> str:
