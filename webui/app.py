@@ -25,6 +25,7 @@ from webui.services.container import Services
 from webui.services.controlnet import ControlNetService, Preprocess
 from webui.services.dispatch import JobRunner
 from webui.services.extras import ExtrasRequest, ExtrasService
+from webui.services.face_restoration import FaceRestorationService
 from webui.services.generation import GenerationService, OverriddenRequest
 from webui.services.job import AdmissionLimits, Job
 from webui.services.jobs import JobQueue
@@ -85,6 +86,7 @@ class App:
             half=device.dtype.itemsize == 2,  # fp16 wherever the checkpoints run in it
         )
         self.generation.upscalers = self.extras.catalog  # hires fix's model upscalers
+        self.generation.faces = FaceRestorationService(self.extras.faces, self.settings, device.device)
         runner.register(Request, self.generation.run)
         runner.register(OverriddenRequest, self.generation.run_overridden)
         runner.register(SwitchCheckpoint, self.models.run_switch_checkpoint)

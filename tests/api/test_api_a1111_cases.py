@@ -173,13 +173,16 @@ def test_txt2img_not_square_image_performed(running_app, simple_txt2img_request)
     assert decode(body["images"][0]).size == (64, 128)
 
 
-@pytest.mark.parametrize("field", ["restore_faces"])
-def test_txt2img_features_we_lack_are_refused_by_name(running_app, simple_txt2img_request, field):
-    # A1111's tests expect these to run; here they are not built yet, so the API says which field it is.
-    _, url = running_app
-    simple_txt2img_request[field] = True
+def test_txt2img_with_restore_faces_names_the_files_to_place(running_app, simple_txt2img_request):
+    # A1111's test expects it to run; it runs once the user placed the restorer and the face detector
+    # (tests/api/test_face_restoration_api.py), and until then the API names the files and the folder.
+    app, url = running_app
+    simple_txt2img_request["restore_faces"] = True
     response = post(url, "txt2img", simple_txt2img_request)
-    assert response.status_code == 422 and field in response.json()["detail"]
+    detail = response.json()["detail"]
+    folder = app.paths.models_dir / "GFPGAN"
+    assert response.status_code == 422
+    assert f"GFPGANv1.4.pth in {folder}" in detail and "face_detection_yunet_2023mar.onnx" in detail
 
 
 def test_txt2img_with_tiling_performed(running_app, simple_txt2img_request):

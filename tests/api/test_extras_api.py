@@ -163,9 +163,9 @@ def test_face_restoration_names_what_is_missing(server: tuple[Any, str]) -> None
     app, url = server
     restorers = requests.get(f"{url}/face-restorers", timeout=30).json()
     gfpgan_dir = app.paths.models_dir / "GFPGAN"
-    assert restorers == [
-        {"name": "GFPGAN", "cmd_dir": str(gfpgan_dir)},
+    assert restorers == [  # A1111's order
         {"name": "CodeFormer", "cmd_dir": str(app.paths.models_dir / "Codeformer")},
+        {"name": "GFPGAN", "cmd_dir": str(gfpgan_dir)},
     ]
     body = {"image": _b64(_image()), "gfpgan_visibility": 0.5}
     answer = requests.post(f"{url}/extra-single-image", json=body, timeout=60)
@@ -173,12 +173,15 @@ def test_face_restoration_names_what_is_missing(server: tuple[Any, str]) -> None
     assert answer.status_code == 422
     assert (
         f"GFPGANv1.4.pth in {gfpgan_dir}" in detail
-        and f"detection_Resnet50_Final.pth in {gfpgan_dir}" in detail
+        and f"face_detection_yunet_2023mar.onnx (OpenCV's YuNet) in {gfpgan_dir}" in detail
     )
-    # With the files placed, what is still missing is the detector itself (torchvision).
+    # Files that are not what their names say are refused by name, and the server goes on.
     gfpgan_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("GFPGANv1.4.pth", "detection_Resnet50_Final.pth", "parsing_parsenet.pth"):
+    for name in ("GFPGANv1.4.pth", "face_detection_yunet_2023mar.onnx"):
         (gfpgan_dir / name).write_bytes(b"placed by the test")
     answer = requests.post(f"{url}/extra-single-image", json=body, timeout=60)
-    assert answer.status_code == 422 and "torchvision" in answer.json()["detail"]
+    assert answer.status_code in (400, 422), answer.text
+    assert "face_detection_yunet_2023mar.onnx: not a YuNet face detector" in answer.json()["detail"]
+    for name in ("GFPGANv1.4.pth", "face_detection_yunet_2023mar.onnx"):
+        (gfpgan_dir / name).unlink()
     assert requests.get(f"{url}/upscalers", timeout=30).status_code == 200  # still serving

@@ -102,6 +102,7 @@ class GenerationRequest(BaseModel):
         # A1111: no sampler_name means the legacy sampler_index, no scheduler means Automatic
         declared["sampler_name"] = declared["sampler_name"] or self.sampler_index
         declared["scheduler"] = declared["scheduler"] or samplers.AUTOMATIC
+        declared["restore_faces"] = bool(declared["restore_faces"])  # null: the face_restoration option
         return self.params_type(
             **declared,
             clip_skip=int(overrides.get("clip_skip", default_clip_skip)),
@@ -119,11 +120,8 @@ class GenerationRequest(BaseModel):
         return {}
 
     def _refuse_unsupported(self) -> None:
-        """Features A1111 has and we do not yet: say so instead of silently generating something else."""
-        extra = self.model_extra or {}
-        wanted = [name for name in ("restore_faces",) if extra.get(name)]
-        if wanted:
-            raise InvalidParameter(f"Not supported yet: {', '.join(wanted)}")
+        """Features A1111 has and we do not yet: say so instead of silently generating something else
+        (txt2img has none left; Img2ImgFields refuses img2img's)."""
 
 
 class Img2ImgFields(GenerationRequest):

@@ -289,6 +289,7 @@ COMPOSITE_READERS: Mapping[str, tuple[tuple[str, ...], Callable[[Mapping[str, st
     "Hires upscaler": (("enable_hr", "hr_upscaler"), _hires_upscaler),
     "Hires sampler": (("hr_sampler_name", "hr_scheduler"), _hires_sampler),
     "Hires schedule type": (("hr_sampler_name", "hr_scheduler"), _hires_sampler),
+    "Face restoration": (("restore_faces",), lambda fields: {"restore_faces": True}),  # its value: the model
     "Model": (("sd_model_checkpoint",), _model),
     "Model hash": (("sd_model_checkpoint",), _model),
 }

@@ -145,6 +145,17 @@ class GenerationParams:
     tiling: bool = param(
         False, label="Tiling", infotext="Tiling", written_when=lambda p: p.tiling, paste_reset=True
     )
+    # Face restoration of each decoded image (services/face_restoration.py) with the restorer the options
+    # choose; that service writes the model's name as the value ("Face restoration: GFPGAN"), and paste
+    # reads any value as on (core/infotext.py). A1111's API default is null: the option decides there.
+    restore_faces: bool = param(
+        False,
+        label="Restore faces",
+        api_default=None,
+        infotext="Face restoration",
+        written_when=lambda p: p.restore_faces,
+        paste_reset=True,
+    )
     # Checkpoint title or name for this request only; None means the currently loaded one. Infotext's
     # "Model"/"Model hash" name the checkpoint that made an image (core/infotext.py).
     sd_model_checkpoint: str | None = param(

@@ -29,6 +29,7 @@ from webui.services.styles import StyleDatabase
 
 if TYPE_CHECKING:
     from webui.engine.upscaling.catalog import UpscalerCatalog
+    from webui.services.face_restoration import FaceRestorationService
 
 P = TypeVar("P", bound=GenerationParams)
 
@@ -66,6 +67,7 @@ class GenerationService:
         self.scripts = scripts
         self.data_dir = data_dir
         self.upscalers: UpscalerCatalog | None = None  # the model upscalers hires fix may use (App sets it)
+        self.faces: FaceRestorationService | None = None  # restore_faces (App sets it)
         self.workers: Workers | None = None  # --workers / --ray-address: they run the engine (App sets it)
 
     def submit(
@@ -88,6 +90,8 @@ class GenerationService:
             params = dataclasses.replace(params, sd_model_checkpoint=str(checkpoint))
         request = Request(params=params, save_images=save_images)
         self.scripts.check(params, request.kind)  # an unknown script name, too
+        if self.faces is not None:  # restore_faces without its model or detector file
+            self.faces.check(params, override_settings)
         if not override_settings:
             return self.jobs.submit(request, kind=request.kind, owner=owner, job_id=job_id)
         for name, value in override_settings.items():
@@ -140,13 +144,13 @@ class GenerationService:
         on_workers = self.workers.bind(job, options) if self.workers is not None else None
         context = ProcessingContext(
             generate=lambda params, hooks: (
-                on_workers(params, incomplete.hooks(hooks))
+                on_workers(params, incomplete.hooks(self.faces.hooks(hooks) if self.faces else hooks))
                 if on_workers is not None
                 else generate.run(
                     params,
                     self.models.manager,
                     reporter,
-                    incomplete.hooks(hooks),
+                    incomplete.hooks(self.faces.hooks(hooks) if self.faces else hooks),
                     options.noise,
                     upscalers=self.upscalers,
                 )

@@ -191,6 +191,24 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
         maximum=48,
     ),
+    # Face restoration (services/face_restoration.py); A1111's names. Its default model is CodeFormer, whose
+    # code is non-commercial and optional here, so ours is GFPGAN.
+    Option("face_restoration", False, "Restore faces", "Face restoration"),
+    Option(
+        "face_restoration_model",
+        "GFPGAN",
+        "Face restoration model",
+        "Face restoration",
+        choices=("None", "CodeFormer", "GFPGAN"),
+    ),
+    Option(
+        "code_former_weight",
+        0.5,
+        "CodeFormer weight (0 = maximum effect; 1 = minimum effect)",
+        "Face restoration",
+        minimum=0.0,
+        maximum=1.0,
+    ),
     # Noise (engine.rng, engine.sampling.noise); A1111's names, labels and infotext keys (RNG, Eta DDIM,
     # Eta, ENSD), written when not the default
     Option(

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 # (param_widgets.unplaced_widgets), so a field added to the schema is never missing.
 PLACED = (
     "prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "width", "height", "n_iter",
-    "batch_size", "cfg_scale", "cfg_rescale", "seed", "clip_skip", *seed_extras.FIELDS,
+    "batch_size", "cfg_scale", "cfg_rescale", "seed", "clip_skip", "restore_faces", "tiling",
+    *seed_extras.FIELDS,
 )  # fmt: skip
 
 
@@ -167,6 +168,9 @@ def build_generation_tab(
                 app.settings.get("CLIP_stop_at_last_layers"),
                 elem_id=f"{name}_clip_skip",
             )
+            with gr.Row(elem_id=f"{name}_checkboxes"):  # A1111's row of "Restore faces" and "Tiling"
+                restore_faces = widget(params_type, "restore_faces", elem_id=f"{name}_restore_faces")
+                tiling = widget(params_type, "tiling", elem_id=f"{name}_tiling")
             for factory in sections:
                 section = factory(name)
                 built_sections.append(section)
@@ -208,6 +212,7 @@ def build_generation_tab(
         "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "scheduler": schedule,
         "steps": steps, "cfg_scale": cfg_scale, "seed": seed, "width": width, "height": height,
         "n_iter": n_iter, "batch_size": batch_size, "clip_skip": clip_skip, "cfg_rescale": cfg_rescale,
+        "restore_faces": restore_faces, "tiling": tiling,
         **extras.controls,
         **unplaced,
     }  # fmt: skip
