@@ -71,6 +71,10 @@ class JobRun:
         self.plugins.notice_model(self.context.current_model())
         processed = Processed.from_result(p, result)
         processed.paths = hooks.paths
+        if hooks.edited:  # an A1111 script changed a batch's images: the result is what was saved and shown
+            processed.images, processed.infotexts, processed.seeds = hooks.finished()
+            if len(processed.subseeds) != len(processed.images):
+                processed.subseeds = []
         self.runner.postprocess(p, processed)
         return processed
 
@@ -101,6 +105,8 @@ class PluginHooks:
         self._run = run
         self._p = p
         self.paths: list[str] = []  # the files saved so far, in image order
+        self.batches: list[FinishedBatch] = []  # as saved and shown
+        self.edited = False  # whether A1111's postprocess_batch_list changed a batch
 
     def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
         """process_batch; params a script changed on p apply from this batch on."""
@@ -146,6 +152,10 @@ class PluginHooks:
         """Each image is saved (through the image callbacks) and shown as soon as its batch is done, so an
         interrupt or a crash later loses nothing of it."""
         run, p = self._run, self._p
+        if run.plugins.compat is not None:  # A1111's postprocess_batch(_list) may replace, drop or add images
+            edited = run.plugins.compat.after_batch(run.runner, p, p.iteration, batch)
+            self.edited, batch = self.edited or edited is not batch, edited
+        self.batches.append(batch)
         for image, text, seed in zip(batch.images, batch.infotexts, batch.seeds):
             # A1111's do_not_save_samples: a script saves what it makes of the images itself
             path = None if p.do_not_save_samples else run.save(p, image, text, seed)
@@ -153,3 +163,11 @@ class PluginHooks:
                 self.paths.append(path)
             if run.context.show_image is not None:
                 run.context.show_image(image, text, seed)
+
+    def finished(self) -> tuple[list[Image.Image], list[str], list[int]]:
+        """The images, infotexts and seeds of all batches so far."""
+        return (
+            [image for batch in self.batches for image in batch.images],
+            [text for batch in self.batches for text in batch.infotexts],
+            [seed for batch in self.batches for seed in batch.seeds],
+        )

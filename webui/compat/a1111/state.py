@@ -4,6 +4,7 @@ generation flow calls into A1111-only hooks (before_process, extra networks, bef
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,10 +12,11 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from webui.compat.a1111 import ui_hooks
+from webui.compat.a1111 import batch_hooks, ui_hooks
 from webui.plugins.context import Active, Owner, current
 
 if TYPE_CHECKING:
+    from webui.engine.sampling.generate import FinishedBatch
     from webui.plugins.processing import Processing
     from webui.plugins.registry import Plugins
     from webui.plugins.runner import LoadedScript, ScriptRunner
@@ -99,7 +101,8 @@ class CompatState:
                 self.plugins.call(
                     Active(self.plugins, owner), f"{name}.activate", network.activate, p, params
                 )
-        self._each(runner, p, "after_extra_networks_activate", extra=True)
+        # A1111 passes the activated networks' params as a keyword
+        self._each(runner, p, "after_extra_networks_activate", extra_network_data={})
 
     def after_generate(self, p: Processing) -> None:
         for owner, network in self.extra_networks.values():
@@ -109,6 +112,16 @@ class CompatState:
 
     def before_batch(self, runner: ScriptRunner, p: Processing, batch: int, prompts: list[str]) -> None:
         self._each(runner, p, "before_process_batch", batch_number=batch, prompts=prompts, seeds=[])
+
+    def after_batch(
+        self, runner: ScriptRunner, p: Processing, number: int, batch: FinishedBatch
+    ) -> FinishedBatch:
+        """postprocess_batch and postprocess_batch_list once batch `number` is made (batch_hooks); the
+        batch as the scripts left it. Skipped (no tensors made) when no always-on script has them."""
+        hooks = ("postprocess_batch", "postprocess_batch_list")
+        if not any(_overrides(loaded.script, hook) for loaded in runner.alwayson for hook in hooks):
+            return batch
+        return batch_hooks.run(functools.partial(self._each, runner, p), p, number, batch)
 
     def _take_tags(self, text: str, found: dict[str, list[ExtraNetworkParams]]) -> str:
         """`text` without the tags of registered networks, each tag's params added to `found` (the caller
@@ -122,18 +135,22 @@ class CompatState:
 
         return _TAG.sub(take, text)
 
-    def _each(
-        self, runner: ScriptRunner, p: Processing, hook: str, extra: bool = False, **kwargs: Any
-    ) -> None:
+    def _each(self, runner: ScriptRunner, p: Processing, hook: str, *leading: Any, **kwargs: Any) -> None:
+        """`hook(p, *leading, *script_args, **kwargs)` on each always-on script that has it."""
         for loaded, args in runner.alwayson_args(p.params):
             method = getattr(loaded.script, hook, None)
-            if method is None:
-                continue
-            call_args = (p, *args)
-            if extra:  # A1111 passes the activated networks' params as a keyword
-                kwargs = {"extra_network_data": {}}
-            self.plugins.call(loaded.active, f"{_label(loaded)}.{hook}", method, *call_args, **kwargs)
+            if method is not None:
+                where = f"{_label(loaded)}.{hook}"
+                self.plugins.call(loaded.active, where, method, p, *leading, *args, **kwargs)
 
 
 def _label(loaded: LoadedScript) -> str:
     return type(loaded.script).__name__
+
+
+def _overrides(script: Any, hook: str) -> bool:
+    """Whether the script's class defines `hook` itself (the A1111 Script base's are no-ops)."""
+    from webui.compat.a1111.modules.scripts import Script  # gradio: only once scripts are running
+
+    method = getattr(type(script), hook, None)
+    return method is not None and method is not getattr(Script, hook, None)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from webui.compat.a1111.batch_hooks import PostprocessBatchListArgs
 from webui.compat.a1111.modules import _app
 from webui.compat.a1111.modules.ui_components import InputAccordion
 from webui.compat.a1111.ui_hooks import OnComponent
@@ -22,15 +23,10 @@ from webui.plugins.api import basedir as _basedir
 if TYPE_CHECKING:
     from webui.plugins.registry import Plugins
 
-__all__ = ["InputAccordion", "OnComponent"]
+__all__ = ["InputAccordion", "OnComponent", "PostprocessBatchListArgs"]
 
 AlwaysVisible = _ours.AlwaysVisible
 PostprocessImageArgs = _ours.PostprocessImageArgs
-
-
-@dataclass
-class PostprocessBatchListArgs:
-    images: list[Any]
 
 
 @dataclass
