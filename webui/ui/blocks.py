@@ -12,6 +12,7 @@ from webui.ui import (
     extensions_tab,
     extras_tab,
     img2img,
+    override_settings,
     paste,
     png_info,
     scripts_ui,
@@ -35,6 +36,7 @@ def _page(services: Services) -> gr.Blocks:
     # Sections added to both generation tabs (ControlNet units, scripts), in page order.
     sections: list[SectionFactory] = []
     sections.append(controlnet_ui.section_factory(services))
+    sections.append(override_settings.section_factory(services))  # above the Script dropdown, as A1111
     sections.append(scripts_ui.section_factory(services))  # the Script dropdown last, as in A1111
     # Extension tabs (on_ui_tabs) are built outside the page, then rendered into it below.
     extension_tabs = services.plugins.ui_tabs()

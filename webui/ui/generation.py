@@ -75,6 +75,15 @@ class Runner(Protocol):
         ...
 
 
+@runtime_checkable
+class SettingsSection(Protocol):
+    """A section whose values also set options for the job alone (A1111's override_settings)."""
+
+    def override_settings(self, values: Sequence[Any]) -> dict[str, Any]:
+        """Options by name, from this section's input values (in build()'s order)."""
+        ...
+
+
 @dataclass
 class GenerationTab:
     """The components of a built tab that other parts of the page wire to (send to, paste, styles)."""
@@ -230,9 +239,12 @@ def build_generation_tab(
             )
             rest = list(values[len(base_names) :])
             runners: list[tuple[Runner, list[Any]]] = []
+            overrides: dict[str, Any] = {}
             for section, group in zip(built_sections, section_inputs):
                 own, rest = rest[: len(group)], rest[len(group) :]
                 params = section.apply(params, own)
+                if isinstance(section, SettingsSection):
+                    overrides.update(section.override_settings(own))
                 if isinstance(section, Runner):
                     runners.append((section, own))
             result = next(
@@ -244,7 +256,7 @@ def build_generation_tab(
                 None,
             )
             if result is None:
-                job = app.generation.submit(params)
+                job = app.generation.submit(params, override_settings=overrides or None)
                 for shown in watch(job, app.settings.get("live_previews_enable")):
                     # each image as its batch finishes, then the running batch's live preview
                     gallery_now = [(image, f"Seed {seed}") for image, _, seed in shown.finished]

@@ -20,6 +20,7 @@ from webui.core import infotext
 from webui.core.errors import ModelNotFound, UserError
 from webui.core.params import GenerationParams, Img2Img
 from webui.ui.generation import GenerationTab
+from webui.ui.override_settings import OverrideSettingsSection
 from webui.ui.scripts_ui import ScriptsSection
 
 if TYPE_CHECKING:
@@ -134,9 +135,12 @@ def paste_handler(
     """A handler from infotext text to updates of `tab`'s controls and script fields (and the checkpoint
     dropdown), and its outputs. Unreadable text leaves everything as it is and says why."""
     controls, scripted = tab.controls, script_fields(tab)
+    # the "Override settings" box: the settings the infotext carries (RNG, ENSD, Eta, …)
+    override = next((s for s in tab.sections if isinstance(s, OverrideSettingsSection)), None)
     outputs = [
         *controls.values(),
         *(c for c, _ in scripted),
+        *([override.dropdown] if override is not None and override.dropdown is not None else []),
         *([checkpoint] if checkpoint is not None else []),
     ]
 
@@ -162,6 +166,11 @@ def paste_handler(
             except ValueError:
                 gr.Warning(f"{key} not pasted: {pasted.fields[key]!r} is not a number")
                 result.append(gr.update())
+        if override is not None and override.dropdown is not None:
+            box, problems = override.pasted(pasted.fields)
+            for problem in problems:
+                gr.Warning(problem)
+            result.append(box)
         if checkpoint is not None:
             # A model loaded for the first time gets its hash, so its title in the list changes too.
             titles = app.models.checkpoint_titles()

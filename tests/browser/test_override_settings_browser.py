@@ -1,0 +1,41 @@
+"""A1111's "Override settings" box in Chromium (issue 18): pasting an infotext that carries settings
+(RNG, ENSD) shows them in the box; Generate runs with them for that job, the image's infotext carries them,
+and the server's settings stay as they were."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser.helpers import open_ui, playwright
+
+pytestmark = pytest.mark.browser
+
+
+def test_pasted_settings_override_the_next_job_only(browser, running_app):
+    app, base_url = running_app
+    before = app.settings.as_dict()
+    page = browser.new_page()
+    open_ui(page, base_url)
+    box = page.locator("#txt2img_override_settings")
+    assert not box.is_visible()
+    prompt = page.locator("#txt2img_prompt textarea")
+    prompt.fill(
+        "a blue square\nSteps: 2, Sampler: Euler a, CFG scale: 5, Seed: 31, Size: 64x64, "
+        "RNG: CPU, ENSD: 31337"
+    )
+    page.locator("#txt2img_paste").click()
+    playwright.expect(prompt).to_have_value("a blue square", timeout=30_000)
+    playwright.expect(box).to_be_visible(timeout=10_000)
+    playwright.expect(box).to_contain_text("ENSD: 31337")
+    playwright.expect(box).to_contain_text("RNG: CPU")
+
+    page.locator("#txt2img_generate").click()
+    infotext = page.locator("#txt2img_infotext textarea")
+    playwright.expect(infotext).to_have_value(re.compile("Seed: 31"), timeout=120_000)
+    text = infotext.input_value()
+    assert "ENSD: 31337" in text and "RNG: CPU" in text
+    assert app.settings.as_dict() == before
+    assert (before["randn_source"], before["eta_noise_seed_delta"]) == ("GPU", 0)
+    page.close()
