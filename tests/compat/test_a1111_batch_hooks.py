@@ -80,3 +80,17 @@ def test_an_added_image_is_kept_with_the_seed_the_script_gave(compat_app, plain)
 def test_scripts_without_batch_hooks_leave_the_batch_untouched(compat_app, plain):
     result = compat_app.generate(with_mode("Off"), save_images=False)
     assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(result.images, plain.images))
+
+
+def test_postprocess_image_after_composite_changes_the_kept_image(compat_app, plain):
+    mark = next(
+        loaded.script for loaded in compat_app.plugins.scripts if loaded.script.title() == "Corner mark"
+    )
+    mark.calls.clear()
+    result = compat_app.generate(
+        BATCH.replace(alwayson_scripts=(("Corner mark", (True,)),)), save_images=False
+    )
+    assert mark.calls == ["postprocess_image", "postprocess_image_after_composite"] * 2
+    for marked, original in zip(result.images, plain.images):
+        assert not pixels(marked)[:8, :8].any()
+        assert np.array_equal(pixels(marked)[8:], pixels(original)[8:])

@@ -145,6 +145,8 @@ class PluginHooks:
         """postprocess_image; returns the image to keep and the params its infotext is built from."""
         pp = PostprocessImageArgs(image)
         self._run.runner.postprocess_image(self._p, pp)
+        if self._run.plugins.compat is not None:  # A1111's postprocess_image_after_composite
+            self._run.plugins.compat.after_composite(self._run.runner, self._p, pp)
         extras = self._p.params.extra_generation_params
         return pp.image, params.replace(extra_generation_params=extras)
 

@@ -113,6 +113,11 @@ class CompatState:
     def before_batch(self, runner: ScriptRunner, p: Processing, batch: int, prompts: list[str]) -> None:
         self._each(runner, p, "before_process_batch", batch_number=batch, prompts=prompts, seeds=[])
 
+    def after_composite(self, runner: ScriptRunner, p: Processing, pp: Any) -> None:
+        """postprocess_image_after_composite(p, pp): each image once an inpainted region is pasted back
+        into its input (our engine pastes before postprocess_image already; txt2img: right after it)."""
+        self._each(runner, p, "postprocess_image_after_composite", pp)
+
     def after_batch(
         self, runner: ScriptRunner, p: Processing, number: int, batch: FinishedBatch
     ) -> FinishedBatch:
