@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 import launch  # noqa: E402  (needs ROOT on sys.path; standard library only)
 
 TEST_REQUIREMENTS = ROOT / "requirements-test.txt"
+TEST_NODEPS_REQUIREMENTS = ROOT / "requirements-test-nodeps.txt"  # their declared deps would replace torch
 TEST_STAMP = "webui-test-install.sha256"
 CHROMIUM = Path("/usr/bin/chromium")
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
@@ -77,6 +78,11 @@ def steps_for_tests() -> tuple[launch.InstallStep, ...]:
             f"Installing {TEST_REQUIREMENTS.name}",
             ("pip", "install", "-r", str(TEST_REQUIREMENTS)),
             (TEST_REQUIREMENTS,),
+        ),
+        launch.InstallStep(
+            f"Installing {TEST_NODEPS_REQUIREMENTS.name} without dependencies",
+            ("pip", "install", "--no-deps", "-r", str(TEST_NODEPS_REQUIREMENTS)),
+            (TEST_NODEPS_REQUIREMENTS,),
         ),
         *launch.ray_steps(),
     )

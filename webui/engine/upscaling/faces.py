@@ -174,25 +174,31 @@ class FaceRestorers:
             architecture, net = self._load_net(model, device or torch.device("cpu"))
             restored = rgb
             for face in faces:
-                restored = self._restore_face(restored, face.landmarks, net, architecture, weight)
+                restored = restore_face(restored, face.landmarks, net, architecture, weight, device)
         result = Image.fromarray(restored)
         if visibility < 1.0:
             result = Image.blend(image.convert("RGB"), result, visibility)
         return result.convert(image.mode) if image.mode != "RGB" else result
 
-    @staticmethod
-    def _restore_face(
-        rgb: numpy.ndarray, landmarks: numpy.ndarray, net: Any, architecture: str, weight: float
-    ) -> numpy.ndarray:
-        matrix = face_align.alignment(landmarks)
-        crop = face_align.crop_face(rgb, matrix)
-        device = next(net.parameters()).device
-        tensor = torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
-            torch.manual_seed(NOISE_SEED)
-            output = _restore_crop(net, architecture, tensor.to(device), weight)
-        face = output.squeeze(0).float().clamp(-1, 1).add(1).mul(127.5).round().byte()
-        return face_align.paste_face(rgb, face.permute(1, 2, 0).cpu().numpy(), matrix)
+
+def restore_face(
+    rgb: numpy.ndarray,
+    landmarks: numpy.ndarray,
+    net: Any,
+    architecture: str,
+    weight: float,
+    device: torch.device | None = None,
+) -> numpy.ndarray:
+    """`rgb` (uint8) with the face at `landmarks` cut out aligned, restored by `net` and pasted back."""
+    matrix = face_align.alignment(landmarks)
+    crop = face_align.crop_face(rgb, matrix)
+    device = device or torch.device("cpu")
+    tensor = torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
+        torch.manual_seed(NOISE_SEED)
+        output = _restore_crop(net, architecture, tensor.to(device), weight)
+    face = output.squeeze(0).float().clamp(-1, 1).add(1).mul(127.5).round().byte()
+    return face_align.paste_face(rgb, face.permute(1, 2, 0).cpu().numpy(), matrix)
 
 
 def face_folders(models_dir: Path, flags: Mapping[str, object]) -> dict[str, Path]:
