@@ -285,8 +285,8 @@ def test_matched_noise_fall_off_and_colour_variation(mk2_module):
 
     # "lower = higher detail": the noise gets smoother as the exponent grows
     assert roughness(0.0) > roughness(1.0) > roughness(4.0)
-    # Colour variation 0: grey noise, so red and blue move together and every pixel is one of the two
-    # colours' ranks; 1: each channel on its own, so pixels red in R and blue in B at once appear.
+    # Colour variation 0: grey noise, the channels move together, so a pixel is red or blue; 1: each
+    # channel on its own, so pixels high in both R and B (magenta) or in neither appear.
     grey = mk2_module.matched_noise(picture, mask, 1.0, 0.0)[:, 96:]
     colourful = mk2_module.matched_noise(picture, mask, 1.0, 1.0)[:, 96:]
 
