@@ -18,11 +18,19 @@ from webui.core.params import GenerationParams
 from webui.engine.sampling.hooks import ModelHook, Stage
 from webui.plugins.callbacks import CFGDenoiserParams
 
+# What a pass predicted ([uncond, cond] with CFG) and its sampler step → the prediction to use instead.
+AfterPass = Callable[[torch.Tensor, int], torch.Tensor]
+
 
 def hook(
-    pipe: Any, params: GenerationParams, count: int, callback: Callable[[CFGDenoiserParams], None]
+    pipe: Any,
+    params: GenerationParams,
+    count: int,
+    callback: Callable[[CFGDenoiserParams], None],
+    after: AfterPass | None = None,
 ) -> ModelHook:
-    """The UNet hook by which `callback` gets a CFGDenoiserParams before each pass of a batch of `count`."""
+    """The UNet hook by which `callback` gets a CFGDenoiserParams before each pass of a batch of `count`,
+    and `after` (A1111's cfg_denoised / cfg_after_cfg, from webui.compat.a1111) the pass's prediction."""
 
     def pre_hook(module: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
         args, kwargs = list(args), dict(kwargs)
@@ -33,13 +41,11 @@ def hook(
         uncond, cond = embeds.chunk(2) if with_cfg else (None, embeds)
         scheduler = pipe.scheduler
         index = getattr(scheduler, "step_index", None) or 0
-        passes = max(len(scheduler.timesteps), 1)
         state = CFGDenoiserParams(
             x=sample,
             image_cond=None,
             sigma=_sigma(scheduler, index, timestep).expand(sample.shape[0]),
-            # Second-order samplers make more passes than steps: map the pass to its sampler step.
-            sampling_step=min(index * params.steps // passes, params.steps - 1),
+            sampling_step=_sampling_step(scheduler, params),
             total_sampling_steps=params.steps,
             text_cond=cond,
             text_uncond=uncond,
@@ -51,7 +57,22 @@ def hook(
             _put(args, kwargs, 2, "encoder_hidden_states", new_embeds)
         return tuple(args), kwargs
 
-    return ModelHook(Stage.CFG_DENOISER, before=pre_hook)
+    def post_hook(module: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
+        assert after is not None
+        sample = output[0] if isinstance(output, tuple) else output.sample
+        changed = after(sample, _sampling_step(pipe.scheduler, params))
+        if changed is sample:
+            return None
+        return (changed, *output[1:]) if isinstance(output, tuple) else type(output)(sample=changed)
+
+    return ModelHook(Stage.CFG_DENOISER, before=pre_hook, after=post_hook if after is not None else None)
+
+
+def _sampling_step(scheduler: Any, params: GenerationParams) -> int:
+    """Second-order samplers make more passes than steps: the sampler step of this pass."""
+    index = getattr(scheduler, "step_index", None) or 0
+    passes = max(len(scheduler.timesteps), 1)
+    return min(index * params.steps // passes, params.steps - 1)
 
 
 def _put(args: list, kwargs: dict[str, Any], position: int, name: str, value: Any) -> None:

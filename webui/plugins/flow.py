@@ -130,14 +130,17 @@ class PluginHooks:
         return params.replace(**changes) if changes else params
 
     def cfg_denoiser(self, pipe: Any, params: GenerationParams, count: int) -> ModelHook | None:
-        """The on_cfg_denoiser hook on the UNet while a batch of `count` denoises (none without callbacks)."""
-        if not self._run.plugins.callbacks.entries("cfg_denoiser"):
+        """The on_cfg_denoiser hook on the UNet while a batch of `count` denoises (none without callbacks);
+        A1111 extensions' cfg_denoised / cfg_after_cfg see each pass's prediction."""
+        compat = self._run.plugins.compat
+        after = compat.after_pass(params, count) if compat is not None else None
+        if not self._run.plugins.callbacks.entries("cfg_denoiser") and after is None:
             return None
 
         def each_pass(state: CFGDenoiserParams) -> None:
             self._run.plugins.run_callbacks("cfg_denoiser", state)
 
-        return denoiser.hook(pipe, params, count, each_pass)
+        return denoiser.hook(pipe, params, count, each_pass, after)
 
     def after_image(
         self, params: GenerationParams, image: Image.Image, seed: int

@@ -16,6 +16,7 @@ from webui.compat.a1111 import batch_hooks, ui_hooks
 from webui.plugins.context import Active, Owner, current
 
 if TYPE_CHECKING:
+    from webui.core.params import GenerationParams
     from webui.engine.sampling.generate import FinishedBatch
     from webui.plugins.processing import Processing
     from webui.plugins.registry import Plugins
@@ -112,6 +113,12 @@ class CompatState:
 
     def before_batch(self, runner: ScriptRunner, p: Processing, batch: int, prompts: list[str]) -> None:
         self._each(runner, p, "before_process_batch", batch_number=batch, prompts=prompts, seeds=[])
+
+    def after_pass(self, params: GenerationParams, count: int) -> Callable[[Any, int], Any] | None:
+        """cfg_denoised and cfg_after_cfg after each model pass (cfg_hooks); None without callbacks."""
+        from webui.compat.a1111 import cfg_hooks  # torch: only once a generation runs
+
+        return cfg_hooks.after_pass(self, params, count)
 
     def after_composite(self, runner: ScriptRunner, p: Processing, pp: Any) -> None:
         """postprocess_image_after_composite(p, pp): each image once an inpainted region is pasted back
