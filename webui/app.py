@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from webui.core.cmd_args import Paths, device_ids, paths_from_args, server_name, uses_workers
-from webui.core.errors import UserError
 from webui.core.params import GenerationParams
 from webui.core.requests import Request, Result, SwitchCheckpoint, SwitchVae
 from webui.engine.checkpoints.manager import ModelManager
@@ -20,7 +19,13 @@ from webui.engine.checkpoints.registry import CheckpointRegistry
 from webui.engine.upscaling.catalog import UpscalerCatalog, upscaler_folders
 from webui.engine.upscaling.faces import FaceRestorers, face_folders
 from webui.plugins.registry import Plugins
-from webui.server import create_server, serve_in_thread, share_when_started, warn_if_exposed
+from webui.server import (
+    create_server,
+    serve_in_thread,
+    share_when_started,
+    warn_if_exposed,
+    when_listening,
+)
 from webui.services.container import Services
 from webui.services.controlnet import ControlNetService, Preprocess
 from webui.services.dispatch import JobRunner
@@ -170,6 +175,13 @@ class App:
         return self.models.refresh_checkpoints()
 
 
+def load_then_restore(app: App) -> None:
+    """Queue the start-up checkpoint's load, then the last run's queue behind it (a restored job must
+    not delay the model): jobs sent meanwhile wait for the load and then run."""
+    app.models.load_in_background()
+    app.jobs.restore()
+
+
 def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -177,13 +189,12 @@ def serve(args: argparse.Namespace) -> None:
         app = App(args)
     except QueueStoreRefused as error:  # never start on (or over) a queue file that cannot be trusted
         sys.exit(f"webui: {error}")
-    try:
-        log.info("Model loaded: %s", app.load_initial_checkpoint())
-    except UserError as error:  # the UI still starts and shows the problem; the user can pick another model
-        log.error("Could not load a checkpoint: %s", error)
-    app.jobs.restore()  # the last run's queue, once the model is in (a restored job must not delay it)
+    # The page opens with the start-up checkpoint's defaults, read from its header; the checkpoint
+    # itself loads on the job worker once the server listens (the page shows its progress and failure).
+    app.models.prepare_background_load(args.ckpt)
     host = server_name(args)
     server = create_server(app, host, args.port)
+    when_listening(server, lambda: load_then_restore(app), "startup-load")
     scheme = "https" if args.tls_certfile else "http"
     print(
         f"Running on local URL:  {scheme}://{'127.0.0.1' if host == '0.0.0.0' else host}:{args.port}",

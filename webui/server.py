@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -108,22 +109,30 @@ def create_server(app: App, host: str, port: int) -> GracefulServer:
     return GracefulServer(config, services.jobs, args.shutdown_grace)
 
 
+def when_listening(server: uvicorn.Server, action: Callable[[], None], name: str) -> threading.Thread:
+    """Run `action` on a background thread once `server` listens (never if it stops first)."""
+
+    def run() -> None:
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.05)
+        if not server.should_exit:
+            action()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 def share_when_started(server: uvicorn.Server, host: str) -> threading.Thread:
     """--share: once `server` listens, open a gradio share link to it on a background thread. Offline
     this fails with a logged reason and the local server goes on serving."""
 
-    def run() -> None:
-        while not server.started and not server.should_exit:
-            threading.Event().wait(0.1)
-        if server.should_exit:
-            return
+    def share() -> None:
         url = open_share_link(host, server.servers[0].sockets[0].getsockname()[1])
         if url:
             print(f"Running on public URL: {url}", flush=True)
 
-    thread = threading.Thread(target=run, name="share-link", daemon=True)
-    thread.start()
-    return thread
+    return when_listening(server, share, "share-link")
 
 
 def warn_if_exposed(args: argparse.Namespace) -> None:

@@ -4,21 +4,22 @@ switching. Switches go through the job queue, so a model never changes under a r
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from webui.core.errors import ModelNotFound
+from webui.core.errors import ModelLoadError, ModelNotFound
 from webui.core.params import Txt2Img
 from webui.core.requests import SwitchCheckpoint, SwitchVae
-from webui.engine.checkpoints.loader import LoadedCheckpoint
+from webui.engine.checkpoints.loader import LoadedCheckpoint, probe_defaults
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.checkpoints.registry import CheckpointEntry, CheckpointRegistry
 from webui.engine.checkpoints.weights_files import read_metadata
 from webui.engine.networks.embeddings import Embedding, EmbeddingLibrary
 from webui.engine.networks.lora import LoraEntry, LoraLibrary
-from webui.services.job import Job
+from webui.services.job import Job, JobStatus
 from webui.services.jobs import JobQueue
 from webui.services.option_guard import OptionGuard
 from webui.services.option_table import option
@@ -26,7 +27,7 @@ from webui.services.options import ModelOptions
 from webui.services.settings import Settings
 
 # The model entries the UI shows (LoRA cards) come from the engine; named here so the UI imports no engine.
-__all__ = ["LoraEntry", "LoraLibrary", "ModelUsed", "ModelsService"]
+__all__ = ["LoadStatus", "LoraEntry", "LoraLibrary", "ModelUsed", "ModelsService"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,28 @@ class ModelUsed:
     title: str
     vae_name: str | None = None  # None: the checkpoint's own VAE
     vae_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadStatus:
+    """The start-up checkpoint load, as the page's status line shows it."""
+
+    state: str  # "loading", "failed" or "ready"
+    message: str  # what to show; empty when ready
+
+
+@dataclass
+class StartupLoad:
+    wanted: str  # the checkpoint's path ("": the first one found)
+    defaults: Any  # its GenerationDefaults read from the file's header; None when they could not be
+    job: Job | None = None  # the queued load, once the server listens
+
+
+def _log_startup_load(job: Job) -> None:
+    if job.status is JobStatus.DONE:
+        log.info("Model loaded: %s", job.result)
+    else:  # the queue logged why; the page and the API say it too
+        log.error("The start-up checkpoint did not load; the web UI serves without a model")
 
 
 class ModelsService:
@@ -57,6 +80,7 @@ class ModelsService:
         self.jobs = jobs
         self.on_loaded = on_loaded  # the extensions' on_model_loaded
         self._options: ModelOptions | None = None  # what the manager was last configured with
+        self._startup: StartupLoad | None = None  # the checkpoint loaded in the background at start-up
 
     # Checkpoints.
 
@@ -98,21 +122,69 @@ class ModelsService:
         return str(title)
 
     def load_initial(self, ckpt_flag: str | None) -> str:
-        """--ckpt, else the one saved in config.json, else the first found (A1111's order)."""
+        """Load the checkpoint to start with (`initial_checkpoint`) and wait for it; returns its title."""
+        return self.select_checkpoint(self.initial_checkpoint(ckpt_flag))
+
+    def initial_checkpoint(self, ckpt_flag: str | None) -> str:
+        """--ckpt, else the one saved in config.json, else the first found (A1111's order); "" when the
+        folder is empty (loading it then says so)."""
         wanted = ckpt_flag and str(Path(ckpt_flag).expanduser().resolve())
         wanted = wanted or self.settings.get("sd_model_checkpoint")
         if wanted:
             try:
-                return self.select_checkpoint(wanted)
+                return str(self.registry.find(wanted).path)
             except ModelNotFound as error:
                 log.warning("%s; loading the first checkpoint found instead", error)
-        first = self.registry.entries[0].name if self.registry.entries else ""
-        return self.select_checkpoint(first)
+        return str(self.registry.entries[0].path) if self.registry.entries else ""
+
+    def prepare_background_load(self, ckpt_flag: str | None) -> StartupLoad:
+        """Choose the checkpoint to start with and read its defaults from the file's header (the page is
+        built with them); `load_in_background` then queues its load."""
+        wanted = self.initial_checkpoint(ckpt_flag)
+        defaults = None
+        if wanted:
+            try:
+                defaults = probe_defaults(wanted)
+            except (ModelLoadError, OSError) as error:  # the load itself will report it
+                log.debug("could not read the defaults of %s: %s", wanted, error)
+        self._startup = StartupLoad(wanted, defaults)
+        return self._startup
+
+    def load_in_background(self) -> Job:
+        """Queue the load of the prepared checkpoint without waiting: jobs queued after it (a Generate
+        clicked early) wait for it and then run. `load_status` follows it."""
+        startup = self._startup or self.prepare_background_load(None)
+        job = startup.job = self.jobs.submit(SwitchCheckpoint(startup.wanted), kind="checkpoint")
+        job.add_listener(lambda: _log_startup_load(job))
+        return job
+
+    def load_status(self) -> LoadStatus:
+        """The start-up load as the page's status line shows it: loading (with the seconds so far), failed
+        (why; until another checkpoint loads), or ready."""
+        startup = self._startup
+        job = startup.job if startup is not None else None
+        if startup is None or job is None or self.manager.current is not None:
+            return LoadStatus("ready", "")
+        name = Path(startup.wanted).name if startup.wanted else "the first checkpoint"
+        if job.status is JobStatus.FAILED:
+            return LoadStatus(
+                "failed", f"Could not load the model {name}: {job.error}. Choose a checkpoint above."
+            )
+        if job.done:
+            return LoadStatus("ready", "")
+        since = job.started if job.started is not None else job.created
+        return LoadStatus("loading", f"Loading model {name}… {time.time() - since:.0f} s")
 
     def model_defaults(self) -> Txt2Img:
-        """Txt2Img's defaults with the loaded checkpoint's own size, steps, CFG and CFG Rescale."""
+        """Txt2Img's defaults with the loaded checkpoint's own size, steps, CFG and CFG Rescale (while the
+        start-up checkpoint still loads: the ones its header gives)."""
         loaded = self.manager.current
-        return Txt2Img() if loaded is None else Txt2Img(**asdict(loaded.defaults))
+        if loaded is not None:
+            return Txt2Img(**asdict(loaded.defaults))
+        startup = self._startup
+        if startup is not None and startup.defaults is not None:
+            return Txt2Img(**asdict(startup.defaults))
+        return Txt2Img()
 
     def used(self) -> ModelUsed | None:
         """The checkpoint and VAE in use now (read by a job as it finishes, for its result)."""

@@ -16,6 +16,7 @@ import gradio as gr
 
 from webui.core.errors import UserError
 from webui.services.option_table import Option
+from webui.ui.model_status import build_model_status
 
 if TYPE_CHECKING:
     from webui.services.container import Services
@@ -106,6 +107,9 @@ def build_quicksettings(services: Services) -> Controls:
             return load_updates(services, lists)
 
         refresh.click(refresh_lists, outputs=[controls[name] for name in lists])
+    # the start-up checkpoint loads in the background: its progress, then the dropdown shows it
+    shown = [name for name in (CHECKPOINT,) if name in controls]
+    build_model_status(services, lambda: load_updates(services, shown), [controls[name] for name in shown])
     return controls
 
 

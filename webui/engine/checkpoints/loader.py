@@ -28,10 +28,16 @@ from webui.engine.checkpoints.architecture import (
     default_size,
     family_of,
     is_inpainting,
+    is_refiner,
     prediction_hint,
 )
 from webui.engine.checkpoints.model_defaults import GenerationDefaults, read_defaults
-from webui.engine.checkpoints.weights_files import open_state_dict, read_metadata, shapes_of
+from webui.engine.checkpoints.weights_files import (
+    SAFETENSORS_SUFFIXES,
+    open_state_dict,
+    read_metadata,
+    shapes_of,
+)
 from webui.engine.threads import model_bytes
 
 
@@ -94,7 +100,25 @@ def detect_architecture(
         inpainting=is_inpainting(state_dict),
         default_size=default_size(family, prediction or "epsilon"),
         zero_terminal_snr="ztsnr" in state_dict,
+        refiner=is_refiner(state_dict),
     )
+
+
+def probe_defaults(path: str | Path) -> GenerationDefaults:
+    """The defaults `load_checkpoint` will give this file, from its header alone (names, shapes and
+    metadata: nothing is read), so the page can open with them while the model still loads. A pickle
+    would have to be read whole: it gets the declared defaults. ModelLoadError for a file it cannot probe."""
+    path = Path(path)
+    if path.suffix.lower() not in SAFETENSORS_SUFFIXES:
+        return GenerationDefaults()
+    metadata = read_metadata(path)
+    shapes = shapes_of(open_state_dict(path))
+    try:
+        family = family_of(shapes)
+        hint = prediction_hint(shapes, metadata, path.with_suffix(".yaml"))
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{path.name}: {exc}") from None
+    return read_defaults(metadata, default_size(family, hint or "epsilon"), path.name)
 
 
 def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) -> LoadedCheckpoint:
@@ -111,7 +135,9 @@ def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) 
     try:
         family = family_of(shapes)
         hint = prediction_hint(shapes, metadata, sidecar)
-        config_name = bundled_config_name(family, hint or "epsilon", is_inpainting(shapes))
+        config_name = bundled_config_name(
+            family, hint or "epsilon", is_inpainting(shapes), is_refiner(shapes)
+        )
         parts, used = C.assemble(sd, family, config_name, device, dtype)
         surplus = C.unused_tensors(shapes, used, family)
         if surplus:
@@ -129,6 +155,8 @@ def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) 
     if family == "sdxl":
         flags = ("force_zeros_for_empty_prompt", "requires_aesthetics_score")
         options = {key: index[key] for key in flags if key in index} | {"add_watermarker": False}
+        if architecture.refiner:  # OpenCLIP-G alone: diffusers' refiner pipeline takes no first encoder
+            options |= {"text_encoder": None, "tokenizer": None}
     else:
         options = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     pipe = getattr(diffusers, index["_class_name"])(**parts, scheduler=scheduler, **options)
