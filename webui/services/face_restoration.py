@@ -101,13 +101,17 @@ class _RestoringHooks:
     def after_image(
         self, params: GenerationParams, image: Image.Image, seed: int
     ) -> tuple[Image.Image, GenerationParams]:
-        if self._options.applies(params):
+        restoring = self._options.applies(params)
+        if restoring:
             image = self._service.restore(image, self._options)
-            written = (*params.extra_generation_params, (INFOTEXT_KEY, self._options.model))
-            params = params.replace(extra_generation_params=written)
-        elif params.restore_faces:  # the model option is "None": nothing restored, nothing to write
-            params = params.replace(restore_faces=False)
-        return self._inner.after_image(params, image, seed)
+        image, written = self._inner.after_image(params, image, seed)
+        # Written on what the scripts hand back, which they build from their own copy of the params.
+        if restoring:
+            extra = (*written.extra_generation_params, (INFOTEXT_KEY, self._options.model))
+            written = written.replace(extra_generation_params=extra)
+        elif written.restore_faces:  # the model option is "None": nothing restored, nothing to write
+            written = written.replace(restore_faces=False)
+        return image, written
 
     def batch_done(self, batch: FinishedBatch) -> None:
         self._inner.batch_done(batch)
