@@ -23,6 +23,7 @@ from diffusers import (
     DiffusionPipeline,
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
+    StableDiffusionXLImg2ImgPipeline,
     StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
@@ -34,10 +35,13 @@ from webui.engine.checkpoints.components import CONFIGS, TOKENIZER_DIR
 from webui.engine.checkpoints.ldm_export import save_ldm_checkpoint
 
 # "-inpaint": the inpainting architecture (a 9-channel UNet: latents, mask, masked-image latents)
-Variant = Literal["sd1", "sd2", "sd2-v", "sdxl", "sd1-inpaint", "sdxl-inpaint"]
+Variant = Literal["sd1", "sd2", "sd2-v", "sdxl", "sd1-inpaint", "sdxl-inpaint", "sdxl-refiner"]
 TEXT_WIDTH = 32
 VAE_SCALE = 2  # two VAE levels
-DEFAULT_SIZE = {"sd1": 512, "sd2": 512, "sd2-v": 768, "sdxl": 1024, "sd1-inpaint": 512, "sdxl-inpaint": 1024}
+DEFAULT_SIZE = {
+    "sd1": 512, "sd2": 512, "sd2-v": 768, "sdxl": 1024, "sd1-inpaint": 512, "sdxl-inpaint": 1024,
+    "sdxl-refiner": 1024,
+}  # fmt: skip
 
 
 def _config(variant: str, component: str, file: str = "config.json") -> dict[str, Any]:
@@ -47,7 +51,18 @@ def _config(variant: str, component: str, file: str = "config.json") -> dict[str
 def _unet(variant: Variant, full_resolution_attention: bool = True) -> UNet2DConditionModel:
     config = _config(variant, "unet")
     config.update(block_out_channels=[32, 64], sample_size=DEFAULT_SIZE[variant] // VAE_SCALE)
-    if variant.startswith("sdxl"):
+    if variant == "sdxl-refiner":  # the refiner's shape: attention in the middle levels only, deeper there
+        config.update(
+            block_out_channels=[32, 64, 64],
+            down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+            up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+            transformer_layers_per_block=2,
+            attention_head_dim=[1, 1, 1],
+            cross_attention_dim=TEXT_WIDTH,  # OpenCLIP-G alone
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=TEXT_WIDTH + 5 * 8,  # size, crop, aesthetic score
+        )
+    elif variant.startswith("sdxl"):
         config.update(
             down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
             up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
@@ -113,8 +128,9 @@ def _scheduler(variant: Variant) -> Any:
 def tiny_pipeline(
     variant: Variant = "sd1", seed: int = 0, vae_levels: int = 2, full_resolution_attention: bool = True
 ) -> DiffusionPipeline:
-    """A freshly initialised tiny pipeline of the variant ("sd1", "sd2", "sd2-v", "sdxl", "sd1-inpaint" or
-    "sdxl-inpaint"; the inpainting ones come as diffusers' inpaint pipelines).
+    """A freshly initialised tiny pipeline of the variant ("sd1", "sd2", "sd2-v", "sdxl", "sd1-inpaint",
+    "sdxl-inpaint" or "sdxl-refiner"; the inpainting ones come as diffusers' inpaint pipelines, the refiner as
+    the SDXL img2img pipeline with OpenCLIP-G alone).
 
     `vae_levels` 2 gives 2x latents (cheap tests at 64x64); 4 gives SD's 8x (cheap at 512x512).
 
@@ -125,6 +141,19 @@ def tiny_pipeline(
         with torch.no_grad():
             unet.conv_out.bias.fill_(-3.0)
     inpainting = variant.endswith("-inpaint")
+    if variant == "sdxl-refiner":
+        return StableDiffusionXLImg2ImgPipeline(
+            vae=vae,
+            text_encoder=None,
+            text_encoder_2=_text_encoder(variant, "text_encoder_2"),
+            tokenizer=None,
+            tokenizer_2=_tokenizer(variant, "tokenizer_2"),
+            unet=unet,
+            scheduler=_scheduler(variant),
+            requires_aesthetics_score=True,
+            force_zeros_for_empty_prompt=False,
+            add_watermarker=False,
+        )
     if variant.startswith("sdxl"):
         return (StableDiffusionXLInpaintPipeline if inpainting else StableDiffusionXLPipeline)(
             vae=vae,

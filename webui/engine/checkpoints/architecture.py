@@ -30,7 +30,8 @@ _TEXT_PROBES = {  # token embedding of each text encoder, by (family, component)
     ("sdxl", "text_encoder"): L.SDXL_CLIP_L_PREFIX + "text_model.embeddings.token_embedding.weight",
     ("sdxl", "text_encoder_2"): L.SDXL_CLIP_G_PREFIX + "token_embedding.weight",
 }
-_REFINER_PROBE = "conditioner.embedders.0.model.token_embedding.weight"
+# An SDXL refiner has one text encoder, OpenCLIP ViT-bigG, as the first embedder
+_REFINER_PROBE = L.SDXL_REFINER_CLIP_PREFIX + "token_embedding.weight"
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,20 @@ class Architecture:
     default_size: int  # the side length, in pixels, the model was trained for
     # trained with a zero-terminal-SNR schedule (a `ztsnr` marker tensor, as ComfyUI and NoobAI use)
     zero_terminal_snr: bool = False
+    # an SDXL refiner: OpenCLIP-G alone, a UNet conditioned on aesthetic scores (img2img pipeline)
+    refiner: bool = False
 
     @property
     def config_name(self) -> str:
         """The bundled config folder (configs/<name>) this architecture uses."""
-        return bundled_config_name(self.family, self.prediction_type, self.inpainting)
+        return bundled_config_name(self.family, self.prediction_type, self.inpainting, self.refiner)
 
 
-def bundled_config_name(family: Family, prediction_type: PredictionType, inpainting: bool) -> str:
+def bundled_config_name(
+    family: Family, prediction_type: PredictionType, inpainting: bool, refiner: bool = False
+) -> str:
+    if refiner:
+        return "sdxl-refiner"
     if inpainting:
         return f"{family}-inpaint"  # the family's config with a 9-channel UNet and the inpaint pipeline
     return "sd2-v" if family == "sd2" and prediction_type == "v_prediction" else family
@@ -78,14 +85,24 @@ def _unknown(sd: Mapping[str, torch.Tensor], why: str) -> ModelLoadError:
 
 
 def _text_width(sd: Mapping[str, torch.Tensor], family: Family) -> int:
+    if is_refiner(sd):
+        return int(sd[_REFINER_PROBE].shape[1])
     return sum(sd[key].shape[1] for (f, _), key in _TEXT_PROBES.items() if f == family)
+
+
+def is_refiner(sd: Mapping[str, torch.Tensor]) -> bool:
+    """An SDXL refiner: the SDXL UNet layout (a label embedding) with OpenCLIP-G as its only text encoder."""
+    return _SDXL_LABEL in sd and _REFINER_PROBE in sd and _TEXT_PROBES["sdxl", "text_encoder"] not in sd
 
 
 def family_of(sd: Mapping[str, torch.Tensor]) -> Family:
     if _UNET_PROBE not in sd or _VAE_PROBE not in sd:
         raise _unknown(sd, "a Stable Diffusion checkpoint has a UNet and a VAE")
     has_label = _SDXL_LABEL in sd
-    for family in ("sdxl", "sd2", "sd1"):
+    families: tuple[Family, ...] = ("sdxl", "sd2", "sd1")
+    for family in families:
+        if family == "sdxl" and is_refiner(sd):
+            break
         probes = [key for (f, _), key in _TEXT_PROBES.items() if f == family]
         if all(key in sd for key in probes) and has_label == (family == "sdxl"):
             break

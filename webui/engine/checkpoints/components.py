@@ -50,8 +50,12 @@ def read_json(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def text_components(family: Family) -> dict[str, tuple[str, Callable[..., L.Layout], bool]]:
-    """component -> (LDM prefix, layout function, is OpenCLIP)."""
+def text_components(
+    family: Family, refiner: bool = False
+) -> dict[str, tuple[str, Callable[..., L.Layout], bool]]:
+    """component -> (LDM prefix, layout function, is OpenCLIP). An SDXL refiner has only the second."""
+    if refiner:
+        return {"text_encoder_2": (L.SDXL_REFINER_CLIP_PREFIX, L.open_clip_layout, True)}
     if family == "sd1":
         return {"text_encoder": (L.SD1_CLIP_PREFIX, L.clip_layout, False)}
     if family == "sd2":
@@ -62,6 +66,10 @@ def text_components(family: Family) -> dict[str, tuple[str, Callable[..., L.Layo
     }
 
 
+def is_refiner_config(config_name: str) -> bool:
+    return config_name == "sdxl-refiner"
+
+
 def fit_configs(
     sd: Mapping[str, torch.Tensor], config_name: str, family: Family
 ) -> dict[str, dict[str, Any]]:
@@ -70,7 +78,9 @@ def fit_configs(
     try:
         vae = ldm_configs.fit_vae_config(sd, read_json(folder / "vae" / "config.json"))
         fitted = {"vae": vae}
-        for component, (prefix, _, open_clip) in text_components(family).items():
+        for component, (prefix, _, open_clip) in text_components(
+            family, is_refiner_config(config_name)
+        ).items():
             base = read_json(folder / component / "config.json")
             fitted[component] = (
                 ldm_configs.fit_open_clip_config(sd, base, prefix, skip_last_layer=family == "sd2")
@@ -81,7 +91,11 @@ def fit_configs(
         vae_scale = 2 ** (len(vae["block_out_channels"]) - 1)
         size = default_size(family, "v_prediction" if config_name == "sd2-v" else "epsilon")
         fitted["unet"] = ldm_configs.fit_unet_config(
-            sd, read_json(folder / "unet" / "config.json"), size // vae_scale, pooled
+            sd,
+            read_json(folder / "unet" / "config.json"),
+            size // vae_scale,
+            pooled,
+            time_ids=5 if is_refiner_config(config_name) else 6,
         )
     except (KeyError, IndexError, StopIteration, ValueError) as exc:
         raise ModelLoadError(f"the {family.upper()} tensors are not laid out as expected ({exc})") from None
@@ -210,7 +224,7 @@ def assemble(
     }
     used = {slot.key for slot in L.unet_layout(parts["unet"].state_dict().keys()).values()}
     used |= {slot.key for slot in L.vae_layout(parts["vae"].state_dict().keys()).values()}
-    for component, (prefix, layout_of, _) in text_components(family).items():
+    for component, (prefix, layout_of, _) in text_components(family, is_refiner_config(config_name)).items():
         config = fitted[component]
         cls = (
             CLIPTextModelWithProjection

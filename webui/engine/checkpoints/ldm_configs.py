@@ -54,8 +54,11 @@ def fit_unet_config(
     sample_size: int,
     pooled_dim: int | None = None,
     prefix: str = UNET_PREFIX,
+    time_ids: int = 6,
 ) -> dict[str, Any]:
-    """UNet config from the LDM UNet. `pooled_dim`: SDXL's pooled text embedding width (text_projection)."""
+    """UNet config from the LDM UNet. `pooled_dim`: SDXL's pooled text embedding width (text_projection);
+    `time_ids`: the numbers SDXL embeds beside it (6 sizes and crops; a refiner's 5 end in the aesthetic
+    score)."""
     blocks = count_indices(sd, f"{prefix}input_blocks.")
     downsamplers = sorted(block_indices(sd, re.escape(f"{prefix}input_blocks.") + r"(\d+)\.0\.op\."))
     # input_blocks.0 is conv_in, then each level has its resnet(+attention) blocks and ends with an `op`
@@ -66,6 +69,9 @@ def fit_unet_config(
     proj_ins = [sd.get(f"{prefix}input_blocks.{b}.1.proj_in.weight") for b in first]
     attention = [p is not None for p in proj_ins]
     depth = [max(count_indices(sd, f"{prefix}input_blocks.{b}.1.transformer_blocks."), 1) for b in first]
+    mid_depth = count_indices(sd, f"{prefix}middle_block.1.transformer_blocks.")
+    if mid_depth and not attention[-1]:  # diffusers gives the mid block the last level's depth (refiner: 4)
+        depth[-1] = mid_depth
     proj_in = next(p for p in proj_ins if p is not None)
     cross = next(sd[k] for k in sd if k.startswith(prefix) and k.endswith("attn2.to_k.weight"))
 
@@ -86,12 +92,13 @@ def fit_unet_config(
         config["attention_head_dim"] = [max(1, c // UNET_HEAD_DIM) for c in channels]
     _set(config, "transformer_layers_per_block", depth if len(set(depth)) > 1 else depth[0], 1)
     if f"{prefix}label_emb.0.0.weight" in sd:
-        # SDXL: the label embedding takes the pooled text embedding + 6 Fourier-embedded size/crop numbers
+        # SDXL: the label embedding takes the pooled text embedding + Fourier-embedded size/crop numbers
         adm_in = sd[f"{prefix}label_emb.0.0.weight"].shape[1]
-        if pooled_dim is None or (adm_in - pooled_dim) % 6:
+        if pooled_dim is None or (adm_in - pooled_dim) % time_ids:
             raise ValueError(f"UNet label embedding of width {adm_in} does not fit a pooled text embedding")
         config.update(
-            projection_class_embeddings_input_dim=adm_in, addition_time_embed_dim=(adm_in - pooled_dim) // 6
+            projection_class_embeddings_input_dim=adm_in,
+            addition_time_embed_dim=(adm_in - pooled_dim) // time_ids,
         )
     return config
 

@@ -16,6 +16,7 @@ from webui.engine.checkpoints.ldm_layout import (
     SD2_CLIP_PREFIX,
     SDXL_CLIP_G_PREFIX,
     SDXL_CLIP_L_PREFIX,
+    SDXL_REFINER_CLIP_PREFIX,
     clip_layout,
     open_clip_layout,
     to_ldm,
@@ -27,6 +28,8 @@ OPEN_CLIP_LOGIT_SCALE = math.log(100.0)  # the value trained OpenCLIP models end
 
 
 def _family(pipe: Any) -> str:
+    if getattr(pipe, "text_encoder_2", None) is not None and pipe.text_encoder is None:
+        return "sdxl-refiner"
     if getattr(pipe, "text_encoder_2", None) is not None:
         return "sdxl"
     # OpenAI's CLIP (SD1) uses quick_gelu, OpenCLIP's ViT-H (SD2) plain gelu
@@ -69,11 +72,17 @@ def _sd2_unused_tail(text_encoder: Any, dtype: torch.dtype) -> dict[str, torch.T
 def pipeline_to_ldm_state_dict(pipe: Any, family: str | None = None) -> dict[str, torch.Tensor]:
     """All weights of an SD1/SD2/SDXL diffusers pipeline in the single-file layout of the original models.
 
-    `family` ("sd1" | "sd2" | "sdxl") defaults to what the pipeline's text encoders are."""
+    `family` ("sd1" | "sd2" | "sdxl" | "sdxl-refiner") defaults to what the pipeline's text encoders are."""
     family = family or _family(pipe)
-    unet, vae, text = pipe.unet.state_dict(), pipe.vae.state_dict(), pipe.text_encoder.state_dict()
+    unet, vae = pipe.unet.state_dict(), pipe.vae.state_dict()
+    text = pipe.text_encoder.state_dict() if pipe.text_encoder is not None else {}
     sd = to_ldm(unet, unet_layout(unet)) | to_ldm(vae, vae_layout(vae))
-    if family == "sd1":
+    if family == "sdxl-refiner":  # OpenCLIP-G alone, as the first embedder
+        text_2 = pipe.text_encoder_2.state_dict()
+        sd |= to_ldm(text_2, open_clip_layout(text_2, SDXL_REFINER_CLIP_PREFIX))
+        scale = torch.tensor(OPEN_CLIP_LOGIT_SCALE, dtype=pipe.text_encoder_2.dtype)
+        sd[f"{SDXL_REFINER_CLIP_PREFIX}logit_scale"] = scale
+    elif family == "sd1":
         sd |= to_ldm(text, clip_layout(text, SD1_CLIP_PREFIX))
         sd |= _position_ids(pipe.text_encoder, SD1_CLIP_PREFIX)
     elif family == "sd2":

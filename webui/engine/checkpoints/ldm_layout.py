@@ -26,6 +26,7 @@ SD1_CLIP_PREFIX = "cond_stage_model.transformer."
 SD2_CLIP_PREFIX = "cond_stage_model.model."
 SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
+SDXL_REFINER_CLIP_PREFIX = "conditioner.embedders.0.model."  # a refiner's only text encoder (OpenCLIP-G)
 
 
 class Kind(enum.Enum):
