@@ -19,7 +19,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 EXTENSIONS = (
     "sd-webui-prompt-suffix", "sd-webui-seed-variations", "sd-webui-hello-api", "sd-webui-notes-tab",
     "sd-webui-colour-net", "sd-webui-broken", "sd-webui-ratio-buttons",
-    "sd-webui-batch-tools", "sd-webui-cfg-probe",
+    "sd-webui-batch-tools", "sd-webui-cfg-probe", "sd-webui-grid-tools",
 )  # fmt: skip
 
 

@@ -29,7 +29,8 @@ _IMPORTS = re.compile(r"^\s*(?:from|import)\s+(?:modules|launch)\b", re.MULTILIN
 SUBMODULES = (
     "scripts", "script_callbacks", "shared", "processing", "images", "paths", "paths_internal",
     "ui_components", "extra_networks", "infotext_utils", "generation_parameters_copypaste", "sd_samplers",
-    "devices", "shared_items", "options", "launch_utils", "hashes", "sd_models",
+    "devices", "shared_items", "options", "launch_utils", "hashes", "sd_models", "ui_common", "extras",
+    "postprocessing", "ui",
 )  # fmt: skip
 
 

@@ -49,6 +49,7 @@ class CompatState:
         self.paste_buttons: list[Any] = []
         self.onchange: dict[str, list[tuple[Owner, Callable[[], Any]]]] = {}
         self.modules: dict[str, ModuleType] = {}  # modules.shared & co. bound to this App
+        self.a1111_only_options: dict[str, Any] = {}  # set values of views.A1111_ONLY_OPTIONS
 
     # Registration (from inside an extension's code).
 

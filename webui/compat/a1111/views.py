@@ -12,6 +12,14 @@ if TYPE_CHECKING:
     from webui.plugins.registry import Plugins
 
 
+# A1111 options this program has no setting for (no such feature here), read as A1111's defaults; an
+# extension may set them (kept for the App's run, not saved).
+A1111_ONLY_OPTIONS: dict[str, Any] = {
+    "outdir_save": "log/images", "outdir_init_images": "outputs/init-images", "save_selected_only": True,
+    "n_rows": -1, "grid_background_color": "#ffffff", "grid_prevent_empty_spots": False,
+}  # fmt: skip
+
+
 class OptionsView:
     """shared.opts: attribute access to the App's settings; add_option, onchange, set, data."""
 
@@ -22,12 +30,25 @@ class OptionsView:
         try:
             return self._plugins.settings.get(name)
         except InvalidParameter:
+            if name in A1111_ONLY_OPTIONS:
+                return self._a1111_only.get(name, A1111_ONLY_OPTIONS[name])
             raise AttributeError(f"no option named {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         self.set(name, value)
 
+    @property
+    def _a1111_only(self) -> dict[str, Any]:
+        compat = self._plugins.compat
+        return compat.a1111_only_options if compat is not None else {}
+
     def set(self, key: str, value: Any, is_api: bool = False, run_callbacks: bool = True) -> bool:
+        if key in A1111_ONLY_OPTIONS and not any(
+            option.name == key for option in self._plugins.settings.options
+        ):
+            changed = self._a1111_only.get(key, A1111_ONLY_OPTIONS[key]) != value
+            self._a1111_only[key] = value
+            return changed
         changed = self._plugins.settings.update({key: value})
         if changed and run_callbacks and self._plugins.compat is not None:
             self._plugins.compat.changed(key)

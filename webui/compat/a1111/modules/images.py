@@ -8,13 +8,25 @@ from typing import Any
 
 from PIL import Image
 
+from webui.compat.a1111.modules import _app
 from webui.services import grids
 from webui.services.outputs import embed_infotext, read_infotext
 
 
 def image_grid(imgs: list[Image.Image], batch_size: int = 1, rows: int | None = None) -> Image.Image:
-    rows = rows or max(1, round(math.sqrt(len(imgs))))
-    return grids.image_grid(imgs, cols=math.ceil(len(imgs) / rows))
+    """The images in rows (about a square by default); on_image_grid callbacks may change the images,
+    columns and rows first (A1111's ImageGridLoopParams)."""
+    from webui.compat.a1111.modules.script_callbacks import ImageGridLoopParams
+
+    rows = min(rows or max(1, round(math.sqrt(len(imgs)))), len(imgs))
+    params = ImageGridLoopParams(list(imgs), math.ceil(len(imgs) / rows), rows)
+    try:
+        compat = _app.compat()
+    except RuntimeError:  # outside a call into extension code (its own gradio handler): no App to ask
+        compat = None
+    if compat is not None:
+        compat.run_callbacks("image_grid", params)
+    return grids.image_grid(params.imgs[: params.cols * params.rows], cols=params.cols)
 
 
 def read_info_from_image(image: Image.Image) -> tuple[str | None, dict[str, Any]]:
