@@ -20,6 +20,7 @@ from webui.api.routes import register_api
 from webui.core import image_limits
 from webui.core.cmd_args import api_credentials, gradio_credentials
 from webui.services.jobs import JobQueue
+from webui.ui.gradio_import import skip_gradio_stub_writer
 
 if TYPE_CHECKING:
     from webui.app import App
@@ -62,6 +63,7 @@ def create_server(app: App, host: str, port: int) -> GracefulServer:
     if args.nowebui:
         app.plugins.app_started(None, web)
     else:
+        skip_gradio_stub_writer()  # half of gradio's import time, before the page can be served
         import gradio as gr
 
         from webui.ui.blocks import build_ui
