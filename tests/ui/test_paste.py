@@ -54,7 +54,7 @@ def test_reads_every_field_the_infotext_names() -> None:
         "steps": 13, "sampler_name": "Euler", "scheduler": "Karras", "cfg_scale": 6.5, "seed": 4242,
         "width": 64, "height": 96, "clip_skip": 2, "cfg_rescale": 0.0,
         "subseed": -1, "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0,
-        "tiling": False,
+        "tiling": False, "restore_faces": False,
     }  # fmt: skip
     assert pasted.fields["Model"] == "tiny-b" and pasted.warnings == []
 
@@ -69,6 +69,7 @@ def test_absent_fields_keep_their_value_except_those_a1111_resets() -> None:
         # no variation keys: no variation (A1111 unticks "Extra", which turns them off)
         "subseed": -1, "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0,
         "tiling": False,  # A1111 writes "Tiling: True" only when on
+        "restore_faces": False,  # "Face restoration: <model>" is written only when on
     }  # fmt: skip
     assert (
         paste.read("cat\nSteps: 5, Seed: 1, CFG Rescale phi: 0.3").values["cfg_rescale"] == 0.3
