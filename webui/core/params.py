@@ -156,6 +156,17 @@ class GenerationParams:
         written_when=lambda p: p.restore_faces,
         paste_reset=True,
     )
+    # Refiner (engine.sampling.refiner): from `refiner_switch_at` of the steps on, this checkpoint denoises
+    # the same latents (A1111 1.6). Off: None, "" or "None". The engine writes it as A1111 does, "name
+    # [hash]", and both keys only when a switch happens (another checkpoint, switch before the end).
+    refiner_checkpoint: str | None = param(
+        None, label="Checkpoint", infotext="Refiner", written_when=lambda p: p.refiner_used,
+        paste_reset=True, axis="Refiner checkpoint",
+    )  # fmt: skip
+    refiner_switch_at: float = param(
+        0.8, label="Switch at", minimum=0.0, maximum=1.0, step=0.01, infotext="Refiner switch at",
+        written_when=lambda p: p.refiner_used, paste_reset=True, axis="Refiner switch at",
+    )  # fmt: skip
     # Checkpoint title or name for this request only; None means the currently loaded one. Infotext's
     # "Model"/"Model hash" name the checkpoint that made an image (core/infotext.py).
     sd_model_checkpoint: str | None = param(
@@ -187,6 +198,16 @@ class GenerationParams:
     @property
     def total_images(self) -> int:
         return self.batch_size * self.n_iter
+
+    @property
+    def refiner_name(self) -> str | None:
+        """The refiner checkpoint asked for; None when off (A1111 takes "" and "None" for off too)."""
+        return None if self.refiner_checkpoint in (None, "", "None", "none") else self.refiner_checkpoint
+
+    @property
+    def refiner_used(self) -> bool:
+        """A refiner takes over before the last step (at 1.0 the switch never comes, as in A1111)."""
+        return self.refiner_name is not None and self.refiner_switch_at < 1
 
 
 # Hires fix's latent upscalers (A1111's names; the torch interpolation each means is the engine's), and

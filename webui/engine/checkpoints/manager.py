@@ -7,7 +7,9 @@ import gc
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -123,6 +125,26 @@ class ModelManager:
                     f"No checkpoint found in {self.registry.root}: put a .safetensors file there"
                 )
             return self._with_vae(self._activate(entry))
+
+    def use(self, loaded: LoadedCheckpoint) -> LoadedCheckpoint:
+        """Make `loaded` (a checkpoint this manager loaded) current again without loading anything: a run
+        that switches checkpoints (refiner, hires checkpoint) holds them all, and each goes onto the
+        device in its turn. One the cache had to let go of meanwhile comes back into it."""
+        with self._lock:
+            if self.current is not loaded:
+                self._cache.pop(loaded.path, None)
+                self._cache[loaded.path] = loaded
+                self._trim()
+            return self._with_vae(loaded)
+
+    @contextmanager
+    def kept_current(self, loaded: LoadedCheckpoint) -> Iterator[LoadedCheckpoint]:
+        """`loaded` current while the block runs and again after it, errors included: a batch may end on
+        another checkpoint (refiner, hires checkpoint), the next batch and the next job start on this one."""
+        try:
+            yield self.use(loaded)
+        finally:
+            self.use(loaded)
 
     def set_vae(self, choice: str) -> None:
         """Use the "SD VAE" setting `choice` ("Automatic", "None" or a VAE file name) from now on, and put

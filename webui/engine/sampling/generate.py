@@ -26,7 +26,16 @@ from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.controlnet import guidance as controlnet
 from webui.engine.networks.lora import TAG_KINDS, AppliedLoras, LoraLibrary, LoraRequest
-from webui.engine.sampling import cfg_rescale, conditioning, hires, img2img, noise, previews
+from webui.engine.sampling import (
+    cfg_rescale,
+    conditioning,
+    hires,
+    hires_upscale,
+    img2img,
+    noise,
+    previews,
+    refiner,
+)
 from webui.engine.sampling.hooks import ModelHook, ModelHooks
 from webui.engine.sampling.prompt_conditioning import EncodingStopped, PromptConditioning, stoppable
 from webui.engine.sampling.schedulers import make_scheduler
@@ -171,6 +180,10 @@ def make_task(params: GenerationParams, loaded: LoadedCheckpoint) -> Task:
     if isinstance(params, Img2Img) or loaded.architecture.inpainting:
         with torch.inference_mode():
             return img2img.Img2ImgTask(params, loaded)
+    if loaded.architecture.refiner:  # its pipeline refines latents; A1111's txt2img with it is noise
+        raise InvalidParameter(
+            "an SDXL refiner checkpoint cannot make an image from noise: choose it as Refiner, or use img2img"
+        )
     return Txt2ImgTask(params, loaded.pipe)
 
 
@@ -197,9 +210,18 @@ def run(
     loaded = manager.get(params.sd_model_checkpoint)
     if hires.enabled(params):
         hires.check(params, manager, loaded, upscalers)
+    # the other checkpoints of the run, loaded now (a bad one fails before any image), then the first
+    # pass's is current again; all stay in the cache as it allows (engine.checkpoints.manager)
+    hires_loaded, hires_title = hires.load_checkpoint(params, manager, loaded)
+    refiner_model = refiner.load(params, manager, loaded)
+    manager.use(loaded)
     task = make_task(params, loaded)  # input images are checked and encoded before LoRAs are applied
     control = _control_plan(params, manager, loaded, task)  # ControlNet models and maps; None without units
     applied = loras.apply(loaded.pipe, lora_requests) if loras else AppliedLoras()
+    if loras and hires_loaded is not None:  # A1111 activates the LoRAs again for the second pass
+        applied = dataclasses.replace(
+            applied, warnings=(*applied.warnings, *loras.apply(hires_loaded.pipe, lora_requests).warnings)
+        )
     entry = manager.entry_for(loaded)
     vae = manager.vae_in_use(loaded)
     model = ModelInfo(
@@ -231,9 +253,11 @@ def run(
     texts: list[str] = []
     seeds: list[int] = []
     subseeds: list[int] = []
-    params = hires.with_checkpoint_title(params, model.name, model.short_hash)
+    params = refiner.with_title(hires.with_checkpoint_title(params, hires_title), refiner_model)
     context = RunContext(manager, loaded, task, choice, job, embeddings, hooks, control, noise_options, eta)
-    context = dataclasses.replace(context, upscalers=upscalers)
+    context = dataclasses.replace(
+        context, upscalers=upscalers, hires_checkpoint=hires_loaded, refiner=refiner_model
+    )
     job.set_batches(params.n_iter)
     for batch in range(params.n_iter):
         if batch:
@@ -244,7 +268,8 @@ def run(
         batch_subseeds = all_subseeds[batch * params.batch_size : (batch + 1) * params.batch_size]
         batch_params = hooks.before_batch(params, batch, batch_seeds)
         try:
-            with circular_padding(loaded.pipe, batch_params.tiling):  # "Tiling"; put back even on errors
+            # "Tiling" put back, and the checkpoint current again (a refiner may end the batch), on errors too
+            with circular_padding(loaded.pipe, batch_params.tiling), manager.kept_current(loaded):
                 batch_images, batch_used = _run_batch(context, batch_params, batch_seeds, batch_subseeds)
         except EncodingStopped:  # Interrupt or Skip while the prompts were encoded: no image
             continue
@@ -304,6 +329,8 @@ class RunContext:
     noise_options: noise.NoiseOptions
     eta: noise.Eta
     upscalers: UpscalerCatalog | None = None  # hires fix's model upscalers
+    hires_checkpoint: LoadedCheckpoint | None = None  # hr_checkpoint_name's, when not the first pass's
+    refiner: refiner.Refiner | None = None
 
 
 def _run_batch(
@@ -312,6 +339,8 @@ def _run_batch(
     """The batch's images and the textual-inversion embeddings its prompts used."""
     loaded, task, job, manager = run.loaded, run.task, run.job, run.manager
     pipe = task.pipe
+    if hires_upscale.wanted(params):  # ✨ Upscale: an image made before stands for the first pass
+        return hires_upscale.second_pass_only(run, params, _run_batch, seeds, subseeds)
     # A fresh scheduler each batch: schedulers keep per-run state. DPM++ SDE takes its seeds here: one
     # Brownian tree per image (as A1111), so an image does not depend on the batch it was made in.
     sdxl = loaded.architecture.family == "sdxl"  # Align Your Steps has a table for SDXL
@@ -356,7 +385,13 @@ def _run_batch(
                 text.guidance_hook(),
             ]
         )
-        with autocast, unet_hooks.installed(pipe.unet), noise.drawn_from(rng, initial, pipe, run.eta.value):
+        switch = refiner.switch_for(run.refiner, manager, loaded, params, count, task.steps_run)
+        with (
+            autocast,
+            unet_hooks.installed(pipe.unet),
+            refiner.routed(switch, pipe),
+            noise.drawn_from(rng, initial, pipe, run.eta.value),
+        ):
             output = pipe(
                 **text.kwargs(0),
                 **inputs,
@@ -369,7 +404,8 @@ def _run_batch(
             images, used = hires.second_pass(run, params, output.images, _run_batch, seeds, subseeds)
             return images, tuple(dict.fromkeys(text.embeddings_used + used))
         # the checkpoint's own pipeline decodes: with --medvram its offload hooks put the VAE back
-        images = memory.decode_latents(loaded.pipe, output.images, manager.vae_tiling_threshold)
+        decoder = refiner.decoder(switch, loaded.pipe)  # the refiner's after a switch, as A1111
+        images = memory.decode_latents(decoder, output.images, manager.vae_tiling_threshold)
     return task.finish(images), text.embeddings_used
 
 

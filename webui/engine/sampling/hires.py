@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from webui.core import hires, samplers
-from webui.core.errors import InvalidParameter
+from webui.core.errors import InvalidParameter, ModelNotFound
 from webui.core.params import LATENT_UPSCALE_MODES, SAME_CHECKPOINT, Txt2Img, unless_same
 from webui.engine.checkpoints import memory
 from webui.engine.sampling import img2img
@@ -67,18 +67,38 @@ def check(
             valid = ", ".join(upscaler_names(catalog))
             raise InvalidParameter(f"hr_upscaler: unknown upscaler {name!r}; valid: {valid}")
     checkpoint = unless_same(params.hr_checkpoint_name, SAME_CHECKPOINT)
-    if checkpoint is not None and manager.registry.find(checkpoint) != manager.entry_for(loaded):
+    if checkpoint is not None:
+        try:
+            manager.registry.find(checkpoint)
+        except ModelNotFound:
+            known = ", ".join(entry.name for entry in manager.registry.entries) or "none"
+            raise InvalidParameter(f"Hires checkpoint {checkpoint!r} not found. Available: {known}") from None
+
+
+def load_checkpoint(
+    params: Any, manager: ModelManager, main: LoadedCheckpoint
+) -> tuple[LoadedCheckpoint | None, str | None]:
+    """The second pass's own checkpoint (None: the first pass's) and its title as A1111 writes "Hires
+    checkpoint", "name [hash]" (None: no key). Loaded now, before the run starts, so that a bad file fails
+    before any image; call ModelManager.use(main) afterwards to make the first pass's current again."""
+    name = unless_same(params.hr_checkpoint_name, SAME_CHECKPOINT) if enabled(params) else None
+    if name is None:
+        return None, None
+    entry = manager.registry.find(name)
+    loaded = manager.get(entry.name) if entry.path != main.path else main
+    if loaded.architecture.inpainting or loaded.architecture.refiner:
         raise InvalidParameter(
-            f"Hires checkpoint {checkpoint!r}: a second pass on another checkpoint is not supported yet; "
-            f"choose {SAME_CHECKPOINT!r}"
+            f"Hires checkpoint {name!r} cannot run a second pass (inpainting or refiner model)"
         )
+    title = f"{entry.model_name} [{manager.short_hash(loaded)}]"
+    return (None if loaded is main else loaded), title
 
 
-def with_checkpoint_title(params: Any, name: str, short_hash: str) -> Any:
-    """`params` with a hires checkpoint written as A1111 writes it: "name [hash]"."""
-    if not enabled(params) or unless_same(params.hr_checkpoint_name, SAME_CHECKPOINT) is None:
+def with_checkpoint_title(params: Any, title: str | None) -> Any:
+    """`params` with the hires checkpoint written as A1111 writes it: "name [hash]"."""
+    if not enabled(params) or title is None:
         return params
-    return params.replace(hr_checkpoint_name=f"{name} [{short_hash}]")
+    return params.replace(hr_checkpoint_name=title)
 
 
 class TwoPassProgress:
@@ -153,21 +173,23 @@ def second_pass(
     threshold = run.manager.vae_tiling_threshold
     if run.job.interrupted or run.job.skipped:
         return memory.decode_latents(first.pipe, latents, threshold), ()
-    loaded = first  # check() allows only the first pass's checkpoint
+    loaded = run.hires_checkpoint or first  # hr_checkpoint_name: A1111 reloads before the second pass
     pipe = loaded.pipeline(img2img.PIPELINES[loaded.architecture.family == "sdxl", False])
     factor = pipe.vae_scale_factor
     size = hires.target_size(params, factor)
     latent_size = (size.height // factor, size.width // factor)
     upscaler = params.hr_upscaler or LATENT_UPSCALE_MODES[0]
+    with torch.inference_mode():  # a pixel upscaler's input: decoded by the first pass's VAE
+        decoded = None if upscaler in LATENT_MODES else memory.decode_latents(first.pipe, latents, threshold)
+    run.manager.use(loaded)  # the second pass's checkpoint on the device (a no-op for the first pass's)
     with torch.inference_mode():
-        if upscaler in LATENT_MODES:
+        if decoded is None:
             mode, antialias = LATENT_MODES[upscaler]
             upscaled = torch.nn.functional.interpolate(
                 latents, size=latent_size, mode=mode, antialias=antialias
             )
             pixels = None
         else:
-            decoded = memory.decode_latents(first.pipe, latents, threshold)
             target = (size.width, size.height)
             pixels = [
                 upscale_image(image, upscaler, target, run.upscalers, run.manager.device.device)
@@ -196,10 +218,15 @@ def second_pass(
     )
     task = HiresTask(hires_params, pipe, upscaled, strength, total, steps)
     job = run.job.for_second_pass() if isinstance(run.job, TwoPassProgress) else run.job
-    control = run.control
+    # ControlNet models fit the first pass's family only (a hires checkpoint of another family goes without)
+    same_family = loaded.architecture.family == first.architecture.family
+    control = run.control if same_family else None
     if control is not None:  # the control maps at the new size
         control = dataclasses.replace(control, maps=tuple(m.resize((width, height)) for m in control.maps))
-    context = dataclasses.replace(run, loaded=loaded, task=task, choice=choice, job=job, control=control)
+    embeddings = run.embeddings if loaded is first else run.manager.embeddings.for_pipe(loaded.pipe)
+    context = dataclasses.replace(
+        run, loaded=loaded, task=task, choice=choice, job=job, control=control, embeddings=embeddings
+    )
     return run_batch(context, hires_params, *batch)
 
 
