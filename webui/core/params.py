@@ -299,6 +299,9 @@ class Txt2Img(GenerationParams):
         "Latent", label="Upscaler", api_default=None, infotext="Hires upscaler",
         written_when=_hires(lambda p: p.hr_upscaler is not None), axis="Hires upscaler",
     )  # fmt: skip
+    # "✨ Upscale" (A1111 1.8's txt2img_upscale): an image made before stands for the first pass, which is
+    # skipped; hires fix's second pass runs on it alone (engine.sampling.hires_upscale). Not in the API.
+    firstpass_image: Image.Image | None = None
 
     def validate(self) -> None:
         super().validate()

@@ -20,6 +20,7 @@ from webui.ui import (
     settings_tab,
     styles_ui,
     txt2img,
+    upscale,
 )
 from webui.ui.generation import SectionFactory
 
@@ -68,6 +69,7 @@ def _page(services: Services) -> gr.Blocks:
         for tab in generation_tabs:
             send_to.gallery_buttons(services, tab, (targets.img2img, targets.inpaint), checkpoint)
             extras_tab.image_button(tab.gallery, tab.infotexts, tab.output_buttons, tab.name, tabs, extras)
+        upscale.add_button(services, txt2img_tab)  # ✨, last in the row as in A1111
         for tab in generation_tabs:
             paste.add_paste_button(services, tab, checkpoint)
         style_lists = styles_ui.build_styles(services, generation_tabs)

@@ -97,6 +97,9 @@ class GenerationTab:
     infotexts: gr.State  # one infotext per gallery image
     sections: list[Section] = field(default_factory=list)
     params_type: type[GenerationParams] = Txt2Img  # what its controls make (paste reads its fields)
+    inputs: list[gr.components.Component] = field(default_factory=list)  # Generate's, in order
+    # the params Generate would queue for `inputs`' values, and the options its sections override
+    read: Callable[[Sequence[Any]], tuple[GenerationParams, dict[str, Any]]] | None = None
 
 
 def model_defaults(app: Services) -> GenerationParams:
@@ -231,22 +234,30 @@ def build_generation_tab(
     inputs = [*(controls[key] for key in base_names), *(c for group in section_inputs for c in group)]
 
     # gradio finds its progress tracker by this default value
+    def read_all(
+        values: Sequence[Any],
+    ) -> tuple[GenerationParams, dict[str, Any], list[tuple[Runner, list[Any]]]]:
+        """The params (every section applied), the options the sections override, and the sections that
+        may run the generation their own way, from `inputs`' values."""
+        params = params_type(
+            **{key: from_widget(params_type, key, value) for key, value in zip(base_names, values)}
+        )
+        rest = list(values[len(base_names) :])
+        runners: list[tuple[Runner, list[Any]]] = []
+        overrides: dict[str, Any] = {}
+        for section, group in zip(built_sections, section_inputs):
+            own, rest = rest[: len(group)], rest[len(group) :]
+            params = section.apply(params, own)
+            if isinstance(section, SettingsSection):
+                overrides.update(section.override_settings(own))
+            if isinstance(section, Runner):
+                runners.append((section, own))
+        return params, overrides, runners
+
     def run_job(values: Sequence[Any], progress: gr.Progress) -> Iterator[tuple[Any, ...]]:
         """A generator: live previews go to the gallery while the job runs, then the result."""
         try:
-            params = params_type(
-                **{key: from_widget(params_type, key, value) for key, value in zip(base_names, values)}
-            )
-            rest = list(values[len(base_names) :])
-            runners: list[tuple[Runner, list[Any]]] = []
-            overrides: dict[str, Any] = {}
-            for section, group in zip(built_sections, section_inputs):
-                own, rest = rest[: len(group)], rest[len(group) :]
-                params = section.apply(params, own)
-                if isinstance(section, SettingsSection):
-                    overrides.update(section.override_settings(own))
-                if isinstance(section, Runner):
-                    runners.append((section, own))
+            params, overrides, runners = read_all(values)
             result = next(
                 (
                     r
@@ -338,4 +349,6 @@ def build_generation_tab(
         infotexts=infotexts,
         sections=built_sections,
         params_type=params_type,
+        inputs=inputs,
+        read=lambda values: read_all(values)[:2],
     )
