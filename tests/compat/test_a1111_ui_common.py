@@ -68,3 +68,17 @@ def test_a1111_only_options_read_as_a1111_defaults_and_can_be_set(compat_app):
         opts.outdir_save = "log/images"
     with pytest.raises(AttributeError, match="no option named 'no_such_option'"):
         _ = opts.no_such_option
+
+
+def test_list_scripts_names_the_loaded_extensions_files(compat_app):
+    listed = compat_app.plugins.compat.modules["scripts"].list_scripts("scripts", ".py")
+    folder = compat_app.plugins.extension("sd-webui-grid-tools").path
+    assert (str(folder), "grid_tools.py", str(folder / "scripts" / "grid_tools.py")) in listed
+    assert all(entry.path.endswith(".py") for entry in listed)
+
+
+def test_chained_events_accept_gradio_3_js(compat_app):
+    with gr.Blocks() as blocks:
+        button = gr.Button()
+        button.click(lambda: None).then(lambda: None, _js="() => 1")
+    assert [fn.js for fn in blocks.fns.values()] == [None, "() => 1"]

@@ -3,7 +3,7 @@
 - `gr.Box()` (gone since gradio 4): a gr.Group.
 - `component.style(...)` (gone since gradio 4): ignored, the component returned (A1111 used it for
   looks only: full_width, grid, height …).
-- `event(..., _js="…")` (renamed `js` in gradio 4): passed on as `js`.
+- `event(..., _js="…")` and `.then(..., _js="…")` (renamed `js` in gradio 4): passed on as `js`.
 
 Each only adds a name gradio 6 no longer has or accepts an argument our code never passes, so the rest
 of the program is unaffected. The constructors of components and layout blocks also tell ui_hooks
@@ -21,6 +21,7 @@ from typing import Any
 import gradio as gr
 from gradio.blocks import Block, BlockContext
 from gradio.components import Component
+from gradio.events import Dependency
 
 from webui.compat.a1111 import ui_hooks
 
@@ -40,6 +41,7 @@ def install() -> None:
             listener = cls.__dict__.get(name) if name else None
             if callable(listener) and not getattr(listener, _MARK, False):
                 setattr(cls, name, _accepting_js(listener))
+    Dependency.__init__ = _chaining_js(Dependency.__init__)  # type: ignore[method-assign]
     for cls in (Component, BlockContext):
         cls.__init__ = _watched(cls.__init__)  # type: ignore[method-assign]
     setattr(gr, _MARK, True)
@@ -62,6 +64,18 @@ def _accepting_js(listener: Callable[..., Any]) -> Callable[..., Any]:
         return listener(*args, **kwargs)
 
     setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def _chaining_js(init: Callable[..., None]) -> Callable[..., None]:
+    """An event's .then / .success / .failure accept `_js` too."""
+
+    @functools.wraps(init)
+    def wrapper(self: Dependency, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        for name in ("then", "success", "failure"):
+            setattr(self, name, _accepting_js(getattr(self, name)))
+
     return wrapper
 
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 # extension may set them (kept for the App's run, not saved).
 A1111_ONLY_OPTIONS: dict[str, Any] = {
     "outdir_save": "log/images", "outdir_init_images": "outputs/init-images", "save_selected_only": True,
-    "n_rows": -1, "grid_background_color": "#ffffff", "grid_prevent_empty_spots": False,
+    "n_rows": -1, "grid_background_color": "#ffffff", "grid_prevent_empty_spots": False, "temp_dir": "",
+    "clean_temp_dir_at_start": False,
 }  # fmt: skip
 
 

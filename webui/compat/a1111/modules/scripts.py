@@ -8,10 +8,11 @@ never called is listed in docs/extensions.md.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from webui.compat.a1111.batch_hooks import PostprocessBatchListArgs
 from webui.compat.a1111.modules import _app
@@ -140,9 +141,28 @@ class ScriptRunnerView:
         return self._runner.titles()
 
 
+class ScriptFile(NamedTuple):
+    basedir: str
+    filename: str
+    path: str
+
+
+def _list_scripts(
+    plugins: Plugins, scriptdirname: str, extension: str, *, include_extensions: bool = True
+) -> list[ScriptFile]:
+    """scripts.list_scripts: the files ending in `extension` in `scriptdirname` of each loaded extension."""
+    return [
+        ScriptFile(str(loaded.path), path.name, str(path))
+        for loaded in (plugins.loaded if include_extensions else [])
+        for path in sorted((loaded.path / scriptdirname).glob(f"*{extension}"))
+        if path.is_file()
+    ]
+
+
 VIEWS: dict[str, Callable[[Plugins], Any]] = {
     "scripts_txt2img": lambda plugins: ScriptRunnerView(plugins, "txt2img"),
     "scripts_img2img": lambda plugins: ScriptRunnerView(plugins, "img2img"),
+    "list_scripts": lambda plugins: functools.partial(_list_scripts, plugins),
 }
 
 
