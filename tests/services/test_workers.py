@@ -41,7 +41,7 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[np.ndarray], 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """An App whose generations run on two Ray worker actors on this machine."""
-    app = make_app(tmp_path_factory.mktemp("cluster"), "--ckpt", str(CHECKPOINT), "--workers", "2")
+    app = make_app(tmp_path_factory.mktemp("cluster"), "--ckpt", str(CHECKPOINT), "--workers", "2", "--api")
     pool = app.generation.workers.pool
     try:
         assert len(pool.wait_ready(240, count=2)) == 2, [w.error for w in pool.workers()]
@@ -98,3 +98,36 @@ def test_a_worker_killed_mid_job_loses_no_image_and_duplicates_none(cluster, sin
     for made, expected in zip(images, single[0], strict=True):
         assert np.array_equal(np.asarray(made), expected)
     assert saved_seeds(cluster, before) == list(SEEDS)  # none lost, none saved twice
+
+
+def test_the_api_shows_each_worker_and_the_lost_one(cluster) -> None:
+    import requests
+
+    from webui.app import serve_in_thread
+
+    server, thread = serve_in_thread(cluster)
+    try:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        listed = requests.get(f"http://127.0.0.1:{port}/sdapi/v1/workers", timeout=30).json()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert isinstance(listed, list), listed
+    states = {worker["name"]: worker for worker in listed}
+    assert {"worker-1", "worker-2"} <= set(states)
+    lost = [worker for worker in listed if worker["state"] == "lost"]
+    assert len(lost) == 1 and lost[0]["error"]  # the one killed above, and why
+    assert any(w["state"] == "ready" and w["checkpoint"] == CHECKPOINT.name for w in listed)
+
+
+def test_a_worker_with_another_checkpoint_file_is_refused(cluster) -> None:
+    from webui.services.workers.distributed import CheckpointMismatch
+    from webui.services.workers.messages import BatchDone
+
+    workers = cluster.generation.workers
+    worker = workers.pool.ready()[0]
+    done = BatchDone(0, PARAMS, (), (), (), (), False, (), CHECKPOINT.name, "0123456789")
+    with pytest.raises(CheckpointMismatch, match=f"{worker.name} has a different file for checkpoint"):
+        workers.check_hash(worker, done)
+    real = cluster.models.registry.short_hash(cluster.models.find_checkpoint(CHECKPOINT.name))
+    workers.check_hash(worker, BatchDone(0, PARAMS, (), (), (), (), False, (), CHECKPOINT.name, real))

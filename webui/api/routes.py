@@ -9,7 +9,14 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from webui.api import controlnet_routes, extras_routes, info_routes, queue_routes, script_routes
+from webui.api import (
+    controlnet_routes,
+    extras_routes,
+    info_routes,
+    queue_routes,
+    script_routes,
+    worker_routes,
+)
 from webui.api.deps import STATE_KEY, ServicesDep
 from webui.api.models import Img2ImgRequest, Txt2ImgRequest, params_for
 from webui.api.shapes import (
@@ -50,6 +57,7 @@ def register_api(web: FastAPI, services: Services) -> None:
         web.include_router(routes)
     web.include_router(extras_routes.router)
     web.include_router(queue_routes.router)
+    web.include_router(worker_routes.router)
 
 
 async def _generate(

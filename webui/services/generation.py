@@ -39,6 +39,10 @@ class Workers(Protocol):
 
     def bind(self, job: Job, options: JobOptions) -> Callable[[GenerationParams, Any], Result]: ...
 
+    def status(self) -> list[dict[str, Any]]:
+        """Each worker: name, state (starting, ready, lost), host, device, checkpoint, why it was lost."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class OverriddenRequest:
@@ -144,7 +148,7 @@ class GenerationService:
         on_workers = self.workers.bind(job, options) if self.workers is not None else None
         context = ProcessingContext(
             generate=lambda params, hooks: (
-                on_workers(params, incomplete.hooks(hooks))
+                on_workers(params, incomplete.hooks(self.faces.hooks(hooks) if self.faces else hooks))
                 if on_workers is not None
                 else generate.run(
                     params,

@@ -80,6 +80,21 @@ class DistributedGeneration:
             warnings=tuple(dict.fromkeys(warning for batch in done for warning in batch.warnings)),
         )
 
+    def status(self) -> list[dict[str, Any]]:
+        """Each worker: name, state (starting, ready, lost), host, device, checkpoint, why it was lost."""
+        return [
+            {
+                "name": worker.name,
+                "state": worker.state.value,
+                "host": worker.info.host if worker.info else None,
+                "device": worker.info.device if worker.info else None,
+                "checkpoint": worker.info.checkpoint if worker.info else None,
+                "images": self.made_by.get(worker.name, 0),
+                "error": worker.error or None,
+            }
+            for worker in self.pool.workers()
+        ]
+
     def _preferred(self, workers: list[Worker], params: GenerationParams) -> list[Worker]:
         """Workers that have the job's checkpoint loaded first: with fewer batches than workers, they
         get them and no other worker loads it."""

@@ -51,7 +51,8 @@ class BatchReporter:
 
 
 class GenerationWorker:
-    """`threads` > 0: that many torch threads (CPU workers); 0: as the model's size says."""
+    """`threads` > 0: that many torch threads (CPU workers; the torch_threads setting overrides it); 0: as
+    the model's size says."""
 
     def __init__(self, args: argparse.Namespace, options: ModelOptions, threads: int = 0) -> None:
         paths = paths_from_args(args)
@@ -59,9 +60,9 @@ class GenerationWorker:
         self.manager = build_manager(args, paths, options, device_id=None)
         self.upscalers = UpscalerCatalog(upscaler_folders(paths.models_dir, vars(args)))
         self._options: ModelOptions | None = None
-        self._configure(options)
         if threads > 0:
             self.manager.set_torch_threads(threads)
+        self._configure(options)
         self._running = threading.Lock()  # one batch at a time
         self._reporter: BatchReporter | None = None
         self._interrupted: set[str] = set()
@@ -122,4 +123,6 @@ class GenerationWorker:
         self.manager.configure(options.checkpoints_limit, options.keep_in_cpu, options.checkpoint_cache)
         if before is None or before.sd_vae != options.sd_vae:
             self.manager.set_vae(options.sd_vae)
+        if options.torch_threads and (before is None or before.torch_threads != options.torch_threads):
+            self.manager.set_torch_threads(options.torch_threads)  # the setting, when the user chose one
         self._options = options
