@@ -148,7 +148,7 @@ class GenerationService:
         on_workers = self.workers.bind(job, options) if self.workers is not None else None
         context = ProcessingContext(
             generate=lambda params, hooks: (
-                on_workers(params, incomplete.hooks(self.faces.hooks(hooks) if self.faces else hooks))
+                on_workers(params, incomplete.hooks(hooks))
                 if on_workers is not None
                 else generate.run(
                     params,
