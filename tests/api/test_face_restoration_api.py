@@ -1,8 +1,8 @@
 """restore_faces through the A1111 API on a real server: a random-weight GFPGAN file placed in the folder
---gfpgan-models-path names, the face detector's file placed beside it and read by a test detector that
-reports one face at known landmarks (a real YuNet ONNX file cannot be made offline). Without the detector
-file the request is refused naming it; with it, each generated image is restored and says so in its
-infotext, and the Extras' GFPGAN visibility runs the same restorer."""
+--gfpgan-models-path names, and beside it a face detector file in YuNet's format that OpenCV runs and that
+finds one face at known landmarks (tests/upscaler_files.py; the real YuNet file cannot be made offline).
+Without the detector file the request is refused naming it; with it, each generated image is restored and
+says so in its infotext, and the Extras' GFPGAN visibility runs the same restorer."""
 
 from __future__ import annotations
 
@@ -20,18 +20,13 @@ import torch
 from PIL import Image
 
 from tests.conftest import make_app, make_data_dir
-from tests.upscaler_files import write_gfpgan
+from tests.upscaler_files import write_gfpgan, write_yunet_standin
 from webui.engine.upscaling import face_align
-from webui.engine.upscaling.face_detection import DETECTOR_FILE, Detection
+from webui.engine.upscaling.face_detection import DETECTOR_FILE
 
 SMALL = {"prompt": "a face", "width": 64, "height": 64, "steps": 3, "cfg_scale": 5, "seed": 11}
 # A face 10 px between the eyes, in the middle of a 64² picture.
 LANDMARKS = face_align.FFHQ_TEMPLATE * 0.08 + numpy.array([11.5, 8.0], numpy.float32)
-
-
-class FixedDetector:
-    def detect(self, image: numpy.ndarray) -> list[Detection]:
-        return [Detection(LANDMARKS, 0.99)]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_file: Path) -> Ite
     write_gfpgan(faces / "GFPGANv1.4.pth")
     data = make_data_dir(tmp_path_factory.mktemp("data"), tiny_sd1_file)
     app = make_app(data, "--api", "--gfpgan-models-path", str(faces))
-    app.extras.faces.detector_factory = lambda path: FixedDetector()
     app.load_initial_checkpoint()
     http, thread = serve_in_thread(app)
     port = http.servers[0].sockets[0].getsockname()[1]
@@ -72,7 +66,7 @@ def test_restore_faces_end_to_end(server: tuple[Any, str]) -> None:
     assert refused.status_code == 422
     assert f"{DETECTOR_FILE} (OpenCV's YuNet) in {folder}" in refused.json()["detail"]
     assert "GFPGANv1.4.pth" not in refused.json()["detail"]  # that one is placed
-    (folder / DETECTOR_FILE).write_bytes(b"read by the test's detector factory only")
+    write_yunet_standin(folder / DETECTOR_FILE, 64, LANDMARKS)
 
     plain = _txt2img(url)
     restored = _txt2img(url, restore_faces=True)

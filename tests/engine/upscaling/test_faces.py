@@ -2,8 +2,9 @@
 random-weight GFPGAN (and CodeFormer, when the optional package is installed) files in the published key
 layouts detected by spandrel and run on a face-like picture, and the errors that name missing files.
 
-The YuNet detector itself needs its ONNX file, which cannot be made offline; the restorers take a detector
-factory, so these tests hand them a detector that reports a face at known landmarks."""
+The real YuNet ONNX file cannot be made offline: OpenCV's detector is run on a stand-in file in YuNet's
+format whose outputs are constants (tests/upscaler_files.py), and the restorers, which take a detector
+factory, are also handed a detector that reports a face at known landmarks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from tests.upscaler_files import write_codeformer, write_gfpgan
+from tests.upscaler_files import write_codeformer, write_gfpgan, write_yunet_standin
 from webui.core.errors import InvalidParameter, ModelLoadError
 from webui.engine.upscaling import face_align
 from webui.engine.upscaling.face_detection import DETECTOR_FILE, Detection, YuNetDetector
@@ -132,6 +133,16 @@ def test_codeformer_without_its_package_says_so(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(faces, "_extra_installed", lambda: False)
     with pytest.raises(InvalidParameter, match="spandrel_extra_arches.*non-commercial"):
         FaceRestorers(_folders(tmp_path)).check(gfpgan=False, codeformer=True)
+
+
+def test_opencv_reads_a_yunet_format_file_and_faces_map_back_to_the_picture(tmp_path: Path) -> None:
+    """A picture larger than 640 px is searched at 640 px; the landmarks come back in its own pixels."""
+    landmarks = _landmarks(scale=0.5, shift=numpy.array([100.0, 80.0], numpy.float32))
+    path = write_yunet_standin(tmp_path / DETECTOR_FILE, 640, landmarks)
+    (face,) = YuNetDetector(path).detect(numpy.zeros((1280, 1280, 3), numpy.uint8))
+    assert face.score == pytest.approx(0.95)
+    assert numpy.abs(face.landmarks - landmarks * 2).max() < 0.01
+    assert face.eye_distance == pytest.approx(float(numpy.linalg.norm(landmarks[1] - landmarks[0])) * 2, 1e-3)
 
 
 def test_a_file_that_is_not_a_yunet_model_is_refused_by_name(tmp_path: Path) -> None:
