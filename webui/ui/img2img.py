@@ -23,6 +23,7 @@ from webui.services.batch import scaled_size
 from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
 from webui.ui.img2img_batch import batch_folders, run_batch
 from webui.ui.param_widgets import widget
+from webui.ui.refiner import RefinerSection
 
 if TYPE_CHECKING:
     from webui.services.container import Services
@@ -327,8 +328,13 @@ class Img2ImgSection:
 
 
 def build_tab(services: Services, sections: Sequence[SectionFactory] = ()) -> GenerationTab:
+    refiner = RefinerSection(services, "img2img")
     return build_generation_tab(
-        services, "img2img", top=Img2ImgSection(services), sections=sections, params_type=Img2Img
+        services,
+        "img2img",
+        top=Img2ImgSection(services),
+        sections=[lambda name: refiner, *sections],
+        params_type=Img2Img,
     )
 
 

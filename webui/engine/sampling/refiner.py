@@ -143,20 +143,18 @@ class Switch:
             loaded, embeddings = self.refiner.loaded, self.refiner.embeddings
             self.text = PromptConditioning(loaded, self.params, self.count, embeddings)
         unet = self.refiner.loaded.pipe.unet
-        x = sample[
-            :, : unet.config.in_channels
-        ]  # an inpainting checkpoint's mask channels: not the refiner's
+        x = sample[:, : unet.config.in_channels]  # an inpainting checkpoint's mask channels are not its
         embeds, pooled, uncond_first = self._conditioning(step, x.shape[0])
         side = self.refiner.loaded.pipe.vae_scale_factor
         size = (x.shape[-2] * side, x.shape[-1] * side)
         added = _added_conditioning(unet.config, pooled, x.shape[0], self.count if uncond_first else 0, size)
+        if added is not None:
+            added = {key: value.to(x.device, unet.dtype) for key, value in added.items()}
         out = unet(
             x.to(unet.dtype),
             timestep,
             encoder_hidden_states=embeds.to(x.device, unet.dtype),
-            added_cond_kwargs=None
-            if added is None
-            else {k: v.to(x.device, unet.dtype) for k, v in added.items()},
+            added_cond_kwargs=added,
             return_dict=False,
         )[0]
         return out.to(sample.dtype)
