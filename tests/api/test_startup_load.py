@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 BODY = {"prompt": "a red square", "steps": 1, "seed": 5, "width": 64, "height": 64}
 
 
+@contextmanager
 def serve_loading_in_background(app: Any) -> Iterator[str]:
     from webui.app import load_then_restore, serve_in_thread
 
@@ -47,20 +49,37 @@ def wait_until(condition: Any, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_page_progress_and_a_queued_txt2img_while_the_checkpoint_loads(
-    tmp_path: Path, tiny_sd1_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = make_app(make_data_dir(tmp_path, tiny_sd1_file), "--api")
+def hold_loading(app: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """(loading, release): the first checkpoint load sets `loading`, then waits until the test sets
+    `release` (the test's own slow load; later loads pass straight through)."""
     loading, release = threading.Event(), threading.Event()
     real_get = app.manager.get
 
-    def held_get(wanted: str | None = None) -> Any:  # the first load waits until the test has looked
+    def held_get(wanted: str | None = None) -> Any:
         loading.set()
         assert release.wait(120)
         return real_get(wanted)
 
     monkeypatch.setattr(app.manager, "get", held_get)
-    for url in serve_loading_in_background(app):
+    return loading, release
+
+
+def broken_checkpoint(folder: Path) -> Path:
+    """A valid safetensors file that is no model: loading it fails with 'unknown architecture'."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "broken.safetensors"
+    save_file({"not_a_model.weight": torch.zeros(4)}, str(path))
+    return path
+
+
+def test_page_progress_and_a_queued_txt2img_while_the_checkpoint_loads(
+    tmp_path: Path, tiny_sd1_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(make_data_dir(tmp_path, tiny_sd1_file), "--api")
+    loading, release = hold_loading(app, monkeypatch)
+    with serve_loading_in_background(app) as url:
         assert loading.wait(60), "the start-up load never began"
         page = requests.get(f"{url}/", timeout=30)
         assert page.status_code == 200 and "gradio" in page.text.lower()
@@ -84,12 +103,8 @@ def test_page_progress_and_a_queued_txt2img_while_the_checkpoint_loads(
 
 
 def test_a_checkpoint_that_fails_to_load_is_reported_and_the_server_keeps_serving(tmp_path: Path) -> None:
-    import torch
-
-    broken = tmp_path / "broken.safetensors"
-    save_file({"not_a_model.weight": torch.zeros(4)}, str(broken))
-    app = make_app(make_data_dir(tmp_path / "data", broken), "--api")
-    for url in serve_loading_in_background(app):
+    app = make_app(make_data_dir(tmp_path / "data", broken_checkpoint(tmp_path)), "--api")
+    with serve_loading_in_background(app) as url:
         wait_until(lambda: app.models.load_status().state != "loading", "the load to end")
         status = app.models.load_status()
         assert status.state == "failed"
