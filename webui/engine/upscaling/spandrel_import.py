@@ -22,6 +22,7 @@ import importlib
 import importlib.util
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -100,4 +101,6 @@ def load_extra_arches() -> ModuleType | None:
     load_spandrel()
     if importlib.util.find_spec("spandrel_extra_arches") is None:
         return None
-    return import_with_standin("spandrel_extra_arches")
+    with warnings.catch_warnings():  # one of its architectures decorates with the deprecated torch.jit.script
+        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+        return import_with_standin("spandrel_extra_arches")
