@@ -23,6 +23,7 @@ from webui.services.jobs import JobQueue
 from webui.services.models import ModelsService
 from webui.services.options import JobOptions, ModelOptions, SaveOptions
 from webui.services.outputs import dated_dir, save_image
+from webui.services.resume import combined, resume
 from webui.services.scripting import ProcessingContext, ScriptHost
 from webui.services.settings import Settings
 from webui.services.styles import StyleDatabase
@@ -38,10 +39,6 @@ class Workers(Protocol):
     """Generation workers in other processes (services/workers/distributed.py): the engine call of `job`."""
 
     def bind(self, job: Job, options: JobOptions) -> Callable[[GenerationParams, Any], Result]: ...
-
-    def status(self) -> list[dict[str, Any]]:
-        """Each worker: name, state (starting, ready, lost), host, device, checkpoint, why it was lost."""
-        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +161,7 @@ class GenerationService:
             current_model=lambda: self.models.current,
             show_image=job.show,
         )
-        result: Result = self.scripts.process(request.params, request.kind, context)
+        result = self._process(request, job, context)
         if request.params.script_name is None:  # a script's run() makes its own grids (X/Y/Z plot)
             result = self._batch_grid(request, options, result)
         used = self.models.used()  # before any override is put back: the model that made the images
@@ -177,6 +174,21 @@ class GenerationService:
             sd_vae_name=used.vae_name,
             sd_vae_hash=used.vae_hash,
         )
+
+    def _process(self, request: Request, job: Job, context: ProcessingContext) -> Result:
+        """The scripts and the engine on the request; a job running again after a restart makes only the
+        batches it had not saved (a script's run() decides its own images, so such a job runs whole)."""
+        resumed = None
+        if job.saved_before_restart and request.params.script_name is None:
+            resumed = resume(request.params, job.saved_before_restart)
+        if resumed is None:
+            result: Result = self.scripts.process(request.params, request.kind, context)
+            return result
+        job.count_files_from(len(resumed.kept.images))
+        rest = None
+        if resumed.params.n_iter > 0:
+            rest = self.scripts.process(resumed.params, request.kind, context)
+        return combined(resumed.kept, rest)
 
     @contextmanager
     def _overridden(self, options: Mapping[str, Any], restore: bool) -> Iterator[None]:

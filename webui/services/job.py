@@ -109,6 +109,8 @@ class Job:
         self._listeners: list[Callable[[], None]] = []
         self._files = 0  # images saved so far (their index in the job)
         self._shown: list[tuple[Any, str, int]] = []  # finished images (image, infotext, seed), in order
+        # (path, infotext) of the images this job saved before the server stopped: it resumes after them
+        self.saved_before_restart: tuple[tuple[str, str], ...] = ()
         self.meta: dict[str, Any] = {}  # what its requester needs to answer later (the API's echo)
         self.on_file: Callable[[Job, int, str, str], None] | None = None  # the durable queue's record
 
@@ -149,6 +151,11 @@ class Job:
             index, self._files = self._files, self._files + 1
         if self.on_file is not None:
             self.on_file(self, index, path, infotext)
+
+    def count_files_from(self, count: int) -> None:
+        """The next image saved is the job's image `count` (a resumed job keeps its first images)."""
+        with self._lock:
+            self._files = count
 
     def show(self, image: Any, infotext: str, seed: int) -> None:
         """An image of this job is finished: waiters may show it before the whole job ends."""

@@ -242,7 +242,9 @@ class StoreJournal:
                 continue
             job = Job(params, row.kind, clock, row.owner, job_id=row.id)
             job.created = row.created
-            if row.status == "running":
+            if row.status == "running":  # it runs again after the images it saved (services.resume)
+                saved = self.store.files(row.id)
+                job.saved_before_restart = tuple(saved[index] for index in sorted(saved))
                 self.store.requeue(row.id)
             jobs.append(job)
         return jobs
