@@ -77,6 +77,25 @@ def test_a_batch_count_split_over_two_workers_makes_the_same_images(cluster, sin
     assert saved_seeds(cluster, before) == list(SEEDS)  # the head saved each image once
 
 
+def test_progress_and_interrupt_reach_the_workers(cluster) -> None:
+    workers = cluster.generation.workers
+    workers.made_by.clear()
+    job = cluster.submit(PARAMS.replace(steps=30))
+    steps_seen = 0
+    deadline = time.monotonic() + 120
+    while not workers.made_by and time.monotonic() < deadline:  # the workers' steps show on the job
+        steps_seen = max(steps_seen, job.progress().state["sampling_step"])
+        time.sleep(0.02)
+    cluster.jobs.interrupt()
+    result = job.wait(120)
+
+    assert 0 < steps_seen <= 30
+    assert result.interrupted
+    seeds = result.seeds[result.index_of_first_image :]
+    assert 0 < len(seeds) < 8 and len(set(seeds)) == len(seeds) and set(seeds) <= set(SEEDS)
+    assert [ray.get(worker.actor.progress.remote()) for worker in workers.pool.ready()] == [None, None]
+
+
 def test_a_worker_killed_mid_job_loses_no_image_and_duplicates_none(cluster, single) -> None:
     workers = cluster.generation.workers
     workers.made_by.clear()

@@ -142,9 +142,12 @@ class WorkerPool:
             return [worker for worker in self._workers if worker.state is WorkerState.READY]
 
     def lose(self, worker: Worker, reason: str) -> None:
+        """Count the worker as lost for good, and end its actor if it still runs (a worker that stopped
+        answering for a while): a late answer never counts, its batches run elsewhere."""
         with self._changed:
             worker.lost(reason)
             self._changed.notify_all()
+        ray.kill(worker.actor)
 
     def note(self, worker: Worker, info: WorkerInfo) -> None:
         with self._lock:
@@ -219,7 +222,6 @@ class WorkerPool:
             return
         except GetTimeoutError:
             self.lose(worker, f"no answer in {PING_TIMEOUT:.0f} s")
-            ray.kill(worker.actor)  # so a late answer never counts: its batches run elsewhere
             return
         with self._changed:
             if worker.state is WorkerState.STARTING:
