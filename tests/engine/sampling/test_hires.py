@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from webui.core import infotext
-from webui.core.errors import InvalidParameter, ModelNotFound
+from webui.core.errors import InvalidParameter
 from webui.core.params import Txt2Img
 from webui.engine.checkpoints import memory
 from webui.engine.checkpoints.manager import ModelManager
@@ -176,7 +176,7 @@ def test_interrupt_during_the_second_pass_stops_it(manager: ModelManager) -> Non
 def test_an_unknown_upscaler_or_hires_checkpoint_is_refused(manager: ModelManager) -> None:
     with pytest.raises(InvalidParameter, match="unknown upscaler 'ESRGAN_4x'.*Latent.*Lanczos"):
         generate.run(HIRES.replace(hr_upscaler="ESRGAN_4x"), manager, RecordingJob())
-    with pytest.raises(ModelNotFound, match="Checkpoint 'missing' not found"):
+    with pytest.raises(InvalidParameter, match="Hires checkpoint 'missing' not found"):
         generate.run(HIRES.replace(hr_checkpoint_name="missing"), manager, RecordingJob())
 
 
