@@ -122,12 +122,10 @@ def test_resolve_maps_to_diffusers() -> None:
     assert samplers.resolve("LCM").config_overrides == {}
 
 
-def test_dpmpp_2s_a_is_documented_as_an_approximation() -> None:
+def test_dpmpp_2s_a_is_the_engines_ancestral_solver_not_an_approximation() -> None:
     sampler = samplers.find_sampler("DPM++ 2S a")
-    assert sampler.class_name == "DPMSolverSinglestepScheduler"
-    assert "no ancestral" in sampler.description
-    assert "Approximation" in sampler.description
-    assert "Approximation" not in samplers.find_sampler("DPM++ 2M").description
+    assert sampler.class_name == "DPMSolver2SAncestralScheduler"  # engine.sampling.dpmpp_2s_ancestral
+    assert "Approximation" not in sampler.description
 
 
 def test_every_sampler_resolves_each_schedule_type_it_lists() -> None:

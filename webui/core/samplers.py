@@ -19,8 +19,8 @@ every sampler, as in A1111:
 
 Where diffusers differs from A1111 it is said below:
 
-- "DPM++ 2S a": diffusers has no ancestral single-step DPM-Solver++, so it maps to the deterministic
-  second-order `DPMSolverSinglestepScheduler`. Same solver order, no ancestral noise: images differ.
+- "DPM++ 2S a": diffusers has no ancestral single-step DPM-Solver++; the engine builds k-diffusion's on
+  diffusers' DPM2 a (`DPMSolver2SAncestralScheduler`, engine.sampling.dpmpp_2s_ancestral).
 - SDE samplers draw their noise differently from A1111's Brownian tree (except "DPM++ SDE").
 - "Automatic" means what A1111 does: the sampler's own default schedule type (Karras or Exponential
   for the DPM++ family, as A1111 names it in the infotext), otherwise the spacing A1111's own
@@ -45,8 +45,8 @@ _SPACING_KEYS = frozenset({"timestep_spacing", "steps_offset"})
 _SIGMA_KEYS = frozenset({"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas"})
 
 # Which schedule-type config keys each diffusers scheduler honours. LCMScheduler accepts
-# timestep_spacing but its set_timesteps ignores it, so it honours none; DPMSolverSinglestepScheduler
-# has no timestep_spacing at all. tests/engine/sampling/test_schedulers.py checks this against diffusers.
+# timestep_spacing but its set_timesteps ignores it, so it honours none. tests/engine/sampling/
+# test_schedulers.py checks this against diffusers.
 SCHEDULE_KEYS_BY_CLASS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "EulerAncestralDiscreteScheduler": _SPACING_KEYS,
@@ -55,9 +55,9 @@ SCHEDULE_KEYS_BY_CLASS: Mapping[str, frozenset[str]] = MappingProxyType(
         "HeunDiscreteScheduler": _SPACING_KEYS | _SIGMA_KEYS,
         "KDPM2DiscreteScheduler": _SPACING_KEYS | _SIGMA_KEYS,
         "KDPM2AncestralDiscreteScheduler": _SPACING_KEYS | _SIGMA_KEYS,
+        "DPMSolver2SAncestralScheduler": _SPACING_KEYS | _SIGMA_KEYS,  # the engine's, on DPM2 a's
         "DPMSolverMultistepScheduler": _SPACING_KEYS | _SIGMA_KEYS,
         "DPMSolverSDEScheduler": _SPACING_KEYS | _SIGMA_KEYS,
-        "DPMSolverSinglestepScheduler": _SIGMA_KEYS,
         "DDIMScheduler": _SPACING_KEYS,
         "PNDMScheduler": _SPACING_KEYS,
         "UniPCMultistepScheduler": _SPACING_KEYS | _SIGMA_KEYS,
@@ -199,13 +199,8 @@ SAMPLERS: tuple[Sampler, ...] = (
     _sampler(
         "DPM++ 2S a",
         ("k_dpmpp_2s_a",),
-        "DPMSolverSinglestepScheduler",
-        _dpmpp("dpmsolver++", 2),
+        "DPMSolver2SAncestralScheduler",
         default="karras",
-        description=(
-            "Approximation: diffusers has no ancestral single-step DPM-Solver++, so this runs the "
-            "deterministic second-order single-step solver without ancestral noise."
-        ),
     ),
     _sampler(
         "DPM++ 3M SDE",

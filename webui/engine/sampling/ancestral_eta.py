@@ -6,8 +6,8 @@ forking diffusers, on its own instance while a run lasts:
 - Euler a, DPM++ SDE: diffusers' step runs unchanged, then its result moves from eta 1's split to eta's:
   x + d · (down − down₁) + noise · (up − up₁), with d = (x − x₀) / sigma_from and the noise its step
   added (Euler a: the noise it drew; DPM++ SDE: the Brownian tree's, read back from the step).
-- DPM2 a: its set_timesteps precomputes the splits and the midpoints they decide (and their timesteps);
-  they are recomputed with eta right after it.
+- DPM2 a, DPM++ 2S a: their set_timesteps precomputes the splits and the midpoints they decide (and
+  their timesteps); they are recomputed with eta right after it.
 - DPM++ 2M SDE (Heun), 3M SDE: diffusers' sde-dpmsolver++ updates are k-diffusion's at eta 1; they are
   replaced by the same updates with eta (exp(−h) → exp(−eta·h), 2h → (1 + eta)·h in the data terms,
   noise · sqrt(1 − exp(−2·eta·h))), in diffusers' alpha/sigma form.
@@ -26,6 +26,7 @@ ETA_SCHEDULERS = frozenset(
     {
         "EulerAncestralDiscreteScheduler",
         "KDPM2AncestralDiscreteScheduler",
+        "DPMSolver2SAncestralScheduler",  # DPM++ 2S a, on DPM2 a's (engine.sampling.dpmpp_2s_ancestral)
         "DPMSolverSDEScheduler",
         "DPMSolverMultistepScheduler",  # its sde-dpmsolver++ algorithm only
     }
@@ -188,6 +189,7 @@ def _sde_multistep(scheduler: Any, eta: float) -> dict[str, Callable[..., Any]]:
 _PATCHES: dict[str, Callable[[Any, float], dict[str, Callable[..., Any]]]] = {
     "EulerAncestralDiscreteScheduler": _euler_ancestral,
     "KDPM2AncestralDiscreteScheduler": _dpm2_ancestral,
+    "DPMSolver2SAncestralScheduler": _dpm2_ancestral,  # the same splits and midpoints
     "DPMSolverSDEScheduler": _dpm_sde,
     "DPMSolverMultistepScheduler": _sde_multistep,
 }

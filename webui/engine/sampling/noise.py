@@ -30,9 +30,6 @@ ANCESTRAL_ETA_SAMPLERS = frozenset(
 )
 ENSD_SAMPLERS = frozenset({"Euler a", "DPM2 a", "DPM++ 2S a", "DPM fast", "DPM adaptive"})
 DDIM_SAMPLERS = frozenset({"DDIM"})  # "Eta DDIM", default 0
-# Of ANCESTRAL_ETA_SAMPLERS, those that run with any eta here (engine.sampling.ancestral_eta): all but
-# DPM++ 2S a, whose diffusers stand-in has no ancestral noise (core.samplers).
-ETA_SUPPORTED = ANCESTRAL_ETA_SAMPLERS - {"DPM++ 2S a"}
 
 
 @dataclass(frozen=True)
@@ -86,8 +83,7 @@ class Eta:
 def sampler_eta(sampler_name: str, eta: float | None, options: NoiseOptions) -> Eta:
     """The request's `eta`, else the option for the sampler's kind (A1111: the request overrides it).
 
-    The ancestral and SDE samplers take any eta (engine.sampling.ancestral_eta) but DPM++ 2S a, which
-    runs as eta 1, A1111's default: any other value is refused for it rather than ignored."""
+    The ancestral and SDE samplers take any eta (engine.sampling.ancestral_eta)."""
     if eta is not None and eta < 0:
         raise InvalidParameter(f"Eta must be 0 or more, not {eta:g}")
     if sampler_name in DDIM_SAMPLERS:
@@ -95,11 +91,6 @@ def sampler_eta(sampler_name: str, eta: float | None, options: NoiseOptions) -> 
         return Eta(value, {"Eta DDIM": value} if value != 0 else {})
     if sampler_name in ANCESTRAL_ETA_SAMPLERS:
         value = options.eta_ancestral if eta is None else eta
-        if value != 1 and sampler_name not in ETA_SUPPORTED:
-            raise InvalidParameter(
-                f"Eta {value:g} is not supported for {sampler_name}: its diffusers scheduler only runs with "
-                "eta 1 (set eta or the option 'Eta for k-diffusion samplers' to 1, or use another sampler)"
-            )
         return Eta(value, {"Eta": value} if value != 1 else {})
     return Eta(None, {})
 

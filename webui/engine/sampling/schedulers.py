@@ -14,10 +14,16 @@ from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
 from webui.core.errors import InvalidParameter
 from webui.core.samplers import OWNED_CONFIG_KEYS, SamplerChoice
 from webui.engine.sampling import sigmas
+from webui.engine.sampling.dpmpp_2s_ancestral import DPMSolver2SAncestralScheduler
+
+# Samplers diffusers lacks, built on its schedulers here (core.samplers names them like diffusers' own).
+OWN_SCHEDULERS: dict[str, type[SchedulerMixin]] = {
+    cls.__name__: cls for cls in (DPMSolver2SAncestralScheduler,)
+}
 
 
 def scheduler_class(class_name: str) -> type[SchedulerMixin]:
-    cls = getattr(diffusers, class_name, None)
+    cls = OWN_SCHEDULERS.get(class_name) or getattr(diffusers, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
         raise InvalidParameter(f"diffusers {diffusers.__version__} has no scheduler class {class_name!r}")
     return cls
