@@ -206,11 +206,6 @@ def test_batch_folders_outside_the_data_dir_only_when_not_exposed(tmp_path: Path
     assert img2img_batch.batch_folders(allowed, str(outside), "", "").input == outside.resolve()
 
 
-class _Progress:
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, tiny_sd1_file: Path) -> Iterator[Any]:
     app = make_app(make_data_dir(tmp_path_factory.mktemp("img2img-batch"), tiny_sd1_file))
@@ -226,7 +221,11 @@ def test_batch_run_saves_one_image_per_file_named_after_it(app: Any):
     (data / "in" / "notes.txt").write_text("not an image")
     params = Img2ImgSection(services=None).apply(BASE, values(mode="batch"))
     folders = img2img_batch.batch_folders(app, "in", "out", "")
-    result = img2img_batch.run_batch(app, params, folders, None, _Progress())
+    run = img2img_batch.BatchRun(app, params, folders, None)
+    lines = [snapshot.html for snapshot in run]  # each file's progress, labelled with the file
+    result = run.result()
+    assert any("File 1/3: first.png" in line for line in lines)
+    assert any("File 3/3: second.png" in line for line in lines)  # notes.txt (skipped) is 2/3
     names = sorted(path.name for path in (data / "out").iterdir())
     assert names == ["00000-first.png", "00001-second.png"]
     assert [Path(p).name for p in result.paths] == names

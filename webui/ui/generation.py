@@ -19,11 +19,10 @@ import gradio as gr
 from webui.core import samplers
 from webui.core.errors import UserError
 from webui.core.params import GenerationParams, Txt2Img
-from webui.core.requests import Result
 from webui.ui import extra_networks, seed_extras
 from webui.ui.errors import user_error
 from webui.ui.param_widgets import from_widget, unplaced_widgets, widget
-from webui.ui.progress import status_html, watch
+from webui.ui.progress import Following, Run, status_html
 from webui.ui.token_counter import add_counter
 
 if TYPE_CHECKING:
@@ -67,11 +66,10 @@ class Runner(Protocol):
     """A section that can run the generation itself instead of the tab's one queued job (img2img's Batch
     queues one job per input file)."""
 
-    def generate_instead(
-        self, params: GenerationParams, values: Sequence[Any], progress: gr.Progress
-    ) -> Result | None:
-        """The result for `params` (every section applied) run this section's way, or None to let the
-        tab queue `params` as usual. `values` are this section's inputs, as for apply()."""
+    def generate_instead(self, params: GenerationParams, values: Sequence[Any]) -> Run | None:
+        """`params` (every section applied) run this section's way (its progress in the tab's display,
+        then its result), or None to let the tab queue `params` as usual. `values` are this section's
+        inputs, as for apply()."""
         ...
 
 
@@ -233,7 +231,6 @@ def build_generation_tab(
         controls.update(section.controls)
     inputs = [*(controls[key] for key in base_names), *(c for group in section_inputs for c in group)]
 
-    # gradio finds its progress tracker by this default value
     def read_all(
         values: Sequence[Any],
     ) -> tuple[GenerationParams, dict[str, Any], list[tuple[Runner, list[Any]]]]:
@@ -254,27 +251,24 @@ def build_generation_tab(
                 runners.append((section, own))
         return params, overrides, runners
 
-    def run_job(values: Sequence[Any], progress: gr.Progress) -> Iterator[tuple[Any, ...]]:
+    def run_job(values: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
         """A generator: live previews go to the gallery while the job runs, then the result."""
         try:
             params, overrides, runners = read_all(values)
-            result = next(
-                (
-                    r
-                    for runner, own in runners
-                    if (r := runner.generate_instead(params, own, progress)) is not None
-                ),
+            running = next(
+                (r for runner, own in runners if (r := runner.generate_instead(params, own)) is not None),
                 None,
+            ) or Following(
+                app.generation.submit(params, override_settings=overrides or None),
+                app.settings.get("live_previews_enable"),
             )
-            if result is None:
-                job = app.generation.submit(params, override_settings=overrides or None)
-                for shown in watch(job, app.settings.get("live_previews_enable")):
-                    # each image as its batch finishes, then the running batch's live preview
-                    gallery_now = [(image, f"Seed {seed}") for image, _, seed in shown.finished]
-                    if shown.preview is not None:
-                        gallery_now.append((shown.preview, "Preview"))
-                    yield gallery_now or gr.skip(), gr.skip(), gr.skip(), gr.skip(), shown.html
-                result = job.wait()
+            for shown in running:
+                # each image as its batch finishes, then the running batch's live preview
+                gallery_now = [(image, f"Seed {seed}") for image, _, seed in shown.finished]
+                if shown.preview is not None:
+                    gallery_now.append((shown.preview, "Preview"))
+                yield gallery_now or gr.skip(), gr.skip(), gr.skip(), gr.skip(), shown.html
+            result = running.result()
         except UserError as error:
             raise user_error(error, name) from error
         except Exception as error:
@@ -301,13 +295,12 @@ def build_generation_tab(
     def show_buttons(running: bool) -> tuple[gr.Button, gr.Button, gr.Button]:
         return gr.Button(visible=not running), gr.Button(visible=running), gr.Button(visible=running)
 
-    # gradio finds its progress tracker by this default value
-    def run(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
+    def run(*values: Any) -> Iterator[tuple[Any, ...]]:
         """run_job's updates; Generate comes back when it ends, also with an error (gradio stops an
         event chain at an error, so this cannot be a `.then` step)."""
         unchanged, running = (gr.skip(),) * len(results), (gr.skip(),) * len(buttons)
         try:
-            for update in run_job(values, progress):
+            for update in run_job(values):
                 yield (*update, *running)
         except gr.Error:
             yield (*unchanged, *show_buttons(False))

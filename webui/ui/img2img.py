@@ -18,10 +18,9 @@ from PIL import Image, ImageChops, ImageFilter, UnidentifiedImageError
 
 from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams, Img2Img
-from webui.core.requests import Result
 from webui.services.batch import scaled_size
 from webui.ui.generation import GenerationTab, SectionFactory, build_generation_tab
-from webui.ui.img2img_batch import batch_folders, run_batch
+from webui.ui.img2img_batch import BatchRun, batch_folders
 from webui.ui.param_widgets import widget
 from webui.ui.refiner import RefinerSection
 
@@ -230,15 +229,13 @@ class Img2ImgSection:
 
     # generation.Runner: Batch runs one queued job per input file
 
-    def generate_instead(
-        self, params: GenerationParams, values: Sequence[Any], progress: gr.Progress
-    ) -> Result | None:
+    def generate_instead(self, params: GenerationParams, values: Sequence[Any]) -> BatchRun | None:
         v = Img2ImgValues(*values)
         if v.mode != "batch" or not isinstance(params, Img2Img):
             return None
         folders = batch_folders(self._services, v.batch_input, v.batch_output, v.batch_masks)
         scale = float(v.scale) if v.scale_tab == RESIZE_BY else None
-        return run_batch(self._services, params, folders, scale, progress)
+        return BatchRun(self._services, params, folders, scale)
 
     # for send_to
 

@@ -10,7 +10,7 @@ import html
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import gradio as gr
 
@@ -70,13 +70,15 @@ def status_html(text: str) -> str:
     return f'<div class="wui-progress-status">{html.escape(text)}</div>'
 
 
-def describe(job: Job, elapsed: float, smoother: EtaSmoother, now: float) -> tuple[str, float]:
-    """The progress line and fraction of a running job."""
+def describe(
+    job: Job, elapsed: float, smoother: EtaSmoother, now: float, label: str = ""
+) -> tuple[str, float]:
+    """The progress line and fraction of a running job (`label` first: img2img Batch's file)."""
     view = job.progress()
     state = view.state
+    parts = [label] if label else []
     if state["sampling_steps"] <= 0:  # loading the model, encoding the prompt: no step to count yet
-        return f"Starting… {format_duration(elapsed)} elapsed", 0.0
-    parts = []
+        return " · ".join([*parts, f"Starting… {format_duration(elapsed)} elapsed"]), 0.0
     if state["job_count"] > 1:
         parts.append(f"Batch {state['job_no'] + 1}/{state['job_count']}")
     parts += [
@@ -89,10 +91,10 @@ def describe(job: Job, elapsed: float, smoother: EtaSmoother, now: float) -> tup
     return " · ".join(parts), view.progress
 
 
-def watch(job: Job, show_previews: bool = False) -> Iterator[Snapshot]:
+def watch(job: Job, show_previews: bool = False, label: str = "") -> Iterator[Snapshot]:
     """A snapshot whenever the display, the live preview or the finished images change, until the job is
     done (the engine makes a preview every "show_progress_every_n_steps" steps; with `show_previews` off
-    none is passed on)."""
+    none is passed on). `label` starts the line ("File 2/5: a.png")."""
     smoother = EtaSmoother()
     started: float | None = None
     last_html, last_preview, last_count = "", None, 0
@@ -100,10 +102,10 @@ def watch(job: Job, show_previews: bool = False) -> Iterator[Snapshot]:
         now = time.monotonic()
         preview = None
         if job.status is JobStatus.QUEUED:
-            shown = progress_html("Waiting in queue…", 0.0)
+            shown = progress_html(" · ".join(filter(None, [label, "Waiting in queue…"])), 0.0)
         else:
             started = now if started is None else started
-            text, fraction = describe(job, now - started, smoother, now)
+            text, fraction = describe(job, now - started, smoother, now, label)
             shown = progress_html(text, fraction)
             current = job.progress().current_preview
             if show_previews and current is not None and current is not last_preview:
@@ -115,8 +117,30 @@ def watch(job: Job, show_previews: bool = False) -> Iterator[Snapshot]:
         time.sleep(POLL_SECONDS)
 
 
+class Run(Protocol):
+    """What a generation tab follows: snapshots while it runs (iterate once), then its result."""
+
+    def __iter__(self) -> Iterator[Snapshot]: ...
+
+    def result(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Following:
+    """One queued job as a Run."""
+
+    job: Job
+    show_previews: bool = False
+
+    def __iter__(self) -> Iterator[Snapshot]:
+        return watch(self.job, self.show_previews)
+
+    def result(self) -> Any:
+        return self.job.wait()
+
+
 def wait_with_progress(job: Job, progress: gr.Progress) -> Any:
-    """Wait on `job` feeding gradio's progress bar (img2img Batch, which runs one job per file)."""
+    """Wait on `job` feeding gradio's progress bar (Extras, which shows gradio's bar)."""
     while not job.done:
         view = job.progress()
         progress(view.progress, desc="Waiting in queue…" if job.status is JobStatus.QUEUED else None)
