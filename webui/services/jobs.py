@@ -32,6 +32,7 @@ class Journal(Protocol):
     def reordered(self, jobs: Sequence[Job]) -> None: ...
     def restore(self, clock: Callable[[], float]) -> list[Job]: ...
     def history(self, job_id: str) -> Any: ...
+    def finished_jobs(self, owner: str | None, limit: int) -> Sequence[Any]: ...
 
 
 KEEP_FINISHED = 200  # finished jobs the queue still finds by id (the API's queue routes)
@@ -116,6 +117,11 @@ class JobQueue:
         """A job the journal kept (finished ones of earlier runs too), as the journal reads it; None when
         it has none."""
         return self._journal.history(job_id) if self._journal is not None else None
+
+    def finished_history(self, owner: str | None, limit: int = 50) -> Sequence[Any]:
+        """The newest finished jobs the journal kept (earlier runs too), newest first, as it reads them:
+        `owner`'s, or everybody's for None; empty without a journal."""
+        return self._journal.finished_jobs(owner, limit) if self._journal is not None else ()
 
     def find(self, job_id: str) -> Job | None:
         """A queued, running or recently finished job by id."""

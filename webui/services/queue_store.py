@@ -177,6 +177,19 @@ class QueueStore:
         files = tuple(saved[index] for index in sorted(saved))
         return dataclasses.replace(found[0], files=files)
 
+    def finished_jobs(self, owner: str | None, limit: int) -> list[StoredJob]:
+        """The newest finished jobs with their files, newest first: `owner`'s, or everybody's for None."""
+        mine = "" if owner is None else "AND owner = ? "
+        rows = self._select(
+            f"WHERE status NOT IN ('queued', 'running') {mine}ORDER BY finished DESC LIMIT ?",
+            (limit,) if owner is None else (owner, limit),
+        )
+        return [dataclasses.replace(row, files=self._ordered_files(row.id)) for row in rows]
+
+    def _ordered_files(self, job_id: str) -> tuple[tuple[str, str], ...]:
+        saved = self.files(job_id)
+        return tuple(saved[index] for index in sorted(saved))
+
     def files(self, job_id: str) -> dict[int, tuple[str, str]]:
         """The job's saved images so far: index → (path, infotext)."""
         with self._lock:
@@ -228,6 +241,9 @@ class StoreJournal:
 
     def history(self, job_id: str) -> StoredJob | None:
         return self.store.get(job_id)
+
+    def finished_jobs(self, owner: str | None, limit: int) -> list[StoredJob]:
+        return self.store.finished_jobs(owner, limit)
 
     def restore(self, clock: Callable[[], float]) -> list[Job]:
         """The jobs the last run left queued or running, queued again in their order. A row whose
