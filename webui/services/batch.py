@@ -115,9 +115,11 @@ def run_batch(
     scale: float | None,
     on_file: OnFile,
     wait: Wait,
+    owner: str | None = None,
 ) -> Result:
     """One queued job per input file, saved to the output folder (named after the input) or the usual
-    outputs. Unreadable files are skipped with a warning; Interrupt stops the batch."""
+    outputs. Unreadable files are skipped with a warning; Interrupt stops the batch. The jobs are
+    `owner`'s (the queue's turns)."""
     pairs, warnings = batch_files(folders)
     results: list[Result] = []
     for index, (path, mask_path) in enumerate(pairs):
@@ -131,7 +133,7 @@ def run_batch(
         width, height = scaled_size(image.size, scale) if scale else (params.width, params.height)
         job_params = dataclasses.replace(params, init_images=(image,), mask=mask, width=width, height=height)
         try:
-            job = generation.submit(job_params, save_images=folders.output is None)
+            job = generation.submit(job_params, save_images=folders.output is None, owner=owner)
         except UserError as error:
             raise type(error)(f"{path.name}: {error}") from error
         result = wait(job)

@@ -172,8 +172,8 @@ class ExtrasService:
     def output_dir(self) -> Path:
         return output_dir(self.settings, "extras", self.data_dir)
 
-    def submit(self, request: ExtrasRequest) -> Job:
-        """Queue `request`; bad fields fail now, before it takes a place in the queue."""
+    def submit(self, request: ExtrasRequest, owner: str | None = None) -> Job:
+        """Queue `request` (`owner`'s turn); bad fields fail now, before it takes a place in the queue."""
         if not request.sources:
             raise InvalidParameter("Extras: no image given")
         request.resize.validate(self.upscaler_names())
@@ -184,7 +184,7 @@ class ExtrasService:
             )
         if request.faces.active and self.faces is not None:
             self.faces.check(request.faces.gfpgan_visibility > 0, request.faces.codeformer_visibility > 0)
-        return self.jobs.submit(request, kind="extras")
+        return self.jobs.submit(request, kind="extras", owner=owner)
 
     def process(self, request: ExtrasRequest) -> ExtrasResult:
         result: ExtrasResult = self.submit(request).wait()

@@ -18,6 +18,7 @@ from webui.core.params import GenerationParams
 from webui.services.controlnet import ControlNetService, Preprocess
 from webui.ui.errors import user_error
 from webui.ui.generation import Section, SectionFactory
+from webui.ui.owners import owner_of
 
 if TYPE_CHECKING:
     from webui.services.container import Services
@@ -68,13 +69,19 @@ def slider_updates(module: str) -> list[Any]:
 
 
 def preview(
-    library: ControlNetService, image: Image.Image | None, module: str, resolution: float, a: float, b: float
+    library: ControlNetService,
+    owner: str | None,
+    image: Image.Image | None,
+    module: str,
+    resolution: float,
+    a: float,
+    b: float,
 ) -> Image.Image:
     """The preprocessed map (💥); gr.Error with the problem (e.g. the annotator file that is missing)."""
     if image is None:
         raise user_error("Upload an image first", "ControlNet preview")
     try:
-        done = library.detect(Preprocess(module, (image,), int(resolution), float(a), float(b)))
+        done = library.submit(Preprocess(module, (image,), int(resolution), float(a), float(b)), owner).wait()
     except UserError as error:
         raise user_error(error, "ControlNet preview") from error
     if not done.images:
@@ -144,9 +151,11 @@ def _build_unit(library: ControlNetService, tab: str, index: int) -> list[Compon
     sliders = [processor_res, threshold_a, threshold_b]
     module.change(slider_updates, inputs=module, outputs=sliders, queue=False)
     refresh.click(lambda: gr.Dropdown(choices=_refreshed(library)), outputs=model, queue=False)
-    run_preview.click(
-        lambda *values: preview(library, *values), inputs=[image, module, *sliders], outputs=map_preview
-    )
+
+    def show_preview(request: gr.Request, *values: Any) -> Image.Image:
+        return preview(library, owner_of(request), *values)
+
+    run_preview.click(show_preview, inputs=[image, module, *sliders], outputs=map_preview)
     return [
         enabled,
         image,
@@ -266,5 +275,9 @@ def build_tab(services: Services) -> None:
         refresh = gr.Button("🔄 Refresh models", elem_id="controlnet_tab_refresh", scale=0)
     sliders = [processor_res, threshold_a, threshold_b]
     module.change(slider_updates, inputs=module, outputs=sliders, queue=False)
-    run.click(lambda *values: preview(library, *values), inputs=[image, module, *sliders], outputs=result)
+
+    def show_preview(request: gr.Request, *values: Any) -> Image.Image:
+        return preview(library, owner_of(request), *values)
+
+    run.click(show_preview, inputs=[image, module, *sliders], outputs=result)
     refresh.click(lambda: [[title] for title in _refreshed(library)[1:]], outputs=models, queue=False)

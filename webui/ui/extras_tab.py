@@ -23,6 +23,7 @@ from webui.services.batch import open_image
 from webui.services.extras import ExtrasRequest, ExtrasResult, FaceRestoration
 from webui.services.outputs import embed_infotext
 from webui.services.upscalers import NONE, ExtrasResize
+from webui.ui.owners import owner_of
 from webui.ui.progress import wait_with_progress
 
 if TYPE_CHECKING:
@@ -110,9 +111,11 @@ def request_from(services: Services, values: Inputs) -> ExtrasRequest:
     )
 
 
-def run(services: Services, values: Inputs, progress: gr.Progress) -> tuple[list[Image.Image], str]:
+def run(
+    services: Services, values: Inputs, progress: gr.Progress, owner: str | None = None
+) -> tuple[list[Image.Image], str]:
     try:
-        job = services.extras.submit(request_from(services, values))
+        job = services.extras.submit(request_from(services, values), owner)
         result: ExtrasResult = wait_with_progress(job, progress)
     except UserError as error:
         raise gr.Error(str(error)) from error
@@ -211,8 +214,12 @@ def build_tab(services: Services) -> ExtrasTab:
     ]
     controls += [upscaler_1, upscaler_2, visibility, gfpgan, codeformer, weight, upscale_first]
 
-    def handler(*values: Any, progress: gr.Progress = gr.Progress()) -> tuple[list[Image.Image], str]:  # noqa: B008
-        return run(services, Inputs(*values), progress)
+    def handler(
+        request: gr.Request,
+        *values: Any,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> tuple[list[Image.Image], str]:
+        return run(services, Inputs(*values), progress, owner_of(request))
 
     generate.click(handler, inputs=controls, outputs=[gallery, info])
     return ExtrasTab(image=image, gallery=gallery, info=info)

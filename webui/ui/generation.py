@@ -21,6 +21,7 @@ from webui.core.errors import UserError
 from webui.core.params import GenerationParams, Txt2Img
 from webui.ui import extra_networks, seed_extras
 from webui.ui.errors import user_error
+from webui.ui.owners import owner_of
 from webui.ui.param_widgets import from_widget, unplaced_widgets, widget
 from webui.ui.progress import Following, Run, status_html
 from webui.ui.token_counter import add_counter
@@ -66,10 +67,12 @@ class Runner(Protocol):
     """A section that can run the generation itself instead of the tab's one queued job (img2img's Batch
     queues one job per input file)."""
 
-    def generate_instead(self, params: GenerationParams, values: Sequence[Any]) -> Run | None:
+    def generate_instead(
+        self, params: GenerationParams, values: Sequence[Any], owner: str | None = None
+    ) -> Run | None:
         """`params` (every section applied) run this section's way (its progress in the tab's display,
         then its result), or None to let the tab queue `params` as usual. `values` are this section's
-        inputs, as for apply()."""
+        inputs, as for apply(); `owner` owns the jobs it queues."""
         ...
 
 
@@ -251,15 +254,19 @@ def build_generation_tab(
                 runners.append((section, own))
         return params, overrides, runners
 
-    def run_job(values: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    def run_job(values: Sequence[Any], owner: str | None) -> Iterator[tuple[Any, ...]]:
         """A generator: live previews go to the gallery while the job runs, then the result."""
         try:
             params, overrides, runners = read_all(values)
             running = next(
-                (r for runner, own in runners if (r := runner.generate_instead(params, own)) is not None),
+                (
+                    r
+                    for runner, own in runners
+                    if (r := runner.generate_instead(params, own, owner)) is not None
+                ),
                 None,
             ) or Following(
-                app.generation.submit(params, override_settings=overrides or None),
+                app.generation.submit(params, override_settings=overrides or None, owner=owner),
                 app.settings.get("live_previews_enable"),
             )
             for shown in running:
@@ -295,12 +302,12 @@ def build_generation_tab(
     def show_buttons(running: bool) -> tuple[gr.Button, gr.Button, gr.Button]:
         return gr.Button(visible=not running), gr.Button(visible=running), gr.Button(visible=running)
 
-    def run(*values: Any) -> Iterator[tuple[Any, ...]]:
+    def run(request: gr.Request, *values: Any) -> Iterator[tuple[Any, ...]]:
         """run_job's updates; Generate comes back when it ends, also with an error (gradio stops an
         event chain at an error, so this cannot be a `.then` step)."""
         unchanged, running = (gr.skip(),) * len(results), (gr.skip(),) * len(buttons)
         try:
-            for update in run_job(values):
+            for update in run_job(values, owner_of(request)):
                 yield (*update, *running)
         except gr.Error:
             yield (*unchanged, *show_buttons(False))

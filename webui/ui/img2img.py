@@ -229,13 +229,15 @@ class Img2ImgSection:
 
     # generation.Runner: Batch runs one queued job per input file
 
-    def generate_instead(self, params: GenerationParams, values: Sequence[Any]) -> BatchRun | None:
+    def generate_instead(
+        self, params: GenerationParams, values: Sequence[Any], owner: str | None = None
+    ) -> BatchRun | None:
         v = Img2ImgValues(*values)
         if v.mode != "batch" or not isinstance(params, Img2Img):
             return None
         folders = batch_folders(self._services, v.batch_input, v.batch_output, v.batch_masks)
         scale = float(v.scale) if v.scale_tab == RESIZE_BY else None
-        return BatchRun(self._services, params, folders, scale)
+        return BatchRun(self._services, params, folders, scale, owner)
 
     # for send_to
 

@@ -53,13 +53,14 @@ class BatchRun:
         params: Img2Img,
         folders: BatchFolders,
         scale: float | None,
+        owner: str | None = None,
     ):
         self._files = _FileJobs()
         self._show_previews = bool(services.settings.get("live_previews_enable"))
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="img2img-batch")
         files = self._files
         self._future = pool.submit(
-            batch.run_batch, services.generation, params, folders, scale, files.on_file, files.wait
+            batch.run_batch, services.generation, params, folders, scale, files.on_file, files.wait, owner
         )
         pool.shutdown(wait=False)  # the thread ends with the batch; a page that went away leaves it running
 

@@ -18,6 +18,7 @@ from webui.core.params import GenerationParams, Txt2Img
 from webui.services.batch import open_image
 from webui.ui.errors import user_error
 from webui.ui.generation import GenerationTab
+from webui.ui.owners import owner_of
 
 if TYPE_CHECKING:
     from webui.services.container import Services
@@ -66,7 +67,7 @@ def add_button(app: Services, tab: GenerationTab) -> gr.Button:
 
     tab.gallery.select(remember, inputs=tab.infotexts, outputs=selected, queue=False)
 
-    def upscale(*values: Any) -> tuple[Any, ...]:
+    def upscale(request: gr.Request, *values: Any) -> tuple[Any, ...]:
         *controls, items, texts, chosen = values
         if not items:
             raise user_error("No image to upscale: generate one first", tab.name)
@@ -78,7 +79,9 @@ def add_button(app: Services, tab: GenerationTab) -> gr.Button:
             params, overrides = read(controls)
             fields = infotext.parse(texts[index]) if index < len(texts) else {}
             params = upscale_params(params, _image(items[index]), fields)
-            result = app.generation.submit(params, override_settings=overrides or None).wait()
+            result = app.generation.submit(
+                params, override_settings=overrides or None, owner=owner_of(request)
+            ).wait()
         except UserError as error:
             raise user_error(error, tab.name) from error
         first = result.index_of_first_image
