@@ -5,6 +5,7 @@ image's own seed and variation seed from its infotext; the first pass is not run
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,8 @@ def upscale_params(params: GenerationParams, image: Image.Image, fields: Mapping
         seed, subseed = int(fields.get("Seed", -1)), int(fields.get("Variation seed", -1))
     except ValueError as error:
         raise UserError(f"the image's infotext has an unreadable seed: {error}") from error
-    return params.replace(
+    return dataclasses.replace(
+        params,
         enable_hr=True,
         firstpass_image=image,
         width=image.width,

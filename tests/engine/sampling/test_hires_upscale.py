@@ -72,3 +72,13 @@ def test_an_image_of_another_size_is_refused(manager: ModelManager) -> None:
     made = generate.run(BASE.replace(width=96), manager, CountingJob())
     with pytest.raises(InvalidParameter, match="the image to upscale is 96x64, the first pass 64x64"):
         generate.run(HIRES.replace(firstpass_image=made.images[0]), manager, CountingJob())
+
+
+def test_the_second_pass_takes_the_eta_of_its_own_sampler(manager: ModelManager) -> None:
+    from webui.engine.sampling.noise import NoiseOptions
+
+    # DDIM's eta (0) is no eta for the hires pass's Euler a, whose eta is the k-diffusion option
+    params = HIRES.replace(sampler_name="DDIM", hr_sampler_name="Euler a")
+    full = generate.run(params, manager, CountingJob(), noise_options=NoiseOptions())
+    none = generate.run(params, manager, CountingJob(), noise_options=NoiseOptions(eta_ancestral=0.0))
+    assert full.images[0].tobytes() != none.images[0].tobytes()

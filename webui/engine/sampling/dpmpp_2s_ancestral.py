@@ -18,7 +18,7 @@ from diffusers import KDPM2AncestralDiscreteScheduler
 
 
 class DPMSolver2SAncestralScheduler(KDPM2AncestralDiscreteScheduler):
-    def step(  # type: ignore[override]
+    def step(
         self,
         model_output: torch.Tensor,
         timestep: float | torch.Tensor,

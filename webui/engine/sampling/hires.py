@@ -23,7 +23,7 @@ from webui.core import hires, samplers
 from webui.core.errors import InvalidParameter, ModelNotFound
 from webui.core.params import LATENT_UPSCALE_MODES, SAME_CHECKPOINT, Txt2Img, unless_same
 from webui.engine.checkpoints import memory
-from webui.engine.sampling import img2img
+from webui.engine.sampling import img2img, noise
 
 if TYPE_CHECKING:
     from webui.engine.checkpoints.loader import LoadedCheckpoint
@@ -224,8 +224,9 @@ def second_pass(
     if control is not None:  # the control maps at the new size
         control = dataclasses.replace(control, maps=tuple(m.resize((width, height)) for m in control.maps))
     embeddings = run.embeddings if loaded is first else run.manager.embeddings.for_pipe(loaded.pipe)
+    eta = noise.sampler_eta(choice.sampler_name, params.eta, run.noise_options)  # the hires sampler's kind
     context = dataclasses.replace(
-        run, loaded=loaded, task=task, choice=choice, job=job, control=control, embeddings=embeddings
+        run, loaded=loaded, task=task, choice=choice, job=job, control=control, embeddings=embeddings, eta=eta
     )
     return run_batch(context, hires_params, *batch)
 
