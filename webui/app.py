@@ -58,9 +58,12 @@ class App:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.paths: Paths = paths_from_args(args)
+        self.paths.create_folders()
         self.settings = Settings(self.paths.config_file)
         self.styles = StyleDatabase(self.paths.styles_file)
-        self.plugins = Plugins(self.settings, args, self.paths.data_dir)  # extensions; may add options
+        self.plugins = Plugins(  # extensions; may add options
+            self.settings, args, self.paths.data_dir, shipped_dir=self.paths.shipped_extensions_dir
+        )
         self.manager = self._build_manager()
         self.registry: CheckpointRegistry = self.manager.registry
         runner = JobRunner()

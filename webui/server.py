@@ -78,6 +78,7 @@ def create_server(app: App, host: str, port: int) -> GracefulServer:
             paths.vae_dir,
             paths.embeddings_dir,
             paths.controlnet_dir,
+            *([paths.shipped_models_dir] if paths.shipped_models_dir else []),  # the install's demo models
             paths.config_file,
             paths.cache_file,
             paths.styles_file,

@@ -12,6 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
+from webui.core.cmd_args import REPO_ROOT
 from webui.services.outputs import read_infotext
 
 SMALL = {"width": 64, "height": 64, "steps": 3, "cfg_scale": 5}
@@ -121,16 +122,15 @@ def test_model_listing_options_and_lists(running_app):
     models = requests.get(f"{url}/sdapi/v1/sd-models", timeout=10).json()
     entry = app.registry.entries[0]
     sha = app.registry.hashes.sha256(entry.path)
-    assert models == [
-        {
-            "title": f"tiny-sd1.safetensors [{sha[:10]}]",
-            "model_name": "tiny-sd1",
-            "hash": sha[:10],
-            "sha256": sha,
-            "filename": str(entry.path),
-            "config": None,
-        }
-    ]
+    assert models[0] == {
+        "title": f"tiny-sd1.safetensors [{sha[:10]}]",
+        "model_name": "tiny-sd1",
+        "hash": sha[:10],
+        "sha256": sha,
+        "filename": str(entry.path),
+        "config": None,
+    }
+    assert [m["model_name"] for m in models[1:]] == ["demo-shapes"]  # the install's, after the data dir's
     options = requests.get(f"{url}/sdapi/v1/options", timeout=10).json()
     assert options["sd_model_checkpoint"] == models[0]["title"]
     assert options["samples_format"] == "png"
@@ -218,7 +218,9 @@ def test_options_change_cache_size_and_persist(running_app, tmp_path):
 def test_vae_and_lora_lists_follow_their_folders(running_app):
     app, url = running_app
     assert requests.get(f"{url}/sdapi/v1/sd-vae", timeout=10).json() == []
-    assert requests.get(f"{url}/sdapi/v1/loras", timeout=10).json() == []
+    shipped = [("demo-pastel", str(REPO_ROOT / "models" / "Lora" / "demo-pastel.safetensors"))]
+    loras = requests.get(f"{url}/sdapi/v1/loras", timeout=10).json()
+    assert [(item["name"], item["path"]) for item in loras] == shipped  # the install's demo LoRA
     lora_dir = app.paths.lora_dir
     lora_dir.mkdir(parents=True, exist_ok=True)
     (lora_dir / "style.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
@@ -230,7 +232,8 @@ def test_vae_and_lora_lists_follow_their_folders(running_app):
         requests.post(f"{url}/sdapi/v1/refresh-checkpoints", timeout=10).raise_for_status()
         loras = requests.get(f"{url}/sdapi/v1/loras", timeout=10).json()
         assert [(item["name"], item["path"]) for item in loras] == [
-            ("style", str(lora_dir / "style.safetensors"))
+            *shipped,
+            ("style", str(lora_dir / "style.safetensors")),
         ]
         titles = [m["title"] for m in requests.get(f"{url}/sdapi/v1/sd-models", timeout=10).json()]
         assert not any("vae" in title for title in titles)

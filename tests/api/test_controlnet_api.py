@@ -75,8 +75,10 @@ def unit(**fields: Any) -> dict[str, Any]:
 def test_model_list_names_models_with_their_hash(server: tuple[Any, str]) -> None:
     app, url = server
     body = requests.get(f"{url}/controlnet/model_list", timeout=30).json()
-    assert body == {"model_list": [app.manager.controlnets.find("tiny-cn").title()]}
+    assert body["model_list"][0] == app.manager.controlnets.find("tiny-cn").title()
     assert body["model_list"][0].startswith("tiny-cn [")
+    # then the install's demo ControlNet (the data dir's own come first)
+    assert [title.split(" [")[0] for title in body["model_list"][1:]] == ["demo-shapes-canny"]
 
 
 def test_module_list_with_names_aliases_and_sliders(server: tuple[Any, str]) -> None:

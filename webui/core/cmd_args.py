@@ -32,6 +32,26 @@ class Paths:
     config_file: Path
     cache_file: Path
     styles_file: Path
+    # The install's own models/ and extensions/ when --data-dir is another folder (else None): its demo
+    # models and example extension stay available, listed after the data dir's own.
+    shipped_models_dir: Path | None = None
+    shipped_extensions_dir: Path | None = None
+
+    def shipped(self, folder: str) -> Path | None:
+        """The install's models/<folder> ("Lora", …) listed after the data dir's, or None."""
+        return self.shipped_models_dir / folder if self.shipped_models_dir else None
+
+    def create_folders(self) -> None:
+        """The data dir's model and output folders, as A1111 creates them: where to put models is plain."""
+        for folder in (
+            self.ckpt_dir,
+            self.lora_dir,
+            self.vae_dir,
+            self.embeddings_dir,
+            self.controlnet_dir,
+            self.outputs_dir,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
 
 
 def parse_gradio_auth(text: str) -> tuple[tuple[str, str], ...]:
@@ -404,6 +424,7 @@ def _folder(flag: str | None, default: Path) -> Path:
 def paths_from_args(args: argparse.Namespace) -> Paths:
     data_dir = _folder(args.data_dir, REPO_ROOT)
     models_dir = data_dir / "models"
+    elsewhere = data_dir != REPO_ROOT
     return Paths(
         data_dir=data_dir,
         models_dir=models_dir,
@@ -416,4 +437,6 @@ def paths_from_args(args: argparse.Namespace) -> Paths:
         config_file=data_dir / "config.json",
         cache_file=data_dir / "cache.json",
         styles_file=_folder(args.styles_file, data_dir / "styles.csv"),
+        shipped_models_dir=REPO_ROOT / "models" if elsewhere else None,
+        shipped_extensions_dir=REPO_ROOT / "extensions" if elsewhere else None,
     )

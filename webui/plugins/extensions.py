@@ -123,12 +123,17 @@ def discover(
     *,
     disable_all: bool = False,
     disable_extra: bool = False,
+    shipped_dir: Path | None = None,
 ) -> list[Extension]:
-    """Built-in extensions first, then the user's, each sorted by name; a user extension named like a
-    built-in one is skipped (with a warning) so names stay unique."""
+    """Built-in extensions first, then the user's, then those of `shipped_dir` (the install's extensions/
+    when the data dir is elsewhere), each sorted by name; an extension named like an earlier one is
+    skipped (with a warning) so names stay unique."""
     found: list[Extension] = []
     names: set[str] = set()
-    for folder, builtin in ((builtin_dir, True), (user_dir, False)):
+    folders = [(builtin_dir, True), (user_dir, False)]
+    if shipped_dir is not None and shipped_dir.resolve() != user_dir.resolve():
+        folders.append((shipped_dir, False))
+    for folder, builtin in folders:
         if not folder.is_dir():
             continue
         for path in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):

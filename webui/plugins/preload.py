@@ -2,9 +2,9 @@
 
 Runs in launch.py before anything heavy is installed or imported, so only the standard library is used
 here, and a preload.py should do no more than add flags. The extension folders are found the way the
-App finds them (--data-dir/extensions and extensions-builtin/), skipping those disabled in config.json or
-by --disable-all-extensions / --disable-extra-extensions. A preload.py that fails is logged (on stderr
-when logging is not set up yet) and skipped.
+App finds them (extensions-builtin/, --data-dir/extensions, then the install's extensions/), skipping
+those disabled in config.json or by --disable-all-extensions / --disable-extra-extensions. A preload.py
+that fails is logged (on stderr when logging is not set up yet) and skipped.
 """
 
 from __future__ import annotations
@@ -45,13 +45,15 @@ def preload_files(argv: Sequence[str], builtin_dir: Path = BUILTIN_DIR) -> list[
         return []
     data_dir = Path(early.data_dir).expanduser().resolve() if early.data_dir else REPO_ROOT
     disabled = _disabled(data_dir / "config.json")
-    folders = [builtin_dir] + ([] if early.disable_extra_extensions else [data_dir / "extensions"])
-    files = []
+    extra = list(dict.fromkeys([data_dir / "extensions", REPO_ROOT / "extensions"]))  # once if the same
+    folders = [builtin_dir] + ([] if early.disable_extra_extensions else extra)
+    files, names = [], set(disabled)  # an extension named like an earlier one is skipped, as the App does
     for folder in folders:
         if folder.is_dir():
             for extension in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                if extension.name not in disabled and (extension / "preload.py").is_file():
+                if extension.name not in names and (extension / "preload.py").is_file():
                     files.append(extension / "preload.py")
+                names.add(extension.name)
     return files
 
 

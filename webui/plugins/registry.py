@@ -56,12 +56,18 @@ class ExtensionAccessDenied(UserError):
 
 class Plugins:
     def __init__(
-        self, settings: Settings, args: argparse.Namespace, data_dir: Path, builtin_dir: Path = BUILTIN_DIR
+        self,
+        settings: Settings,
+        args: argparse.Namespace,
+        data_dir: Path,
+        builtin_dir: Path = BUILTIN_DIR,
+        shipped_dir: Path | None = None,  # the install's extensions/, listed after the data dir's
     ) -> None:
         self.settings = settings
         self.args = args
         self.builtin_dir = builtin_dir
         self.user_dir = data_dir / "extensions"
+        self.shipped_dir = shipped_dir
         self.errors = isolation.ErrorLog()
         self.callbacks = Callbacks()
         self.extensions: list[Extension] = []  # all found (and installed since), enabled or not
@@ -87,6 +93,7 @@ class Plugins:
             set(self.settings.get("disabled_extensions")),
             disable_all=getattr(self.args, "disable_all_extensions", False),
             disable_extra=getattr(self.args, "disable_extra_extensions", False),
+            shipped_dir=self.shipped_dir,
         )
         self.loaded = self.enabled
         for extension in self.loaded:

@@ -34,15 +34,17 @@ def build_manager(
     memory = MemoryFlags.from_args(args)
     log_startup(memory, device)
     return ModelManager(
-        CheckpointRegistry(paths.ckpt_dir, hashes, extra),
+        CheckpointRegistry(paths.ckpt_dir, hashes, extra, shipped=paths.shipped("Stable-diffusion")),
         device,
         device_slots=options.checkpoints_limit,
         keep_in_cpu=options.keep_in_cpu,
         ram_cache=options.checkpoint_cache,
-        vaes=VaeRegistry(paths.vae_dir, hashes),
-        embeddings=EmbeddingLibrary(paths.embeddings_dir, hashes),
-        loras=LoraLibrary(paths.lora_dir, hashes),
-        controlnets=ControlNetLibrary(paths.controlnet_dir, annotator_dirs(paths)),
+        vaes=VaeRegistry(paths.vae_dir, hashes, shipped=paths.shipped("VAE")),
+        embeddings=EmbeddingLibrary(paths.embeddings_dir, hashes, shipped=paths.shipped("embeddings")),
+        loras=LoraLibrary(paths.lora_dir, hashes, shipped=paths.shipped("Lora")),
+        controlnets=ControlNetLibrary(
+            paths.controlnet_dir, annotator_dirs(paths), shipped=paths.shipped("ControlNet")
+        ),
         memory=memory,
         vae_tiling_threshold=options.vae_tiling_threshold,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from webui.core.errors import ModelNotFound
 from webui.core.hashing import SHORT_HASH_LENGTH, HashCache
+from webui.engine.model_folders import model_files
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 
@@ -22,29 +23,35 @@ class CheckpointEntry:
 
 
 class CheckpointRegistry:
-    """The checkpoints found under one folder; rescanned on refresh, hashed lazily through the cache."""
+    """The checkpoints found under one folder (then under `shipped`, the install's own: its demo model);
+    rescanned on refresh, hashed lazily through the cache."""
 
-    def __init__(self, root: Path, hashes: HashCache, extra_files: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self, root: Path, hashes: HashCache, extra_files: tuple[Path, ...] = (), shipped: Path | None = None
+    ) -> None:
         self.root = root
+        self.shipped = shipped
         self.hashes = hashes
         self.extra_files = extra_files  # --ckpt: listed even when it lies outside the folder
         self._entries: tuple[CheckpointEntry, ...] = ()
         self.refresh()
 
     def refresh(self) -> None:
-        found = []
-        if self.root.is_dir():
-            for path in sorted(self.root.resolve().rglob("*")):
-                # <checkpoint>.vae.safetensors beside a checkpoint is its VAE, not another checkpoint.
-                is_vae = path.stem.lower().endswith(".vae")
-                if path.suffix.lower() in CHECKPOINT_SUFFIXES and not is_vae and path.is_file():
-                    name = path.relative_to(self.root.resolve()).as_posix()
-                    found.append(CheckpointEntry(path=path, name=name, model_name=name.rsplit(".", 1)[0]))
-        known = {entry.path for entry in found}
+        found: dict[str, CheckpointEntry] = {}  # by name: the data dir's file wins over a shipped one
+        for folder, path in model_files(self.root, self.shipped):
+            # <checkpoint>.vae.safetensors beside a checkpoint is its VAE, not another checkpoint.
+            is_vae = path.stem.lower().endswith(".vae")
+            name = path.relative_to(folder).as_posix()
+            if path.suffix.lower() in CHECKPOINT_SUFFIXES and not is_vae:
+                found.setdefault(
+                    name, CheckpointEntry(path=path, name=name, model_name=name.rsplit(".", 1)[0])
+                )
+        entries = list(found.values())
+        known = {entry.path for entry in entries}
         for path in self.extra_files:
             if path.is_file() and path.resolve() not in known:
-                found.append(CheckpointEntry(path=path.resolve(), name=path.name, model_name=path.stem))
-        self._entries = tuple(found)
+                entries.append(CheckpointEntry(path=path.resolve(), name=path.name, model_name=path.stem))
+        self._entries = tuple(entries)
 
     @property
     def entries(self) -> tuple[CheckpointEntry, ...]:

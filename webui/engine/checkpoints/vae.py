@@ -20,6 +20,7 @@ from webui.core.errors import ModelLoadError, ModelNotFound
 from webui.core.hashing import HashCache
 from webui.engine.checkpoints import ldm_layout as L
 from webui.engine.checkpoints.weights_files import read_state_dict
+from webui.engine.model_folders import model_files
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +44,22 @@ class VaeFile:
 
 
 class VaeRegistry:
-    """The VAE files in `root` (searched recursively); rescanned on refresh."""
+    """The VAE files in `root` (searched recursively), then in `shipped` (the install's own); rescanned on
+    refresh."""
 
-    def __init__(self, root: Path | None, hashes: HashCache) -> None:
+    def __init__(self, root: Path | None, hashes: HashCache, shipped: Path | None = None) -> None:
         self.root = root
+        self.shipped = shipped
         self.hashes = hashes
         self._files: tuple[VaeFile, ...] = ()
         self.refresh()
 
     def refresh(self) -> None:
-        found = []
-        if self.root is not None and self.root.is_dir():
-            for path in sorted(self.root.resolve().rglob("*")):
-                if path.suffix.lower() in VAE_SUFFIXES and path.is_file():
-                    found.append(VaeFile(path=path, name=path.name))
-        self._files = tuple(found)
+        found: dict[str, VaeFile] = {}  # by name: the data dir's file wins over a shipped one
+        for _, path in model_files(self.root, self.shipped):
+            if path.suffix.lower() in VAE_SUFFIXES:
+                found.setdefault(path.name, VaeFile(path=path, name=path.name))
+        self._files = tuple(found.values())
 
     @property
     def files(self) -> tuple[VaeFile, ...]:

@@ -21,6 +21,7 @@ from webui.core.errors import ModelNotFound
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.controlnet.annotators import Annotators
 from webui.engine.controlnet.load import load_controlnet
+from webui.engine.model_folders import model_files
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,15 @@ class ControlNetLibrary:
     """The ControlNet files under one folder (rescanned on refresh), the loaded ones (LRU, `cache_size`),
     and the folders annotator weights are looked up in (engine.controlnet.preprocessors)."""
 
-    def __init__(self, root: Path | None, annotator_dirs: Sequence[Path] = (), cache_size: int = 3) -> None:
+    def __init__(
+        self,
+        root: Path | None,
+        annotator_dirs: Sequence[Path] = (),
+        cache_size: int = 3,
+        shipped: Path | None = None,  # the install's own folder (its demo model), listed after `root`'s
+    ) -> None:
         self.root = root
+        self.shipped = shipped
         self.annotators = Annotators(annotator_dirs)
         self.cache_size = cache_size
         self._entries: tuple[ControlNetEntry, ...] = ()
@@ -58,15 +66,13 @@ class ControlNetLibrary:
         self.refresh()
 
     def refresh(self) -> None:
-        found = []
-        if self.root is not None and self.root.is_dir():
-            root = self.root.resolve()
-            for path in sorted(root.rglob("*")):
-                # annotator weights (annotators/…) are preprocessor files, not ControlNets
-                relative = path.relative_to(root)
-                if path.suffix.lower() in SUFFIXES and path.is_file() and relative.parts[0] != "annotators":
-                    found.append(ControlNetEntry(path, relative.as_posix(), path.stem))
-        self._entries = tuple(found)
+        found: dict[str, ControlNetEntry] = {}  # by name: the data dir's file wins over a shipped one
+        for folder, path in model_files(self.root, self.shipped):
+            # annotator weights (annotators/…) are preprocessor files, not ControlNets
+            relative = path.relative_to(folder)
+            if path.suffix.lower() in SUFFIXES and relative.parts[0] != "annotators":
+                found.setdefault(relative.as_posix(), ControlNetEntry(path, relative.as_posix(), path.stem))
+        self._entries = tuple(found.values())
 
     @property
     def entries(self) -> tuple[ControlNetEntry, ...]:

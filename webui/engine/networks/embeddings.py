@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from webui.core.errors import ModelLoadError
 from webui.core.hashing import HashCache
+from webui.engine.model_folders import model_files
 from webui.engine.sampling.conditioning import CHUNK_LENGTH, TextualInversions
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,9 @@ class EmbeddingLibrary:
     the next generation without a restart, as in A1111.
     """
 
-    def __init__(self, root: Path | None, hashes: HashCache) -> None:
+    def __init__(self, root: Path | None, hashes: HashCache, shipped: Path | None = None) -> None:
         self.root = root
+        self.shipped = shipped  # the install's own folder, searched after `root`
         self.hashes = hashes
         self._loaded: dict[Path, tuple[tuple[int, int], Embedding | None]] = {}  # path -> (stat, embedding)
         self._warned: set[tuple[str, tuple[int, ...]]] = set()
@@ -105,9 +107,8 @@ class EmbeddingLibrary:
         """Name -> embedding for every readable file; unreadable ones are skipped with a warning."""
         found: dict[str, Embedding] = {}
         loaded: dict[Path, tuple[tuple[int, int], Embedding | None]] = {}
-        paths = sorted(self.root.rglob("*")) if self.root is not None and self.root.is_dir() else []
-        for path in paths:
-            if path.suffix.lower() not in EMBEDDING_SUFFIXES or not path.is_file():
+        for _, path in model_files(self.root, self.shipped):
+            if path.suffix.lower() not in EMBEDDING_SUFFIXES:
                 continue
             stat = path.stat()
             signature = (stat.st_size, stat.st_mtime_ns)

@@ -29,6 +29,7 @@ from webui.core.errors import InvalidParameter
 from webui.core.hashing import HashCache
 from webui.core.prompts import NetworkTag
 from webui.engine.checkpoints.weights_files import read_state_dict
+from webui.engine.model_folders import model_files
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,12 @@ class _Adapter:
 
 
 class LoraLibrary:
-    """The LoRA files under `root` (recursively), by name, and their adapters on each pipeline."""
+    """The LoRA files under `root` (recursively), then under `shipped` (the install's own), by name, and
+    their adapters on each pipeline."""
 
-    def __init__(self, root: Path, hashes: HashCache) -> None:
+    def __init__(self, root: Path, hashes: HashCache, shipped: Path | None = None) -> None:
         self.root = Path(root)
+        self.shipped = shipped
         self.hashes = hashes
         self._lock = threading.RLock()
         self._entries: dict[str, LoraEntry] = {}
@@ -111,9 +114,8 @@ class LoraLibrary:
 
     def refresh(self) -> None:
         found: dict[str, LoraEntry] = {}
-        files = sorted(self.root.rglob("*")) if self.root.is_dir() else []
-        for path in files:
-            if path.suffix.lower() not in LORA_SUFFIXES or not path.is_file():
+        for _, path in model_files(self.root, self.shipped):
+            if path.suffix.lower() not in LORA_SUFFIXES:
                 continue
             if path.stem in found:
                 log.warning(
