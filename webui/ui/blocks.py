@@ -15,6 +15,7 @@ from webui.ui import (
     override_settings,
     paste,
     png_info,
+    queue_panel,
     scripts_ui,
     send_to,
     settings_tab,
@@ -54,6 +55,9 @@ def _page(services: Services) -> gr.Blocks:
                 pnginfo = png_info.build_tab()
             with gr.Tab("ControlNet", id="controlnet"):
                 controlnet_ui.build_tab(services)
+            # After A1111's own tabs: scripts that switch tabs by their index still find them.
+            with gr.Tab("Queue", id=queue_panel.TAB_ID) as queue_tab:
+                queue_panel.build_tab(services, queue_tab)
             for extension_tab in extension_tabs:
                 with gr.Tab(
                     extension_tab.title, id=extension_tab.elem_id, elem_id=f"tab_{extension_tab.elem_id}"
@@ -73,6 +77,8 @@ def _page(services: Services) -> gr.Blocks:
         for tab in generation_tabs:
             paste.add_paste_button(services, tab, checkpoint)
         style_lists = styles_ui.build_styles(services, generation_tabs)
+        for tab in generation_tabs:  # queues without waiting, last in the toolbar
+            queue_panel.add_enqueue_button(services, tab)
         png_info.connect_send_to(
             services, pnginfo, (targets.txt2img, targets.img2img, targets.inpaint), checkpoint
         )
