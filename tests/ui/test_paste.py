@@ -54,7 +54,7 @@ def test_reads_every_field_the_infotext_names() -> None:
         "steps": 13, "sampler_name": "Euler", "scheduler": "Karras", "cfg_scale": 6.5, "seed": 4242,
         "width": 64, "height": 96, "clip_skip": 2, "cfg_rescale": 0.0,
         "subseed": -1, "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0,
-        "tiling": False, "restore_faces": False,
+        "tiling": False, "restore_faces": False, "refiner_checkpoint": None,
     }  # fmt: skip
     assert pasted.fields["Model"] == "tiny-b" and pasted.warnings == []
 
@@ -70,6 +70,7 @@ def test_absent_fields_keep_their_value_except_those_a1111_resets() -> None:
         "subseed": -1, "subseed_strength": 0.0, "seed_resize_from_w": 0, "seed_resize_from_h": 0,
         "tiling": False,  # A1111 writes "Tiling: True" only when on
         "restore_faces": False,  # "Face restoration: <model>" is written only when on
+        "refiner_checkpoint": None,  # A1111 unticks "Refiner" when the infotext has no refiner
     }  # fmt: skip
     assert (
         paste.read("cat\nSteps: 5, Seed: 1, CFG Rescale phi: 0.3").values["cfg_rescale"] == 0.3

@@ -158,14 +158,15 @@ class GenerationParams:
     )
     # Refiner (engine.sampling.refiner): from `refiner_switch_at` of the steps on, this checkpoint denoises
     # the same latents (A1111 1.6). Off: None, "" or "None". The engine writes it as A1111 does, "name
-    # [hash]", and both keys only when a switch happens (another checkpoint, switch before the end).
+    # [hash]", and both keys only when a switch happens (another checkpoint, switch before the end). Paste
+    # without "Refiner" turns it off (A1111 unticks its accordion) and leaves "Switch at" as it is.
     refiner_checkpoint: str | None = param(
         None, label="Checkpoint", infotext="Refiner", written_when=lambda p: p.refiner_used,
         paste_reset=True, axis="Refiner checkpoint",
     )  # fmt: skip
     refiner_switch_at: float = param(
         0.8, label="Switch at", minimum=0.0, maximum=1.0, step=0.01, infotext="Refiner switch at",
-        written_when=lambda p: p.refiner_used, paste_reset=True, axis="Refiner switch at",
+        written_when=lambda p: p.refiner_used, axis="Refiner switch at",
     )  # fmt: skip
     # Checkpoint title or name for this request only; None means the currently loaded one. Infotext's
     # "Model"/"Model hash" name the checkpoint that made an image (core/infotext.py).
