@@ -42,7 +42,7 @@ def serve_loading_in_background(app: Any) -> Iterator[str]:
 
 
 def wait_until(condition: Any, what: str) -> None:
-    for _ in range(1500):
+    for _ in range(6000):  # 2 minutes: a busy machine
         if condition():
             return
         threading.Event().wait(0.02)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.test_startup_load import broken_checkpoint, hold_loading, serve_loading_in_background
-from tests.browser.helpers import open_ui, playwright
+from tests.browser.helpers import choose, open_ui, playwright
 from tests.conftest import make_app, make_data_dir
 
 pytestmark = pytest.mark.browser
@@ -33,8 +33,11 @@ def test_status_line_follows_the_background_load(
         page.close()
 
 
-def test_status_line_says_why_the_checkpoint_did_not_load(browser, tmp_path: Path) -> None:
-    app = make_app(make_data_dir(tmp_path / "data", broken_checkpoint(tmp_path)))
+def test_status_line_says_why_the_checkpoint_did_not_load_until_another_one_loads(
+    browser, tmp_path: Path, tiny_sd1_file: Path
+) -> None:
+    app = make_app(make_data_dir(tmp_path / "data", broken_checkpoint(tmp_path), tiny_sd1_file))
+    assert app.models.initial_checkpoint(None).endswith("broken.safetensors")  # the first one found
     with serve_loading_in_background(app) as url:
         page = browser.new_page()
         open_ui(page, url)
@@ -43,4 +46,7 @@ def test_status_line_says_why_the_checkpoint_did_not_load(browser, tmp_path: Pat
             "Could not load the model broken.safetensors", timeout=60_000
         )
         playwright.expect(status).to_contain_text("unknown architecture")
+        choose(page, "setting_sd_model_checkpoint", "tiny-sd1")
+        playwright.expect(status).to_be_hidden(timeout=60_000)
+        assert app.models.current_title().startswith("tiny-sd1")
         page.close()
