@@ -221,7 +221,7 @@ def test_batch_run_saves_one_image_per_file_named_after_it(app: Any):
     (data / "in" / "notes.txt").write_text("not an image")
     params = Img2ImgSection(services=None).apply(BASE, values(mode="batch"))
     folders = img2img_batch.batch_folders(app, "in", "out", "")
-    run = img2img_batch.BatchRun(app, params, folders, None)
+    run = img2img_batch.BatchRun(app, params, folders, None, owner="session:batch")
     lines = [snapshot.html for snapshot in run]  # each file's progress, labelled with the file
     result = run.result()
     assert any("File 1/3: first.png" in line for line in lines)
@@ -235,3 +235,5 @@ def test_batch_run_saves_one_image_per_file_named_after_it(app: Any):
     assert "Denoising strength: 0.75" in read_infotext(saved) and "Seed: 77" in read_infotext(saved)
     # nothing went to the usual outputs folder
     assert not list(app.paths.outputs_dir.glob("img2img-images/*/*"))
+    # each file's job is the page's (the queue's turns)
+    assert [job.owner for job in app.jobs.known() if job.kind == "img2img"] == ["session:batch"] * 2
