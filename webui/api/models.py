@@ -76,6 +76,21 @@ class GenerationRequest(BaseModel):
         off = {name: 0 for name in names if isinstance(data.get(name), (int, float)) and data[name] < 0}
         return {**data, **off}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refiner_switch_null(cls, data: Any) -> Any:
+        """A1111's API default for refiner_switch_at is null: with a refiner, that switches at once (A1111
+        skips its switch-point test); without one it means nothing."""
+        if (
+            not isinstance(data, dict)
+            or "refiner_switch_at" not in data
+            or data["refiner_switch_at"] is not None
+        ):
+            return data
+        if str(data.get("refiner_checkpoint") or "None").lower() != "none":
+            return {**data, "refiner_switch_at": 0.0}
+        return {key: value for key, value in data.items() if key != "refiner_switch_at"}
+
     def to_params(
         self, default_clip_skip: int, model_defaults: GenerationParams | None = None
     ) -> GenerationParams:
