@@ -23,8 +23,10 @@ def test_quicksettings_row_shows_the_listed_options_and_applies_at_once(browser,
     assert row.locator("#setting_sd_vae input").input_value() == "Automatic"
     # Quicksettings are not repeated in the Settings tab.
     assert page.locator("#setting_sd_vae").count() == 1
-    try:
+    try:  # Clip skip is a slider of each tab; the setting (its default) lives in the Settings tab
+        page.get_by_role("tab", name="Settings").click()
         set_number(page, "setting_CLIP_stop_at_last_layers", 3)
+        page.locator("#settings_submit").click()
         clip_skip = page.locator("#txt2img_clip_skip input[type=number]")
         playwright.expect(clip_skip).to_have_value("3", timeout=30_000)  # the tab's slider follows
         assert app.settings.get("CLIP_stop_at_last_layers") == 3

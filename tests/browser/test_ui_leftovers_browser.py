@@ -41,3 +41,71 @@ def test_img2img_batch_shows_its_progress(browser, running_app):
     playwright.expect(page.locator("#img2img_generate")).to_be_visible(timeout=60_000)
     playwright.expect(progress).to_have_text("Interrupted")
     page.close()
+
+
+def inside(inner: dict, outer: dict) -> bool:
+    return (
+        outer["x"] <= inner["x"]
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+        and outer["y"] <= inner["y"]
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5
+    )
+
+
+def test_counter_in_the_prompt_box_one_clip_skip_and_whole_size_sliders_at_800_pixels(browser, running_app):
+    """Item 15's rest: the token counter inside the prompt box, top right (it was under it); one Clip skip
+    slider on the page, which a paste sets (the quicksettings row had a second that kept its value); the
+    Width/Height sliders keep their labels and limits whole in an 800 px window."""
+    _, base_url = running_app
+    page = browser.new_page(viewport={"width": 800, "height": 900})
+    open_ui(page, base_url)
+    for box_id, counter_id in (("txt2img_prompt", "txt2img_token_counter"),
+                               ("txt2img_neg_prompt", "txt2img_negative_token_counter")):  # fmt: skip
+        box = page.locator(f"#{box_id}").bounding_box()
+        counter = page.locator(f"#{counter_id}").bounding_box()
+        assert inside(counter, box), (counter, box)
+        assert counter["y"] < box["y"] + box["height"] / 3  # the top of the box
+        assert box["x"] + box["width"] - (counter["x"] + counter["width"]) < 40  # its right edge
+
+    assert page.locator("#setting_CLIP_stop_at_last_layers:visible").count() == 0
+    prompt = page.locator("#txt2img_prompt textarea")
+    prompt.fill("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, Clip skip: 2")
+    page.locator("#txt2img_paste").click()
+    playwright.expect(page.locator("#txt2img_clip_skip input[type=number]")).to_have_value(
+        "2", timeout=30_000
+    )
+    assert page.locator("#setting_CLIP_stop_at_last_layers:visible").count() == 0
+
+    for elem_id in ("txt2img_width", "txt2img_height"):
+        block = page.locator(f"#{elem_id}")
+        outer = block.bounding_box()
+        for part in ("label span", "input[type=number]", ".min_value", ".max_value"):
+            shown = block.locator(part).first
+            assert inside(shown.bounding_box(), outer), (elem_id, part)
+            # and not clipped by its own box ("204" for 2048)
+            assert shown.evaluate("el => el.scrollWidth <= el.clientWidth + 1 || el.tagName === 'INPUT'")
+        assert block.locator(".max_value").inner_text() == "2048"
+    page.close()
+
+
+def test_xyz_plot_is_captioned_as_a_grid_not_by_a_seed(browser, running_app):
+    """Item 15: the X/Y/Z plot came back captioned "Seed 1" in the gallery; it is the plot's grid (its axis
+    labels say "Seed: 1", as A1111's)."""
+    _, base_url = running_app
+    page = browser.new_page()
+    open_ui(page, base_url)
+    set_number(page, "txt2img_steps", 1)
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 64)
+    page.locator("#txt2img_script_list input").click()
+    page.locator("#txt2img_script_list [role=option]").filter(has_text="X/Y/Z plot").first.click()
+    values = page.locator("#txt2img_xyz_x_values textarea, #txt2img_xyz_x_values input").first
+    playwright.expect(values).to_be_visible()
+    values.fill("1, 2")
+    page.locator("#txt2img_generate").click()
+    infotext = page.locator("#txt2img_infotext textarea")
+    playwright.expect(infotext).to_have_value(re.compile("Script: X/Y/Z plot"), timeout=120_000)
+    gallery = page.locator("#txt2img_gallery")
+    playwright.expect(gallery).to_contain_text("Grid")
+    assert "Seed 1" not in gallery.inner_text()
+    page.close()

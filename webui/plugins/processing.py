@@ -150,6 +150,7 @@ class Processed:
         warnings: Sequence[str] = (),
         interrupted: bool = False,
         params: GenerationParams | None = None,
+        index_of_first_image: int = 0,
     ) -> None:
         self.p = p
         self.params = params
@@ -160,6 +161,7 @@ class Processed:
         self.paths = list(paths)
         self.warnings = list(warnings)
         self.interrupted = interrupted
+        self.index_of_first_image = index_of_first_image  # the images before it are grids (A1111's)
 
     @property
     def info(self) -> str:
@@ -189,6 +191,7 @@ class Processed:
             warnings=result.warnings,
             interrupted=result.interrupted,
             params=result.params,
+            index_of_first_image=result.index_of_first_image,
         )
 
     def to_result(self, params: GenerationParams) -> Result:
@@ -203,4 +206,5 @@ class Processed:
             paths=tuple(self.paths),
             interrupted=self.interrupted,
             warnings=tuple(dict.fromkeys(self.warnings)),
+            index_of_first_image=self.index_of_first_image,
         )

@@ -248,7 +248,7 @@ OPTIONS: tuple[Option, ...] = (
     # Names of other options; unknown ones (say, from an A1111 config.json) are skipped when shown.
     Option(
         "quicksettings_list",
-        ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers"),
+        ("sd_model_checkpoint", "sd_vae"),
         "Quicksettings list: settings shown at the top of the page (takes effect on restart)",
         _UI,
     ),

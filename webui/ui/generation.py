@@ -122,12 +122,16 @@ def build_generation_tab(
     defaults = model_defaults(app)
     with gr.Row():
         with gr.Column(scale=6):
-            prompt = gr.Textbox(label="Prompt", lines=3, elem_id=f"{name}_prompt", placeholder="Prompt")
-            prompt_counter = gr.Column(min_width=0)  # the counters are filled in below, once `steps` exists
-            negative = gr.Textbox(
-                label="Negative prompt", lines=2, elem_id=f"{name}_neg_prompt", placeholder="Negative prompt"
-            )
-            negative_counter = gr.Column(min_width=0)
+            # each box with its counter inside (top right, as A1111), added below once `steps` exists
+            with gr.Column(min_width=0, elem_classes="wui-prompt-box") as prompt_counter:
+                prompt = gr.Textbox(label="Prompt", lines=3, elem_id=f"{name}_prompt", placeholder="Prompt")
+            with gr.Column(min_width=0, elem_classes="wui-prompt-box") as negative_counter:
+                negative = gr.Textbox(
+                    label="Negative prompt",
+                    lines=2,
+                    elem_id=f"{name}_neg_prompt",
+                    placeholder="Negative prompt",
+                )
         with gr.Column(scale=1, min_width=160):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{name}_generate")
             with gr.Row():  # shown instead of Generate while a job of this page runs, as A1111

@@ -44,9 +44,14 @@ def current_value(services: Services, name: str) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+# Options each generation tab shows as a parameter slider of its own: a second slider at the top would show
+# another value after a paste (the setting is the sliders' default, in the Settings tab).
+IN_THE_TABS = frozenset({"CLIP_stop_at_last_layers"})
+
+
 def quicksettings_names(services: Services) -> list[str]:
-    """The known options of `quicksettings_list`, in its order, each once."""
-    known = {option.name for option in services.settings.options}
+    """The known options of `quicksettings_list`, in its order, each once (not those IN_THE_TABS)."""
+    known = {option.name for option in services.settings.options} - IN_THE_TABS
     return list(dict.fromkeys(name for name in services.settings.get("quicksettings_list") if name in known))
 
 

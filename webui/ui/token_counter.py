@@ -14,18 +14,20 @@ __all__ = ["TokenCounter", "add_counter", "prompt_texts"]
 
 log = logging.getLogger(__name__)
 
-# Scoped to the counter: small, grey, at the right edge under its prompt box (A1111 overlays it there).
-_CSS = ".token-counter { text-align: right; font-size: 0.8em; opacity: 0.7; padding-right: 1em; }"
+# Scoped to the counter: small and grey; style.css places it inside its prompt box, top right, as A1111.
+_CSS = ".token-counter { text-align: right; font-size: 0.8em; opacity: 0.7; }"
 
 
 def add_counter(
     counter: TokenCounter, box: gr.Textbox, steps: gr.Slider, elem_id: str, positive: bool
 ) -> gr.HTML:
-    """A counter under `box`, updated as the user types (only the latest text is counted) and when the
-    step count changes (prompt editing depends on it)."""
+    """A counter over `box`'s top right corner (inside a "wui-prompt-box" column), updated as the user
+    types (only the latest text is counted) and when the step count changes (prompt editing depends on
+    it)."""
     view = gr.HTML(
         "0/75",
         elem_id=elem_id,
+        elem_classes="wui-token-counter",
         html_template='<div class="token-counter">${value}</div>',
         css_template=_CSS,
         js_on_load=None,

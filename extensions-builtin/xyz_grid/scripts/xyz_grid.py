@@ -283,4 +283,5 @@ class XYZGrid(api.Script):
             paths=paths,
             warnings=[warning for cell in subs for warning in cell.warnings],
             interrupted=any(cell.interrupted for cell in cells.values()),
+            index_of_first_image=1,  # the plot is a grid (the page captions it so, not by a seed)
         )
