@@ -109,3 +109,25 @@ def test_xyz_plot_is_captioned_as_a_grid_not_by_a_seed(browser, running_app):
     playwright.expect(gallery).to_contain_text("Grid")
     assert "Seed 1" not in gallery.inner_text()
     page.close()
+
+
+def test_prompt_comments_are_stripped_before_generation(browser, running_app):
+    """Conveniences: A1111 1.8's # comments (a whole line, or the rest of a line) never reach the model nor
+    the token count; the infotext holds the prompt as generated, as A1111's (its Comments script strips
+    p.all_prompts, which the infotext is written from)."""
+    _, base_url = running_app
+    page = browser.new_page()
+    open_ui(page, base_url)
+    set_number(page, "txt2img_steps", 1)
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 64)
+    prompt = page.locator("#txt2img_prompt textarea")
+    prompt.fill("a cat # many more words that would count\n# a whole line of notes")
+    playwright.expect(page.locator("#txt2img_token_counter")).to_have_text(re.compile(r"^\s*2/75\s*$"))
+    prompt.fill("a red circle # not this\n# nor this line\non blue")
+    page.locator("#txt2img_generate").click()
+    infotext = page.locator("#txt2img_infotext textarea")
+    playwright.expect(infotext).to_have_value(re.compile("Steps: 1"), timeout=120_000)
+    text = infotext.input_value()
+    assert text.startswith("a red circle \non blue\n") and "#" not in text and "not this" not in text
+    page.close()

@@ -367,3 +367,14 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# A1111 1.8's prompt comments: a line starting with "#", and the rest of a line after "#", never reach the
+# model (the setting "enable_prompt_comments").
+_COMMENT_LINE = re.compile(r"(^|\n)#[^\n]*(\n|$)")
+_COMMENT_END = re.compile(r"#[^\n]*(\n|$)")
+
+
+def strip_comments(text: str) -> str:
+    """`text` without its # comments, each replaced by a line break, as A1111 strips them."""
+    return _COMMENT_END.sub("\n", _COMMENT_LINE.sub("\n", text))

@@ -20,7 +20,7 @@ from webui.engine.sampling.hooks import ModelHook
 from webui.plugins import denoiser
 from webui.plugins.callbacks import CFGDenoiserParams, ImageSaveParams
 from webui.plugins.isolation import ScriptFailed
-from webui.plugins.processing import Processed, Processing
+from webui.plugins.processing import Processed, Processing, strip_prompt_comments
 from webui.plugins.script import PostprocessImageArgs
 from webui.services.scripting import ProcessingContext
 
@@ -57,6 +57,8 @@ class JobRun:
     def process_images(self, p: Processing) -> Processed:
         """One generation of p's params with every always-visible script's hooks; images saved."""
         compat = self.plugins.compat  # the A1111 layer's extra hooks, when an A1111 extension loaded
+        if self.plugins.settings.get("enable_prompt_comments"):
+            strip_prompt_comments(p)
         if compat is not None:
             compat.before_process(self.runner, p)
         self.runner.process(p)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from webui.core.params import MAX_SEED, GenerationParams, Img2Img
+from webui.core.prompts import strip_comments
 from webui.core.requests import Result
 
 if TYPE_CHECKING:
@@ -129,6 +130,14 @@ def infotext_items(extra: Mapping[str, Any]) -> tuple[tuple[str, InfotextValue],
 
 def _field_names(params: GenerationParams) -> frozenset[str]:
     return frozenset(field.name for field in dataclasses.fields(params))
+
+
+def strip_prompt_comments(p: Processing) -> None:
+    """p's prompts (hires ones too) without their # comments, as A1111 1.8's "Comments" script does
+    before the other scripts' process(): the infotext then holds the prompts as generated."""
+    for name in ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt"):
+        if hasattr(p.params, name):
+            setattr(p, name, strip_comments(getattr(p.params, name)))
 
 
 class Processed:

@@ -168,6 +168,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("sd_vae", "Automatic", "SD VAE", _SD),
     Option("CLIP_stop_at_last_layers", 1, "Clip skip", _SD, minimum=1, maximum=12),
     Option(
+        "enable_prompt_comments",
+        True,
+        "Enable comments: # hides the rest of a prompt line from the generation (and its infotext)",
+        _SD,
+    ),
+    Option(
         "vae_tiling_threshold",
         1536,
         "Decode with tiled VAE when the image is larger than this many pixels on a side (0 = never)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from webui.core.prompts import extract_network_tags, prompt_schedule, split_and
+from webui.core.prompts import extract_network_tags, prompt_schedule, split_and, strip_comments
 from webui.engine.sampling.conditioning import count_tokens
 
 
@@ -16,7 +16,7 @@ class EmbeddingCounts(Protocol):
 def prompt_texts(prompt: str, steps: int, positive: bool = True) -> list[str]:
     """The texts A1111 counts for one prompt box: tags removed, split on AND (the positive prompt only),
     then every text of its prompt-editing schedule."""
-    text, _ = extract_network_tags(prompt)
+    text, _ = extract_network_tags(strip_comments(prompt))
     parts = [part for part, _ in split_and(text)] if positive else [text]
     return [scheduled for part in parts for _, scheduled in prompt_schedule(part, max(1, steps))]
 
