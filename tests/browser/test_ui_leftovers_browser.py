@@ -131,3 +131,21 @@ def test_prompt_comments_are_stripped_before_generation(browser, running_app):
     text = infotext.input_value()
     assert text.startswith("a red circle \non blue\n") and "#" not in text and "not this" not in text
     page.close()
+
+
+def test_settings_show_all_pages(browser, running_app):
+    """Settings: "Show all pages" (A1111's) clears the search and unfolds every section again."""
+    _, base_url = running_app
+    page = browser.new_page()
+    open_ui(page, base_url)
+    page.get_by_role("tab", name="Settings").click()
+    page.locator("#settings_stable_diffusion .label-wrap").first.click()  # fold a section
+    playwright.expect(page.locator("#setting_CLIP_stop_at_last_layers")).to_be_hidden()
+    search = page.locator("#settings_search textarea, #settings_search input").first
+    search.fill("jpeg quality")
+    playwright.expect(page.locator("#setting_samples_save")).to_be_hidden()
+    page.locator("#settings_show_all_pages").click()
+    playwright.expect(search).to_have_value("")
+    for setting in ("samples_save", "jpeg_quality", "CLIP_stop_at_last_layers"):
+        playwright.expect(page.locator(f"#setting_{setting}")).to_be_visible()
+    page.close()

@@ -163,6 +163,8 @@ def build_settings_tab(services: Services, skip: Collection[str] = ()) -> Contro
         gr.Textbox(
             placeholder="Search settings", show_label=False, elem_id="settings_search", container=False
         )
+        # A1111's "Show all pages": clears the search and unfolds every section (settings_search.js)
+        gr.Button("Show all pages", elem_id="settings_show_all_pages", scale=0, min_width=140)
     result = gr.Markdown(elem_id="settings_result")
     controls: Controls = {}
     options = [option for option in services.settings.options if option.name not in skip]
