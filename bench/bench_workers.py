@@ -38,7 +38,9 @@ DEMO = ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
 
 
 def params(images: int, steps: int, seed: int) -> Txt2Img:
-    return Txt2Img(prompt="a red circle on a blue background", steps=steps, n_iter=images, seed=seed)
+    return Txt2Img(
+        prompt="a red circle on a blue background", steps=steps, n_iter=images, seed=seed, width=64, height=64
+    )
 
 
 def images_per_second(flags: list[str], images: int, steps: int) -> tuple[float, App]:
