@@ -40,6 +40,10 @@ class Workers(Protocol):
 
     def bind(self, job: Job, options: JobOptions) -> Callable[[GenerationParams, Any], Result]: ...
 
+    def status(self) -> list[dict[str, Any]]:
+        """Each worker: name, state (starting, ready, lost), host, device, checkpoint, why it was lost."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class OverriddenRequest:
