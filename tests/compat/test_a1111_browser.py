@@ -46,3 +46,25 @@ def test_tab_setting_and_paste_of_a1111_extensions(browser, compat_server):
     playwright.expect(text_input(page, "txt2img_prompt_suffix_text")).to_have_value("at dusk", timeout=30_000)
     playwright.expect(text_input(page, "txt2img_prompt")).to_have_value(re.compile("^a fox$"))
     page.close()
+
+
+def test_ratio_buttons_set_the_size_and_their_javascript_runs(browser, compat_server):
+    """The fixture "Ratio buttons": its buttons (a ToolButton subclass with an __init__ of its own) show
+    their labels, set our width slider through the sliders after_component found, and its javascript's
+    onUiLoaded / onUiUpdate (A1111's page functions) run."""
+    _, base_url = compat_server
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    open_ui(page, base_url)
+    page.locator("#txt2img_script_ratio_buttons").get_by_text("Ratio buttons").first.click()
+    button = page.locator("#txt2img_ratio_2_1")
+    playwright.expect(button).to_have_text("2:1")
+    playwright.expect(page.locator("body")).to_have_attribute("data-ratio-buttons-loaded", "yes")
+    playwright.expect(button).to_have_attribute("title", "Set the size to 2:1", timeout=10_000)
+    height = page.locator("#txt2img_height input[type=number]").input_value()
+    button.click()
+    width = page.locator("#txt2img_width input[type=number]")
+    playwright.expect(width).to_have_value(str(2 * int(height)), timeout=30_000)
+    assert errors == []
+    page.close()

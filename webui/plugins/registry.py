@@ -259,6 +259,10 @@ class Plugins:
     def page_assets(self) -> tuple[str, str]:
         """(head HTML with each loaded extension's javascript/*.js inlined, its style.css files joined)."""
         scripts, styles = [], []
+        if self.compat is not None:  # A1111's page functions (onUiLoaded, gradioApp, …) their scripts call
+            scripts.append(
+                f'<script data-extension="A1111 page functions">\n{self.compat.page_script()}\n</script>'
+            )
         for extension in self.loaded:
             for path in extension.javascript:
                 source = path.read_text(encoding="utf-8", errors="replace").replace("</script", "<\\/script")

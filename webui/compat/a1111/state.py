@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,10 @@ class CompatState:
             self.plugins.call(Active(self.plugins, owner), f"onchange({name})", callback)
 
     # Building the page (webui/ui/blocks.py through Plugins.building_ui).
+
+    def page_script(self) -> str:
+        """A1111's page functions their javascript calls (page_api.js), for the page head."""
+        return (Path(__file__).parent / "page_api.js").read_text(encoding="utf-8")
 
     @contextmanager
     def building_ui(self, kind: str | None) -> Iterator[None]:
