@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from tests.browser.helpers import open_ui, playwright, set_number
 
@@ -148,4 +150,45 @@ def test_settings_show_all_pages(browser, running_app):
     playwright.expect(search).to_have_value("")
     for setting in ("samples_save", "jpeg_quality", "CLIP_stop_at_last_layers"):
         playwright.expect(page.locator(f"#setting_{setting}")).to_be_visible()
+    page.close()
+
+
+DROP = """async ([selector, name, type, data, text]) => {
+    const transfer = new DataTransfer();
+    if (data) {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        transfer.items.add(new File([bytes], name, { type }));
+    } else {
+        transfer.setData("text/plain", text);
+    }
+    const target = document.querySelector(selector);
+    const options = { dataTransfer: transfer, bubbles: true, cancelable: true };
+    target.dispatchEvent(new DragEvent("dragover", options));
+    target.dispatchEvent(new DragEvent("drop", options));
+}"""
+
+
+def test_image_or_infotext_dropped_on_the_prompt_pastes_its_parameters(browser, running_app):
+    """Conveniences: a PNG made here (its "parameters" text) or an infotext dropped on the prompt box sets
+    the tab's parameters, as ↙ does with the text."""
+    _, base_url = running_app
+    info = PngImagePlugin.PngInfo()
+    infotext = "a dropped cat\nSteps: 7, Sampler: Euler a, CFG scale: 5, Seed: 123, Size: 64x96"
+    info.add_text("parameters", infotext)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, "PNG", pnginfo=info)
+    picture = base64.b64encode(buffer.getvalue()).decode()
+    page = browser.new_page()
+    open_ui(page, base_url)
+    prompt = "#txt2img_prompt textarea"
+    page.evaluate(DROP, [prompt, "cat.png", "image/png", picture, ""])
+    playwright.expect(page.locator(prompt)).to_have_value("a dropped cat", timeout=30_000)
+    playwright.expect(page.locator("#txt2img_steps input[type=number]")).to_have_value("7")
+    playwright.expect(page.locator("#txt2img_seed input")).to_have_value("123")
+    playwright.expect(page.locator("#txt2img_height input[type=number]")).to_have_value("96")
+
+    page.evaluate(DROP, [prompt, "", "", "", "a dog\nSteps: 9, Sampler: Euler, CFG scale: 6, Seed: 77"])
+    playwright.expect(page.locator(prompt)).to_have_value("a dog", timeout=30_000)
+    playwright.expect(page.locator("#txt2img_steps input[type=number]")).to_have_value("9")
+    playwright.expect(page.locator("#txt2img_seed input")).to_have_value("77")
     page.close()
