@@ -2,7 +2,9 @@
 
 Those our plugin API has (app_started, ui_tabs, ui_settings, before_image_saved, image_saved,
 cfg_denoiser, model_loaded, infotext_pasted) register there and are called where ours are. The others are
-kept by the App's A1111 layer (CompatState.callbacks); which are called, and where, is listed in
+kept by the App's A1111 layer (CompatState.callbacks): before_ui and the component callbacks run while the
+page is built (ui_hooks.py), cfg_denoised / cfg_after_cfg after each model pass (cfg_hooks.py),
+image_grid in modules.images.image_grid; which are never called, and why, is listed in
 docs/extensions.md. A1111's keyword `name=` is accepted and ignored.
 """
 

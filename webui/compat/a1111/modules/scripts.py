@@ -1,9 +1,10 @@
 """modules.scripts: A1111's Script with every hook it calls, on top of our webui.plugins Script.
 
 Our flow calls process, process_batch, postprocess_image and postprocess (webui/plugins/runner.py);
-the A1111 layer adds setup, before_process, after_extra_networks_activate and before_process_batch
-(webui/compat/a1111/state.py). The other hooks exist so that overriding them is harmless; which are
-never called is listed in docs/extensions.md.
+the A1111 layer adds setup, before_process, after_extra_networks_activate, before_process_batch,
+postprocess_image_after_composite, postprocess_batch(_list) (webui/compat/a1111/state.py) and, while
+the page is built, before_component / after_component (ui_hooks.py). The other hooks exist so that
+overriding them is harmless; which are never called, and why, is listed in docs/extensions.md.
 """
 
 from __future__ import annotations
