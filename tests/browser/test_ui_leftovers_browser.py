@@ -192,3 +192,51 @@ def test_image_or_infotext_dropped_on_the_prompt_pastes_its_parameters(browser, 
     playwright.expect(page.locator("#txt2img_steps input[type=number]")).to_have_value("9")
     playwright.expect(page.locator("#txt2img_seed input")).to_have_value("77")
     page.close()
+
+
+RECORD_NOTIFICATIONS = """
+    window.shownNotifications = [];
+    const Real = window.Notification;
+    window.Notification = class extends Real {
+        constructor(title, options) {
+            super(title, options);
+            window.shownNotifications.push([title, options?.body]);
+        }
+    };
+    document.hasFocus = () => false;  // the page is in the background
+"""
+
+
+def test_desktop_notification_when_a_run_ends_only_with_the_setting(browser, running_app):
+    """Conveniences: with "browser_notifications" on (off by default) a run that ends while the page is
+    in the background shows a desktop notification."""
+    app, base_url = running_app
+    context = browser.new_context(permissions=["notifications"])
+    page = context.new_page()
+    page.add_init_script(RECORD_NOTIFICATIONS)
+    open_ui(page, base_url)
+    set_number(page, "txt2img_steps", 1)
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 64)
+    infotext = page.locator("#txt2img_infotext textarea")
+
+    def generate(seed: int) -> None:
+        set_number(page, "txt2img_seed", seed)
+        page.locator("#txt2img_generate").click()
+        playwright.expect(infotext).to_have_value(re.compile(f"Seed: {seed}"), timeout=120_000)
+        page.wait_for_timeout(1500)  # the page looks every half second
+
+    assert app.settings.get("browser_notifications") is False
+    generate(11)
+    assert page.evaluate("window.shownNotifications") == []
+    try:
+        page.get_by_role("tab", name="Settings").click()
+        page.locator("#setting_browser_notifications input[type=checkbox]").check()
+        page.locator("#settings_submit").click()
+        playwright.expect(page.locator("#settings_result")).to_contain_text("1 settings changed")
+        page.get_by_role("tab", name="txt2img").click()
+        generate(12)
+        assert page.evaluate("window.shownNotifications") == [["Stable Diffusion", "Generation finished"]]
+    finally:
+        app.settings.update({"browser_notifications": False})
+    context.close()

@@ -253,6 +253,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     # Names of other options; unknown ones (say, from an A1111 config.json) are skipped when shown.
     Option(
+        "browser_notifications",
+        False,
+        "Show a desktop notification when a generation finishes while the page is in the background",
+        _UI,
+    ),
+    Option(
         "quicksettings_list",
         ("sd_model_checkpoint", "sd_vae"),
         "Quicksettings list: settings shown at the top of the page (takes effect on restart)",
