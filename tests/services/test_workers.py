@@ -150,3 +150,11 @@ def test_a_worker_with_another_checkpoint_file_is_refused(cluster) -> None:
         workers.check_hash(worker, done)
     real = cluster.models.registry.short_hash(cluster.models.find_checkpoint(CHECKPOINT.name))
     workers.check_hash(worker, BatchDone(0, PARAMS, (), (), (), (), False, (), CHECKPOINT.name, real))
+
+
+def test_restore_faces_is_refused_on_workers_not_ignored(cluster) -> None:
+    from webui.core.errors import InvalidParameter
+
+    # the workers run no per-image hooks yet: a request for restored faces must not come back unrestored
+    with pytest.raises(InvalidParameter, match="restore_faces does not run on --workers"):
+        cluster.generation.submit(PARAMS.replace(restore_faces=True))

@@ -62,6 +62,10 @@ class FaceRestorationService:
         self.settings = settings
         self.device = device
 
+    def wanted(self, params: GenerationParams, overrides: Mapping[str, Any] | None = None) -> bool:
+        """Whether `params` (or the face_restoration option) ask for faces to be restored."""
+        return FaceOptions.from_settings(self.settings, overrides).applies(params)
+
     def check(self, params: GenerationParams, overrides: Mapping[str, Any] | None = None) -> None:
         """InvalidParameter naming the missing file, folder or package when `params` want faces restored
         and the chosen restorer cannot run; called when the job is submitted, before it queues."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from PIL import Image
 
+from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams
 from webui.core.requests import Request, Result
 from webui.engine.sampling import generate
@@ -95,8 +96,13 @@ class GenerationService:
             params = dataclasses.replace(params, sd_model_checkpoint=str(checkpoint))
         request = Request(params=params, save_images=save_images)
         self.scripts.check(params, request.kind)  # an unknown script name, too
-        if self.faces is not None:  # restore_faces without its model or detector file
-            self.faces.check(params, override_settings)
+        if self.faces is not None:
+            if self.workers is not None and self.faces.wanted(params, override_settings):
+                raise InvalidParameter(
+                    "restore_faces does not run on --workers/--ray-address workers yet: turn it off (and the "
+                    "face_restoration setting), or start the server without workers"
+                )
+            self.faces.check(params, override_settings)  # restore_faces without its model or detector file
         if not override_settings:
             return self.jobs.submit(request, kind=request.kind, owner=owner, job_id=job_id)
         for name, value in override_settings.items():
