@@ -30,7 +30,7 @@ from webui.app import App  # noqa: E402
 from webui.core import samplers  # noqa: E402
 from webui.core.cmd_args import parse_args  # noqa: E402
 from webui.core.params import Txt2Img  # noqa: E402
-from webui.engine.sampling.generate import initial_noise  # noqa: E402
+from webui.engine.rng import image_noise  # noqa: E402
 from webui.engine.sampling.schedulers import make_scheduler  # noqa: E402
 
 DEMO = ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
@@ -67,7 +67,8 @@ def main() -> None:
 
             def raw() -> None:
                 pipe.scheduler = make_scheduler(choice, pipe.scheduler.config)
-                noise, generators = initial_noise([1], (4, latent_side, latent_side))
+                noise = image_noise((4, latent_side, latent_side), [1])  # seed 1, our default source
+                generators = [torch.Generator("cpu").manual_seed(1)]
                 pipe(
                     prompt=[params.prompt],
                     negative_prompt=[""],

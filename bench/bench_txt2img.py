@@ -40,7 +40,7 @@ from webui.core import samplers  # noqa: E402
 from webui.core.cmd_args import parse_args  # noqa: E402
 from webui.core.params import Txt2Img  # noqa: E402
 from webui.engine.checkpoints.loader import load_checkpoint  # noqa: E402
-from webui.engine.sampling.generate import initial_noise  # noqa: E402
+from webui.engine.rng import image_noise  # noqa: E402
 from webui.engine.sampling.schedulers import make_scheduler  # noqa: E402
 
 
@@ -79,7 +79,8 @@ def bench_generation(app: App, size: int, steps: int, repeats: int) -> None:
 
     def raw() -> None:
         pipe.scheduler = make_scheduler(choice, pipe.scheduler.config)
-        noise, generators = initial_noise([1], (4, size // factor, size // factor))
+        noise = image_noise((4, size // factor, size // factor), [1])  # seed 1, our default source
+        generators = [torch.Generator("cpu").manual_seed(1)]
         with torch.inference_mode():
             pipe(
                 prompt=[params.prompt],
