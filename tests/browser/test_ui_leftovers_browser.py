@@ -240,3 +240,31 @@ def test_desktop_notification_when_a_run_ends_only_with_the_setting(browser, run
     finally:
         app.settings.update({"browser_notifications": False})
     context.close()
+
+
+def test_gallery_preview_is_a_lightbox_with_arrow_keys_and_full_screen(browser, running_app):
+    """Conveniences: gradio's gallery preview gives most of A1111's lightbox: ←/→ go through the images
+    (the infotext follows) and a full-screen button; no zoom of its own."""
+    _, base_url = running_app
+    page = browser.new_page()
+    open_ui(page, base_url)
+    set_number(page, "txt2img_steps", 1)
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 64)
+    set_number(page, "txt2img_batch_size", 2)
+    page.locator("#txt2img_generate").click()
+    gallery = page.locator("#txt2img_gallery")
+    thumbnails = gallery.locator("button.thumbnail-item")
+    playwright.expect(thumbnails).to_have_count(3, timeout=120_000)  # the batch grid and two images
+    infotext = page.locator("#txt2img_infotext textarea")
+    thumbnails.nth(1).click()  # the first image (after the grid): its infotext shows
+    first_seed = int(re.search(r"Seed: (\d+)", infotext.input_value())[1])
+    preview = gallery.locator(".preview").first
+    preview.press("ArrowRight")
+    playwright.expect(infotext).to_have_value(re.compile(f"Seed: {first_seed + 1},"))
+    preview.press("ArrowLeft")
+    playwright.expect(infotext).to_have_value(re.compile(f"Seed: {first_seed},"))
+    # its full-screen button (headless Chromium does not enter full screen, so only its presence is checked)
+    full_screen = gallery.get_by_role("button", name=re.compile("full ?screen", re.I)).first
+    playwright.expect(full_screen).to_be_visible()
+    page.close()
