@@ -77,6 +77,10 @@ class ToolButton(gr.Button):
 
     def get_block_name(self) -> str:  # the page draws it (and extensions' subclasses) as a button
         return "button"
+
+    def get_config(self, cls: Any = None) -> dict[str, Any]:
+        # a subclass with an __init__ of its own (ARButton(ar=…, **kwargs)) still sends a button's props
+        return super().get_config(cls or gr.Button)
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
@@ -90,6 +94,9 @@ class DropdownMulti(gr.Dropdown):
         super().__init__(*args, **kwargs)
 
     __init__.__signature__ = inspect.signature(gr.Dropdown.__init__)  # type: ignore[attr-defined]
+
+    def get_config(self, cls: Any = None) -> dict[str, Any]:
+        return super().get_config(cls or gr.Dropdown)
 
     def get_block_name(self) -> str:
         return "dropdown"
