@@ -11,12 +11,13 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import torch
 from PIL import Image
 
 from webui.core.params import GenerationParams
 from webui.core.requests import Result
-from webui.engine.sampling.generate import FinishedBatch
 from webui.engine.sampling.hooks import ModelHook
+from webui.engine.sampling.run_hooks import FinishedBatch
 from webui.plugins import denoiser
 from webui.plugins.callbacks import CFGDenoiserParams, ImageSaveParams
 from webui.plugins.isolation import ScriptFailed
@@ -119,12 +120,7 @@ class PluginHooks:
             self._run.plugins.compat.before_batch(self._run.runner, p, batch, prompts)
         before = p.params
         self._run.runner.process_batch(p, batch, prompts, list(seeds))
-        after = p.params
-        changes = {
-            field.name: getattr(after, field.name)
-            for field in dataclasses.fields(after)
-            if getattr(after, field.name) != getattr(before, field.name)
-        }
+        changes = _changed(before, p.params)
         # A1111 scripts rewrite p.all_prompts / all_negative_prompts: the engine takes one prompt a batch
         for field, listed in (("prompt", p.all_prompts), ("negative_prompt", p.all_negative_prompts)):
             if field not in changes and first < len(listed) and listed[first] != getattr(params, field):
@@ -143,6 +139,21 @@ class PluginHooks:
             self._run.plugins.run_callbacks("cfg_denoiser", state)
 
         return denoiser.hook(pipe, params, count, each_pass, after)
+
+    def before_hires(self, params: GenerationParams) -> GenerationParams:
+        """A1111's before_hr(p): what a script changes on p applies to the second pass."""
+        compat = self._run.plugins.compat
+        if compat is None:
+            return params
+        before = self._p.params
+        compat.before_hr(self._run.runner, self._p)
+        changes = _changed(before, self._p.params)
+        return params.replace(**changes) if changes else params
+
+    def after_sampling(self, params: GenerationParams, latents: torch.Tensor) -> torch.Tensor:
+        """A1111's post_sample(p, ps): a script may replace the latents before they are decoded."""
+        compat = self._run.plugins.compat
+        return compat.post_sample(self._run.runner, self._p, latents) if compat is not None else latents
 
     def after_image(
         self, params: GenerationParams, image: Image.Image, seed: int
@@ -178,3 +189,12 @@ class PluginHooks:
             [text for batch in self.batches for text in batch.infotexts],
             [seed for batch in self.batches for seed in batch.seeds],
         )
+
+
+def _changed(before: GenerationParams, after: GenerationParams) -> dict[str, Any]:
+    """The fields a script changed on p, with their new values."""
+    return {
+        field.name: getattr(after, field.name)
+        for field in dataclasses.fields(after)
+        if getattr(after, field.name) != getattr(before, field.name)
+    }

@@ -8,7 +8,7 @@ A1111 restores when the request asks (`restore_faces`) or, when the request leav
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +16,7 @@ from PIL import Image
 
 from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams
-from webui.engine.sampling.generate import FinishedBatch, RunHooks
-from webui.engine.sampling.hooks import ModelHook
+from webui.engine.sampling.run_hooks import HooksAround, RunHooks
 from webui.services.extras import FaceRestorers
 from webui.services.settings import Settings
 
@@ -90,17 +89,11 @@ class FaceRestorationService:
         return self.restorers.restore(image, options.model, 1.0, options.weight, device=self.device)
 
 
-class _RestoringHooks:
+class _RestoringHooks(HooksAround):
     def __init__(self, inner: RunHooks, service: FaceRestorationService, options: FaceOptions) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._service = service
         self._options = options
-
-    def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
-        return self._inner.before_batch(params, batch, seeds)
-
-    def cfg_denoiser(self, pipe: Any, params: GenerationParams, count: int) -> ModelHook | None:
-        return self._inner.cfg_denoiser(pipe, params, count)
 
     def after_image(
         self, params: GenerationParams, image: Image.Image, seed: int
@@ -116,6 +109,3 @@ class _RestoringHooks:
         elif written.restore_faces:  # the model option is "None": nothing restored, nothing to write
             written = written.replace(restore_faces=False)
         return image, written
-
-    def batch_done(self, batch: FinishedBatch) -> None:
-        self._inner.batch_done(batch)

@@ -3,15 +3,12 @@ saved only when the setting is on, and then with a note in their infotext saying
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 from webui.core.params import GenerationParams
-from webui.engine.sampling.generate import FinishedBatch, RunHooks
-from webui.engine.sampling.hooks import ModelHook
+from webui.engine.sampling.run_hooks import HooksAround, RunHooks
 from webui.services.job import Job
 from webui.services.scripting import Saver
 
@@ -51,22 +48,13 @@ class IncompleteImages:
         return save_finished
 
 
-class _NotingHooks:
+class _NotingHooks(HooksAround):
     def __init__(self, inner: RunHooks, images: IncompleteImages) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._images = images
-
-    def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
-        return self._inner.before_batch(params, batch, seeds)
-
-    def cfg_denoiser(self, pipe: Any, params: GenerationParams, count: int) -> ModelHook | None:
-        return self._inner.cfg_denoiser(pipe, params, count)
 
     def after_image(
         self, params: GenerationParams, image: Image.Image, seed: int
     ) -> tuple[Image.Image, GenerationParams]:
         self._images.note(seed)
         return self._inner.after_image(params, image, seed)
-
-    def batch_done(self, batch: FinishedBatch) -> None:
-        self._inner.batch_done(batch)

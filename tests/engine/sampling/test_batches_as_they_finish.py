@@ -11,7 +11,7 @@ import torch
 
 from webui.core.params import Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.sampling import generate
+from webui.engine.sampling import generate, run_hooks
 from webui.services.job import Job
 
 BASE = Txt2Img(prompt="a red cube", steps=2, seed=40, width=64, height=64, sampler_name="Euler")
@@ -19,14 +19,14 @@ BASE = Txt2Img(prompt="a red cube", steps=2, seed=40, width=64, height=64, sampl
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-class RecordingHooks(generate.NoHooks):
+class RecordingHooks(run_hooks.NoHooks):
     """The run's hooks, noting each finished batch and which batch the job was in when it came."""
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.batches: list[tuple[generate.FinishedBatch, int]] = []
+        self.batches: list[tuple[run_hooks.FinishedBatch, int]] = []
 
-    def batch_done(self, batch: generate.FinishedBatch) -> None:
+    def batch_done(self, batch: run_hooks.FinishedBatch) -> None:
         self.batches.append((batch, self.job.progress().state["job_no"]))
 
 

@@ -15,7 +15,7 @@ import torch
 from tools.tiny_models import TinyCheckpoint
 from webui.core.params import GenerationParams, Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.sampling import generate
+from webui.engine.sampling import generate, run_hooks
 from webui.engine.sampling.hooks import ModelHook, ModelHooks, Stage
 from webui.services.job import Job
 
@@ -115,7 +115,7 @@ def manager(
     return make_manager(tmp_path_factory.mktemp("hooks"), tiny_sd1_fast)
 
 
-class DenoiserHooks(generate.NoHooks):
+class DenoiserHooks(run_hooks.NoHooks):
     """An extension's on_cfg_denoiser as the plugins inject it: records each pass's batch, and can fail."""
 
     def __init__(self, fail_on_pass: int | None = None) -> None:
@@ -131,7 +131,7 @@ class DenoiserHooks(generate.NoHooks):
         return ModelHook(Stage.CFG_DENOISER, before=before)
 
 
-def run(manager: ModelManager, hooks: generate.RunHooks) -> np.ndarray:
+def run(manager: ModelManager, hooks: run_hooks.RunHooks) -> np.ndarray:
     job = Job(params=None, kind="txt2img", clock=time.monotonic)
     return np.asarray(generate.run(BASE, manager, job, hooks).images[0])
 
@@ -141,11 +141,11 @@ def test_in_a_run_the_extension_sees_the_pipelines_batch_and_all_hooks_go_afterw
 ) -> None:
     unet = manager.get().pipe.unet
     hooks = DenoiserHooks()
-    plain = run(manager, generate.NoHooks())
+    plain = run(manager, run_hooks.NoHooks())
     assert np.array_equal(run(manager, hooks), plain)  # a hook that only looks changes nothing
     # diffusers' own CFG batch (uncond + cond for 2 images), not composable's expanded one (1 + 2 parts)
     assert hooks.batches == [4, 4]
     with pytest.raises(RuntimeError, match="extension failed"):
         run(manager, DenoiserHooks(fail_on_pass=1))
     assert not unet._forward_hooks and not unet._forward_pre_hooks
-    assert np.array_equal(run(manager, generate.NoHooks()), plain)  # nothing left behind
+    assert np.array_equal(run(manager, run_hooks.NoHooks()), plain)  # nothing left behind

@@ -15,7 +15,7 @@ from tools.tiny_models import TinyCheckpoint
 from webui.core import infotext, samplers
 from webui.core.params import Txt2Img
 from webui.engine.checkpoints.manager import ModelManager
-from webui.engine.sampling import generate
+from webui.engine.sampling import generate, run_hooks
 from webui.engine.sampling.schedulers import make_scheduler
 from webui.engine.sampling.tiling import circular_padding, convolutions
 from webui.services.job import Job
@@ -112,7 +112,7 @@ def test_padding_is_put_back_after_an_error(tiny: ModelManager) -> None:
 def test_a_failing_tiled_job_leaves_the_model_as_it_was(tiny: ModelManager) -> None:
     params = Txt2Img(prompt="x", steps=1, width=64, height=64, tiling=True, seed=1)
 
-    class Failing(generate.NoHooks):
+    class Failing(run_hooks.NoHooks):
         def cfg_denoiser(self, pipe: object, params: object, count: int) -> None:
             assert {layer.padding_mode for layer in convolutions(pipe)} == {"circular"}
             raise RuntimeError("extension failed")

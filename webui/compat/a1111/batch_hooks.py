@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from webui.engine.sampling.generate import FinishedBatch as Batch  # index-aligned images, infotexts, seeds
+from webui.engine.sampling.run_hooks import FinishedBatch as Batch  # index-aligned images, infotexts, seeds
 
 
 @dataclass

@@ -18,7 +18,7 @@ from webui.plugins.context import Active, Owner, current
 
 if TYPE_CHECKING:
     from webui.core.params import GenerationParams
-    from webui.engine.sampling.generate import FinishedBatch
+    from webui.engine.sampling.run_hooks import FinishedBatch
     from webui.plugins.processing import Processing
     from webui.plugins.registry import Plugins
     from webui.plugins.runner import LoadedScript, ScriptRunner
@@ -125,6 +125,21 @@ class CompatState:
         from webui.compat.a1111 import cfg_hooks  # torch: only once a generation runs
 
         return cfg_hooks.after_pass(self, params, count)
+
+    def before_hr(self, runner: ScriptRunner, p: Processing) -> None:
+        """before_hr(p): before hires fix's second pass (a script may change p's hires settings)."""
+        self._each(runner, p, "before_hr")
+
+    def post_sample(self, runner: ScriptRunner, p: Processing, latents: Any) -> Any:
+        """post_sample(p, ps): the batch's latents once sampling is over, before decoding; a script may
+        replace ps.samples. Skipped when no always-on script has the hook."""
+        from webui.compat.a1111.modules.scripts import PostSampleArgs  # gradio: once scripts run
+
+        if not any(_overrides(loaded.script, "post_sample") for loaded in runner.alwayson):
+            return latents
+        ps = PostSampleArgs(latents)
+        self._each(runner, p, "post_sample", ps)
+        return ps.samples
 
     def after_composite(self, runner: ScriptRunner, p: Processing, pp: Any) -> None:
         """postprocess_image_after_composite(p, pp): each image once an inpainted region is pasted back

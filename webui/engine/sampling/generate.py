@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,8 +36,9 @@ from webui.engine.sampling import (
     previews,
     refiner,
 )
-from webui.engine.sampling.hooks import ModelHook, ModelHooks
+from webui.engine.sampling.hooks import ModelHooks
 from webui.engine.sampling.prompt_conditioning import EncodingStopped, PromptConditioning, stoppable
+from webui.engine.sampling.run_hooks import FinishedBatch, NoHooks, RunHooks, StepReporter
 from webui.engine.sampling.schedulers import make_scheduler
 from webui.engine.sampling.tiling import circular_padding
 
@@ -47,73 +48,6 @@ if TYPE_CHECKING:
 # Not an A1111 version: A1111 ignores a Version it cannot parse, while "v0.1.0" read as older than its
 # 1.6.0 and switched on its back-compat options when our images were pasted there
 INFOTEXT_VERSION = f"webui-diffusers {__version__}"
-
-
-class StepReporter(Protocol):
-    """What the engine needs from a running job (services.jobs.Job satisfies it)."""
-
-    @property
-    def interrupted(self) -> bool: ...
-
-    @property
-    def skipped(self) -> bool: ...
-
-    def report(self, step: int, total: int, preview: Any | None = None) -> None: ...
-
-    def set_batches(self, count: int) -> None: ...
-
-    def next_batch(self) -> None: ...
-
-
-class RunHooks(Protocol):
-    """Extension points inside a run; webui.plugins implements them (the engine knows nothing of plugins)."""
-
-    def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
-        """The params this batch runs with (a script may have changed them)."""
-        ...
-
-    def cfg_denoiser(self, pipe: Any, params: GenerationParams, count: int) -> ModelHook | None:
-        """A UNet hook for each model pass while a batch of `count` images denoises (Stage.CFG_DENOISER);
-        None for none."""
-        ...
-
-    def after_image(
-        self, params: GenerationParams, image: Image.Image, seed: int
-    ) -> tuple[Image.Image, GenerationParams]:
-        """Each decoded image: the image to keep and the params its infotext is built from."""
-        ...
-
-    def batch_done(self, batch: FinishedBatch) -> None:
-        """A batch's images are final (saved and shown from here, so an interrupt or a crash later loses
-        nothing of it)."""
-        ...
-
-
-@dataclass(frozen=True)
-class FinishedBatch:
-    """One batch's final images with their infotexts and seeds, index-aligned."""
-
-    images: tuple[Image.Image, ...]
-    infotexts: tuple[str, ...]
-    seeds: tuple[int, ...]
-
-
-class NoHooks:
-    """A run without extensions."""
-
-    def before_batch(self, params: GenerationParams, batch: int, seeds: Sequence[int]) -> GenerationParams:
-        return params
-
-    def cfg_denoiser(self, pipe: Any, params: GenerationParams, count: int) -> ModelHook | None:
-        return None
-
-    def after_image(
-        self, params: GenerationParams, image: Image.Image, seed: int
-    ) -> tuple[Image.Image, GenerationParams]:
-        return image, params
-
-    def batch_done(self, batch: FinishedBatch) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -401,11 +335,13 @@ def _run_batch(
                 output_type="latent",  # decoded here: tiling, NaN retry (engine.checkpoints.memory)
             )
         if hires.enabled(params):  # the second pass, from the first pass's latents
-            images, used = hires.second_pass(run, params, output.images, _run_batch, seeds, subseeds)
+            hires_params = run.hooks.before_hires(params)
+            images, used = hires.second_pass(run, hires_params, output.images, _run_batch, seeds, subseeds)
             return images, tuple(dict.fromkeys(text.embeddings_used + used))
         # the checkpoint's own pipeline decodes: with --medvram its offload hooks put the VAE back
         decoder = refiner.decoder(switch, loaded.pipe)  # the refiner's after a switch, as A1111
-        images = memory.decode_latents(decoder, output.images, manager.vae_tiling_threshold)
+        latents = run.hooks.after_sampling(params, output.images)
+        images = memory.decode_latents(decoder, latents, manager.vae_tiling_threshold)
     return task.finish(images), text.embeddings_used
 
 

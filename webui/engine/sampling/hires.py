@@ -28,7 +28,8 @@ from webui.engine.sampling import img2img, noise
 if TYPE_CHECKING:
     from webui.engine.checkpoints.loader import LoadedCheckpoint
     from webui.engine.checkpoints.manager import ModelManager
-    from webui.engine.sampling.generate import RunContext, StepReporter
+    from webui.engine.sampling.generate import RunContext
+    from webui.engine.sampling.run_hooks import StepReporter
     from webui.engine.upscaling.catalog import UpscalerCatalog
 
 # A1111's latent modes: torch interpolation mode and antialias

@@ -62,7 +62,7 @@ def preview_due(step: int, total: int, every: int) -> bool:
 
 
 class Reporter(Protocol):
-    """The part of a running job (engine.sampling.generate.StepReporter) that previews pass through."""
+    """The part of a running job (engine.sampling.run_hooks.StepReporter) that previews pass through."""
 
     def report(self, step: int, total: int, preview: Any | None = None) -> None: ...
 

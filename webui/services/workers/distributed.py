@@ -17,7 +17,8 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from webui.core.errors import UserError
 from webui.core.params import GenerationParams
 from webui.core.requests import Result
-from webui.engine.sampling.generate import FinishedBatch, NoHooks, RunHooks, resolve_seed
+from webui.engine.sampling.generate import resolve_seed
+from webui.engine.sampling.run_hooks import FinishedBatch, NoHooks, RunHooks
 from webui.services.job import Job
 from webui.services.models import ModelsService
 from webui.services.options import JobOptions

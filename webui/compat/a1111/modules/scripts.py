@@ -32,6 +32,11 @@ PostprocessImageArgs = _ours.PostprocessImageArgs
 
 
 @dataclass
+class PostSampleArgs:
+    samples: Any  # the batch's latents, before decoding
+
+
+@dataclass
 class PostprocessMaskOverlayArgs:
     index: int
     mask_for_overlay: Any
