@@ -82,7 +82,7 @@ class App:
             self.settings, self.styles, self.models, self.jobs, self.plugins, self.paths.data_dir
         )
         self.controlnet = ControlNetService(self.manager.controlnets, self.jobs)
-        self.tokens = TokenCounter(self.models)
+        self.tokens = TokenCounter(self.models, rewrite=self.plugins.before_token_counter)
         device = self.manager.device
         self.extras = ExtrasService(
             UpscalerCatalog(upscaler_folders(self.paths.models_dir, vars(args))),

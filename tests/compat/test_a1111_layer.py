@@ -96,3 +96,12 @@ def test_shared_views_read_this_app(compat_app):
     assert shared.state.interrupted is False and shared.state.job_count == 0
     paths = compat_app.plugins.compat.modules["paths"]
     assert paths.models_path == str(compat_app.plugins.user_dir.parent / "models")
+
+
+def test_before_token_counter_callbacks_rewrite_what_is_counted(compat_app):
+    # the fixture's callback expands "__colour__" into four words, as a wildcards extension would
+    counted = compat_app.tokens.count("a __colour__ circle", 20)
+    assert counted == compat_app.tokens.count("a red green blue yellow circle", 20)
+    from webui.services.tokens import TokenCounter
+
+    assert counted != TokenCounter(compat_app.models).count("a __colour__ circle", 20)  # without callbacks

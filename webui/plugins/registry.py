@@ -251,6 +251,14 @@ class Plugins:
             self._last_model = loaded
             self.run_callbacks("model_loaded", loaded)
 
+    def before_token_counter(self, prompt: str, steps: int, positive: bool) -> str:
+        """The prompt the token counter counts: A1111 extensions may rewrite it (on_before_token_counter,
+        e.g. wildcards expanded)."""
+        if self.compat is None:
+            return prompt
+        rewritten: str = self.compat.before_token_counter(prompt, steps, positive)
+        return rewritten
+
     def infotext_pasted(self, infotext: str, fields: dict[str, str]) -> dict[str, str]:
         """Let extensions adjust the fields parsed from a pasted infotext (in place); returns them."""
         self.run_callbacks("infotext_pasted", infotext, fields)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from webui.core.prompts import extract_network_tags, prompt_schedule, split_and, strip_comments
@@ -11,6 +12,9 @@ from webui.engine.sampling.conditioning import count_tokens
 
 class EmbeddingCounts(Protocol):
     def embedding_vector_counts(self) -> dict[str, int]: ...
+
+
+PromptRewrite = Callable[[str, int, bool], str]  # (prompt, steps, positive) → the prompt to count
 
 
 def prompt_texts(prompt: str, steps: int, positive: bool = True) -> list[str]:
@@ -26,8 +30,9 @@ class TokenCounter:
     is built from (so the counts are the loaded model's), and never shares a tokenizer with a running
     generation. Textual-inversion names count as their vectors when a model is loaded."""
 
-    def __init__(self, models: EmbeddingCounts) -> None:
+    def __init__(self, models: EmbeddingCounts, rewrite: PromptRewrite | None = None) -> None:
         self.models = models
+        self.rewrite = rewrite  # extensions' on_before_token_counter (the App passes the plugins')
         self._tokenizer: Any = None
         self._lock = threading.Lock()
 
@@ -43,6 +48,8 @@ class TokenCounter:
 
     def count(self, prompt: str, steps: int, positive: bool = True) -> tuple[int, int]:
         """(tokens, max_length) of the longest text the prompt box gives, as A1111's counter shows it."""
+        if self.rewrite is not None:
+            prompt = self.rewrite(prompt, steps, positive)
         counts = self.models.embedding_vector_counts()
         tokenizer = self.tokenizer()
         with self._lock:  # one caller at a time on this tokenizer

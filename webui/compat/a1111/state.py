@@ -63,6 +63,14 @@ class CompatState:
             for owner, callback in self.callbacks.get(event, [])
         ]
 
+    def before_token_counter(self, prompt: str, steps: int, positive: bool) -> str:
+        """on_before_token_counter(params): the callbacks may rewrite params.prompt before it is counted."""
+        from webui.compat.a1111.modules.script_callbacks import BeforeTokenCounterParams
+
+        params = BeforeTokenCounterParams(prompt, steps, [], positive)
+        self.run_callbacks("before_token_counter", params)
+        return params.prompt
+
     def register_network(self, network: Any) -> None:
         self.extra_networks[str(network.name)] = (current().owner, network)
 
