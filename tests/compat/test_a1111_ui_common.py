@@ -1,6 +1,6 @@
 """The fixture "Grid tools": on_image_grid through modules.images.image_grid, modules.extras.run_pnginfo,
 modules.postprocessing.run_extras, modules.ui_common (refresh button, output panel) and modules.ui, and
-A1111 options this program has no setting for (opts.outdir_save)."""
+A1111 options this program has no setting for (opts.outdir_init_images)."""
 
 from __future__ import annotations
 
@@ -60,12 +60,12 @@ def test_image_grid_outside_extension_calls_needs_no_app():
 
 def test_a1111_only_options_read_as_a1111_defaults_and_can_be_set(compat_app):
     opts = compat_app.plugins.compat.modules["shared"].opts
-    assert opts.outdir_save == "log/images"
-    opts.outdir_save = "elsewhere"
+    assert opts.outdir_init_images == "outputs/init-images"
+    opts.outdir_init_images = "elsewhere"
     try:
-        assert compat_app.plugins.compat.modules["shared"].opts.outdir_save == "elsewhere"
+        assert compat_app.plugins.compat.modules["shared"].opts.outdir_init_images == "elsewhere"
     finally:
-        opts.outdir_save = "log/images"
+        opts.outdir_init_images = "outputs/init-images"
     with pytest.raises(AttributeError, match="no option named 'no_such_option'"):
         _ = opts.no_such_option
 

@@ -111,6 +111,9 @@ OPTIONS: tuple[Option, ...] = (
         _SAVING,
     ),
     Option("save_txt", False, "Create a text file with infotext next to every image", _SAVING),
+    Option(
+        "save_selected_only", True, "When using 'Save' button, only save a single selected image", _SAVING
+    ),
     Option("grid_save", True, "Always save all generated image grids", _SAVING),
     Option("grid_format", "png", "File format for grids", _SAVING, choices=IMAGE_FORMATS),
     Option("grid_only_if_multiple", True, "Do not save grids consisting of one picture", _SAVING),
@@ -140,6 +143,7 @@ OPTIONS: tuple[Option, ...] = (
     PathOption("outdir_grids", "", "Output directory for grids; if empty, defaults to the two below", _PATHS),
     PathOption("outdir_txt2img_grids", "outputs/txt2img-grids", "Output directory for txt2img grids", _PATHS),
     PathOption("outdir_img2img_grids", "outputs/img2img-grids", "Output directory for img2img grids", _PATHS),
+    PathOption("outdir_save", "outputs/save", "Directory for saving images using the Save button", _PATHS),
     PathOption(
         "outdir_extras_samples",
         "outputs/extras-images",

@@ -16,6 +16,7 @@ from webui.ui import (
     paste,
     png_info,
     queue_panel,
+    save_buttons,
     scripts_ui,
     send_to,
     settings_tab,
@@ -71,6 +72,7 @@ def _page(services: Services) -> gr.Blocks:
         checkpoint = quicksettings.get(settings_tab.CHECKPOINT)
         targets = send_to.page_targets(tabs, txt2img_tab, img2img_tab)
         for tab in generation_tabs:
+            save_buttons.add_buttons(services, tab)  # 📂 💾 🗃️ first in the row, as A1111
             send_to.gallery_buttons(services, tab, (targets.img2img, targets.inpaint), checkpoint)
             extras_tab.image_button(tab.gallery, tab.infotexts, tab.output_buttons, tab.name, tabs, extras)
         upscale.add_button(services, txt2img_tab)  # ✨, last in the row as in A1111

@@ -101,6 +101,7 @@ class GenerationTab:
     inputs: list[gr.components.Component] = field(default_factory=list)  # Generate's, in order
     # the params Generate would queue for `inputs`' values, and the options its sections override
     read: Callable[[Sequence[Any]], tuple[GenerationParams, dict[str, Any]]] | None = None
+    downloads: gr.Column | None = None  # under output_buttons: room for files offered for download
 
 
 def model_defaults(app: Services) -> GenerationParams:
@@ -210,6 +211,8 @@ def build_generation_tab(
             )
             with gr.Row(elem_id=f"{name}_output_buttons") as output_buttons:
                 pass
+            with gr.Column(elem_id=f"{name}_downloads", min_width=0) as downloads:
+                pass  # 💾 and 🗃️ offer their files here (webui.ui.save_buttons)
             infotext = gr.Textbox(
                 label="Generation parameters",
                 interactive=False,
@@ -355,4 +358,5 @@ def build_generation_tab(
         params_type=params_type,
         inputs=inputs,
         read=lambda values: read_all(values)[:2],
+        downloads=downloads,
     )

@@ -103,13 +103,7 @@ def gallery_buttons(
 ) -> list[gr.Button]:
     """Buttons "Send to …" in `source`'s output row: they send the selected gallery picture and its
     infotext."""
-    selected = gr.State(0)
-
-    def remember(event: gr.SelectData) -> int:
-        return event.index
-
-    source.gallery.select(remember, outputs=selected, queue=False)
-    source.gallery.change(lambda: 0, outputs=selected, queue=False)  # new results: the first is shown
+    selected = selection(source.gallery)
     with source.output_buttons:
         buttons = [button(source.name, target) for target in targets]
     for trigger, target in zip(buttons, targets):
@@ -118,6 +112,19 @@ def gallery_buttons(
             _from_gallery(send), inputs=[source.gallery, source.infotexts, selected], outputs=outputs
         )
     return buttons
+
+
+def selection(gallery: gr.Gallery) -> gr.State:
+    """A state holding the index of `gallery`'s selected item (0 when new results arrive: the first is
+    shown). The gallery buttons (Send to, 💾, 🗃️) act on it."""
+    selected = gr.State(0)
+
+    def remember(event: gr.SelectData) -> int:
+        return event.index
+
+    gallery.select(remember, outputs=selected, queue=False)
+    gallery.change(lambda: 0, outputs=selected, queue=False)
+    return selected
 
 
 def _from_gallery(send: _Send) -> Callable[[list[Any] | None, list[str], int], list[Any]]:

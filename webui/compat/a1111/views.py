@@ -15,9 +15,8 @@ if TYPE_CHECKING:
 # A1111 options this program has no setting for (no such feature here), read as A1111's defaults; an
 # extension may set them (kept for the App's run, not saved).
 A1111_ONLY_OPTIONS: dict[str, Any] = {
-    "outdir_save": "log/images", "outdir_init_images": "outputs/init-images", "save_selected_only": True,
-    "n_rows": -1, "grid_background_color": "#ffffff", "grid_prevent_empty_spots": False, "temp_dir": "",
-    "clean_temp_dir_at_start": False,
+    "outdir_init_images": "outputs/init-images", "n_rows": -1, "grid_background_color": "#ffffff",
+    "grid_prevent_empty_spots": False, "temp_dir": "", "clean_temp_dir_at_start": False,
 }  # fmt: skip
 
 
