@@ -69,7 +69,7 @@ def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[obje
     outputs.mkdir(parents=True)
     (outputs / "00000-1.png").write_bytes(b"\x89PNG\r\n\x1a\nfake but present")
     (data / "config.json").write_text('{"secret_marker": 1}')
-    (data / "models" / "Stable-diffusion").mkdir(parents=True)
+    (data / "models" / "Stable-diffusion").mkdir(parents=True, exist_ok=True)  # the App made it
     (data / "models" / "Stable-diffusion" / "private.safetensors").write_bytes(b"secret_marker")
     server, thread, url = start(app)
     yield app, url

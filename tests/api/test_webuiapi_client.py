@@ -59,7 +59,8 @@ def test_get_sd_models_lists_both_checkpoints(served):
     app, api = served
     models = api.get_sd_models()
     assert sorted(m["title"] for m in models) == sorted(app.registry.titles())
-    assert {m["model_name"] for m in models} == {"tiny-sd1", "second-model"}
+    # the data dir's two, then the install's shipped demo model
+    assert {m["model_name"] for m in models} == {"tiny-sd1", "second-model", "demo-shapes"}
     assert all(Path(m["filename"]).is_file() for m in models)
     loaded = next(m for m in models if m["title"] == app.current_checkpoint_title())
     assert len(loaded["hash"]) == 10 and loaded["sha256"].startswith(loaded["hash"])  # others: once hashed

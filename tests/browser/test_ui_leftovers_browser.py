@@ -255,8 +255,10 @@ def test_gallery_preview_is_a_lightbox_with_arrow_keys_and_full_screen(browser, 
     page.locator("#txt2img_generate").click()
     gallery = page.locator("#txt2img_gallery")
     thumbnails = gallery.locator("button.thumbnail-item")
-    playwright.expect(thumbnails).to_have_count(3, timeout=120_000)  # the batch grid and two images
     infotext = page.locator("#txt2img_infotext textarea")
+    # the infotext comes with the final gallery (while the job runs, finished images and a preview show)
+    playwright.expect(infotext).to_have_value(re.compile("Seed: "), timeout=120_000)
+    playwright.expect(thumbnails).to_have_count(3, timeout=30_000)  # the batch grid and two images
     thumbnails.nth(1).click()  # the first image (after the grid): its infotext shows
     first_seed = int(re.search(r"Seed: (\d+)", infotext.input_value())[1])
     preview = gallery.locator(".preview").first

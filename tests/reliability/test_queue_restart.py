@@ -97,7 +97,10 @@ def test_sigkill_with_queued_jobs_then_restart_runs_them_all(tmp_path: Path, tin
         assert (before["status"], before["prompt"], len(before["images"])) == ("done", "earlier", 1)
         assert "Seed: 7," in before["infotexts"][0]
         again = view(url, running)
-        assert again["status"] in ("queued", "running") and again["position"] == 0  # first, as before
+        assert again["status"] in ("queued", "running")
+        # first again, as before (only the start-up model load, queued when the server listens, may be ahead)
+        assert again["position"] in (0, 1)
+        assert all(view(url, job_id)["position"] > again["position"] for job_id in queued)
         assert [view(url, job_id)["status"] for job_id in queued] == ["queued"] * 5
         cancelled = requests.delete(f"{url}/sdapi/v1/queue/{running}", timeout=60).json()
         assert cancelled["id"] == running

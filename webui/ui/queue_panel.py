@@ -200,7 +200,9 @@ def view(services: Services, viewer: Viewer) -> View:
         [job.id for job in mine],
         _table(FINISHED_HEADERS, [finished_row(entry, viewer) for entry in done], viewer.admin),
         [entry.id for entry in done],
-        bool(mine),
+        # also while a job has left the queue but not yet finished (the queue clears its current job
+        # just before the job says it is done): the next refresh then shows it among the finished
+        bool(mine) or any(not job.done and viewer.sees(job.owner) for job in services.jobs.known()),
     )
 
 
