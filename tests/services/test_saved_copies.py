@@ -93,6 +93,6 @@ def test_open_folder_creates_the_folder_and_hands_it_to_the_opener(tmp_path: Pat
 def test_system_opener_without_a_file_manager_is_a_user_error(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no xdg-open (nor open) on this PATH
     if sys.platform == "win32":
-        pytest.skip("Windows opens folders through os.startfile")
+        pytest.skip("Windows opens folders with os.startfile, no program on PATH to be missing")
     with pytest.raises(UserError, match="Cannot open .*: no (xdg-)?open on the server"):
         folder_opener.system_opener(tmp_path)
