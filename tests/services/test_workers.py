@@ -96,6 +96,27 @@ def test_progress_and_interrupt_reach_the_workers(cluster) -> None:
     assert [ray.get(worker.actor.progress.remote()) for worker in workers.pool.ready()] == [None, None]
 
 
+def test_live_previews_come_back_from_the_workers(cluster) -> None:
+    """The workers' latent previews reach the job on the head (the UI's and /sdapi/v1/progress's
+    current_image), at the live-preview period: every 10 steps by default."""
+    workers = cluster.generation.workers
+    workers.made_by.clear()
+    job = cluster.submit(PARAMS.replace(steps=30, n_iter=2))
+    previews = []
+    deadline = time.monotonic() + 120
+    while not job.done and time.monotonic() < deadline:
+        preview = job.progress().current_preview
+        if preview is not None and (not previews or preview is not previews[-1]):
+            previews.append(preview)
+        time.sleep(0.02)
+    job.wait(60)
+
+    assert previews, "no live preview came back from the workers"
+    # the latent's size: the demo model's VAE has three encoder blocks (two downsamplings): 64 / 4
+    assert all(image.size == (16, 16) for image in previews), [image.size for image in previews]
+    assert len({image.tobytes() for image in previews}) > 1  # later steps show something else
+
+
 def test_a_worker_killed_mid_job_loses_no_image_and_duplicates_none(cluster, single) -> None:
     workers = cluster.generation.workers
     workers.made_by.clear()

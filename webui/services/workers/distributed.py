@@ -133,6 +133,7 @@ class _Run:
     handed_on: int = 0  # batches 0..handed_on-1 went to the hooks
     told_interrupt: bool = False
     told_skip: bool = False
+    previews_seen: dict[Worker, int] = field(default_factory=dict)  # the newest preview number had
 
     def wait(self) -> list[BatchDone]:
         """The finished batches in order (fewer when interrupted)."""
@@ -166,6 +167,7 @@ class _Run:
                 batch,
                 self.options.model,
                 self.options.noise,
+                self.options.preview_period,
             )
             self.calls[worker.actor.run_batch.remote(task)] = (worker, batch)
 
@@ -206,7 +208,8 @@ class _Run:
         plan.give_back(self.plan, unfinished, alive)
 
     def _relay(self) -> None:
-        """The job's interrupt and skip to its running batches; their step to the job."""
+        """The job's interrupt and skip to its running batches; their step and newest live preview to
+        the job (as the in-process PreviewReporter would give it)."""
         running = {worker for worker, _ in self.calls.values()}
         if self.job.interrupted and not self.told_interrupt:
             self.told_interrupt = True
@@ -216,10 +219,22 @@ class _Run:
             self.told_skip = True
             for worker in running:
                 worker.actor.skip.remote(self.job.id)
+        polled = list(running)
         try:
-            steps = ray.get([worker.actor.progress.remote() for worker in running], timeout=POLL)
+            answers = ray.get(
+                [worker.actor.progress.remote(self.previews_seen.get(worker, 0)) for worker in polled],
+                timeout=POLL,
+            )
         except (RayActorError, GetTimeoutError):  # a lost worker shows in its own batch's result
             return
-        mine = [(step, total) for step, total in (s[1:] for s in steps if s and s[0] == self.job.id)]
-        if mine:
-            self.job.report(*max(mine))
+        mine = [
+            (w, a) for w, a in zip(polled, answers, strict=True) if a is not None and a.job_id == self.job.id
+        ]
+        if not mine:
+            return
+        preview = None
+        for worker, answer in mine:
+            if answer.preview is not None:
+                self.previews_seen[worker] = answer.preview_number
+                preview = from_png(answer.preview)  # a few hundred bytes: the latent's size
+        self.job.report(*max((answer.step, answer.steps) for _, answer in mine), preview)

@@ -21,6 +21,19 @@ class BatchTask:
     batch: int  # its index in the job
     model: ModelOptions
     noise: NoiseOptions
+    preview_period: int = 0  # live previews: every N steps, -1 at the batch's end, 0 none (JobOptions)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A running batch as the head polls it: its step and, when one was made since the head's last look,
+    the newest live preview (PNG, the latent's size: a few hundred bytes)."""
+
+    job_id: str
+    step: int
+    steps: int
+    preview_number: int  # counts the worker's previews: the head asks for those after the last it has
+    preview: bytes | None
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,43 @@
 """A generation worker: its own model manager over the same model folders as the head, running one batch
 at a time for the head (a Ray actor wraps it: services/workers/pool.py). Threads of the actor answer
-progress, interrupt and skip while a batch runs."""
+progress (with the newest live preview), interrupt and skip while a batch runs."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
+
+from PIL import Image
 
 from webui.core.cmd_args import paths_from_args
 from webui.engine.sampling import generate
+from webui.engine.sampling.previews import PreviewReporter
 from webui.engine.upscaling.catalog import UpscalerCatalog, upscaler_folders
 from webui.services.model_factory import build_manager
 from webui.services.options import ModelOptions
-from webui.services.workers.messages import BatchDone, BatchTask, WorkerInfo, to_png
+from webui.services.workers.messages import BatchDone, BatchProgress, BatchTask, WorkerInfo, to_png
 
 SEEN_JOBS = 64  # interrupted job ids remembered (an interrupt may arrive before the batch it stops)
 
 
 class BatchReporter:
-    """The engine's view of the running batch: its step, and the head's interrupt and skip."""
+    """The engine's view of the running batch: its step and newest live preview (PNG), and the head's
+    interrupt and skip. The engine's lazy previews reach it through a PreviewReporter, which makes an
+    image only on the steps the head's live-preview setting asks for."""
 
-    def __init__(self, job_id: str, interrupted: set[str]) -> None:
+    def __init__(self, job_id: str, interrupted: set[str], numbers: Iterator[int]) -> None:
         self.job_id = job_id
         self._interrupted_jobs = interrupted
         self._skip = threading.Event()
+        self._numbers = numbers  # the worker's preview numbers, increasing over all its batches
         self.step = 0
         self.steps = 0
+        self.preview_number = 0
+        self.preview: bytes | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -41,7 +51,14 @@ class BatchReporter:
         self._skip.set()
 
     def report(self, step: int, total: int, preview: Any | None = None) -> None:
+        if isinstance(preview, Image.Image):
+            self.preview, self.preview_number = to_png(preview), next(self._numbers)
         self.step, self.steps = step, total
+
+    def progress(self, since: int) -> BatchProgress:
+        newer = self.preview_number > since
+        number = self.preview_number
+        return BatchProgress(self.job_id, self.step, self.steps, number, self.preview if newer else None)
 
     def set_batches(self, count: int) -> None:
         pass
@@ -66,6 +83,7 @@ class GenerationWorker:
         self._running = threading.Lock()  # one batch at a time
         self._reporter: BatchReporter | None = None
         self._interrupted: set[str] = set()
+        self._preview_numbers = itertools.count(1)
 
     def describe(self) -> WorkerInfo:
         loaded = self.manager.current
@@ -78,9 +96,10 @@ class GenerationWorker:
     def run_batch(self, task: BatchTask) -> BatchDone:
         with self._running:
             self._configure(task.model)
-            reporter = self._reporter = BatchReporter(task.job_id, self._interrupted)
+            reporter = self._reporter = BatchReporter(task.job_id, self._interrupted, self._preview_numbers)
+            job = PreviewReporter(reporter, task.preview_period)
             try:
-                result = generate.run(task.params, self.manager, reporter, None, task.noise, self.upscalers)
+                result = generate.run(task.params, self.manager, job, None, task.noise, self.upscalers)
             finally:
                 self._reporter = None
             loaded = self.manager.get(task.params.sd_model_checkpoint)  # the one that ran: no load
@@ -97,10 +116,10 @@ class GenerationWorker:
                 short_hash=self.manager.short_hash(loaded),
             )
 
-    def progress(self) -> tuple[str, int, int] | None:
-        """(job id, step, steps) of the running batch; None when idle."""
+    def progress(self, since: int = 0) -> BatchProgress | None:
+        """The running batch's job, step and a preview newer than preview number `since`; None when idle."""
         reporter = self._reporter
-        return None if reporter is None else (reporter.job_id, reporter.step, reporter.steps)
+        return None if reporter is None else reporter.progress(since)
 
     def interrupt(self, job_id: str) -> None:
         """Stop the job's running batch now, and any of its batches that arrive later."""
