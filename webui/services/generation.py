@@ -15,7 +15,6 @@ from PIL import Image
 from webui.core.errors import InvalidParameter
 from webui.core.params import GenerationParams
 from webui.core.requests import Request, Result
-from webui.engine.sampling import generate
 from webui.engine.sampling.previews import PreviewReporter
 from webui.services.batch_grid import GridOptions, add_batch_grid
 from webui.services.incomplete import IncompleteImages
@@ -96,6 +95,12 @@ class GenerationService:
             params = dataclasses.replace(params, sd_model_checkpoint=str(checkpoint))
         request = Request(params=params, save_images=save_images)
         self.scripts.check(params, request.kind)  # an unknown script name, too
+        if self.workers is not None and (owners := self.scripts.model_hooks(request.kind)):
+            raise InvalidParameter(
+                "These extensions act on the model inside a batch, which --workers/--ray-address workers do "
+                f"not run: {', '.join(owners)}. Disable them (Extensions tab) or start the server without "
+                "workers"
+            )
         if self.faces is not None:
             if self.workers is not None and self.faces.wanted(params, override_settings):
                 raise InvalidParameter(
@@ -140,6 +145,8 @@ class GenerationService:
             return self.run(request.request, job)
 
     def run(self, request: Request, job: Job) -> Result:
+        from webui.engine.sampling import generate  # with diffusers: on the first job, not with the page
+
         options = self.options()
         self.models.configure(options.model)
         reporter = PreviewReporter(job, options.preview_period)

@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import yaml
-from diffusers import UNet2DConditionModel
 
 from webui.core.errors import ModelLoadError
 from webui.engine.checkpoints import ldm_layout as L
+
+if TYPE_CHECKING:
+    from diffusers import UNet2DConditionModel
 
 Family = Literal["sd1", "sd2", "sdxl"]
 PredictionType = Literal["epsilon", "v_prediction"]

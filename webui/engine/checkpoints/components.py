@@ -11,13 +11,9 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from accelerate import init_empty_weights
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from diffusers import schedulers as diffusers_schedulers
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from webui.core.errors import ModelLoadError
 from webui.engine.checkpoints import ldm_configs
@@ -25,6 +21,10 @@ from webui.engine.checkpoints import ldm_layout as L
 from webui.engine.checkpoints.architecture import Architecture, Family, default_size
 from webui.engine.checkpoints.weights_files import shapes_of
 from webui.engine.sampling.schedulers import zero_terminal_snr_betas
+
+if TYPE_CHECKING:  # diffusers and transformers are imported when a model is built, not with the page
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTokenizer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # one vocabulary for all; the family folders only set the pad token
@@ -114,6 +114,9 @@ def build_module(
 ) -> Any:
     """Instantiate on the meta device, then take every weight from the file (no random init, no copy
     beyond the device/dtype move)."""
+    from accelerate import init_empty_weights
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
     try:
         with init_empty_weights():
             if issubclass(cls, CLIPTextModel | CLIPTextModelWithProjection):
@@ -164,6 +167,9 @@ def fill_module(
 
 def rebuild_unet(unet: UNet2DConditionModel, config: dict[str, Any]) -> UNet2DConditionModel:
     """The same weights under another config (SD2-v's upcast attention); tensors are shared, not copied."""
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+
     with init_empty_weights():
         rebuilt = UNet2DConditionModel.from_config(config)
     rebuilt.load_state_dict(unet.state_dict(), strict=True, assign=True)
@@ -171,6 +177,8 @@ def rebuild_unet(unet: UNet2DConditionModel, config: dict[str, Any]) -> UNet2DCo
 
 
 def clip_tokenizer(folder: Path, vocab_size: int) -> CLIPTokenizer:
+    from transformers import CLIPTokenizer
+
     settings = read_json(folder / "tokenizer_config.json")
     tokenizer = CLIPTokenizer.from_pretrained(
         TOKENIZER_DIR,
@@ -205,6 +213,8 @@ def unused_tensors(sd: Mapping[str, torch.Tensor], used: set[str], family: Famil
 
 
 def base_scheduler(architecture: Architecture) -> Any:
+    from diffusers import schedulers as diffusers_schedulers
+
     config = read_json(CONFIGS / architecture.config_name / "scheduler" / "scheduler_config.json")
     config["prediction_type"] = architecture.prediction_type
     if architecture.zero_terminal_snr:
@@ -216,6 +226,9 @@ def assemble(
     sd: Mapping[str, torch.Tensor], family: Family, config_name: str, device: torch.device, dtype: torch.dtype
 ) -> tuple[dict[str, Any], set[str]]:
     """All model components of the family, plus the LDM keys they consumed."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
     fitted = fit_configs(shapes_of(sd), config_name, family)
     folder = CONFIGS / config_name
     parts: dict[str, Any] = {

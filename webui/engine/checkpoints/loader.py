@@ -13,10 +13,9 @@ import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import diffusers
 import torch
-from diffusers import DiffusionPipeline, UNet2DConditionModel
 
 from webui.core.errors import ModelLoadError
 from webui.engine.checkpoints import components as C
@@ -39,6 +38,9 @@ from webui.engine.checkpoints.weights_files import (
     shapes_of,
 )
 from webui.engine.threads import model_bytes
+
+if TYPE_CHECKING:  # diffusers is imported by the first load, not with the page
+    from diffusers import DiffusionPipeline, UNet2DConditionModel
 
 
 @dataclass
@@ -83,6 +85,8 @@ def detect_architecture(
     prediction = prediction_hint(state_dict, metadata or {}, sidecar)
     if prediction is None and family == "sd2":
         if unet is None:
+            from diffusers import UNet2DConditionModel
+
             fitted = C.fit_configs(state_dict, "sd2", "sd2")
             unet = C.build_module(
                 UNet2DConditionModel,
@@ -126,6 +130,8 @@ def load_checkpoint(path: str | Path, device: torch.device, dtype: torch.dtype) 
 
     Offline: only the bundled configs and tokenizer files are read besides the checkpoint (and its
     A1111-style sidecar <stem>.yaml, which may declare v-prediction)."""
+    import diffusers
+
     path = Path(path)
     # tensors read and converted as each module takes them: never the whole file at once
     sd = open_state_dict(path, C.converter(device, dtype))

@@ -12,15 +12,18 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import AutoencoderKL
 
 from webui.core.errors import ModelLoadError, ModelNotFound
 from webui.core.hashing import HashCache
 from webui.engine.checkpoints import ldm_layout as L
 from webui.engine.checkpoints.weights_files import read_state_dict
 from webui.engine.model_folders import model_files
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
 
 log = logging.getLogger(__name__)
 

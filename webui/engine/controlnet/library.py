@@ -12,16 +12,18 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from diffusers import ControlNetModel
 
 from webui.core.errors import ModelNotFound
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.controlnet.annotators import Annotators
 from webui.engine.controlnet.load import load_controlnet
 from webui.engine.model_folders import model_files
+
+if TYPE_CHECKING:
+    from diffusers import ControlNetModel
 
 log = logging.getLogger(__name__)
 

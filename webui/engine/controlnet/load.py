@@ -13,11 +13,9 @@ import re
 from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from accelerate import init_empty_weights
-from diffusers import ControlNetModel
 
 from webui.core.errors import ModelLoadError
 from webui.engine.checkpoints import ldm_configs
@@ -26,6 +24,9 @@ from webui.engine.checkpoints.components import CONFIGS, converter, fill_module
 from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.weights_files import shapes_of
 from webui.engine.controlnet.layout import HINT, PREFIX, controlnet_layout, indices, read_controlnet
+
+if TYPE_CHECKING:
+    from diffusers import ControlNetModel
 
 _LABEL = PREFIX + "label_emb.0.0.weight"
 
@@ -122,6 +123,9 @@ def load_controlnet(
     path: Path, target: LoadedCheckpoint, device: torch.device, dtype: torch.dtype
 ) -> ControlNetModel:
     """Load a ControlNet file for the `target` checkpoint, offline, every weight from the file (strict)."""
+    from accelerate import init_empty_weights
+    from diffusers import ControlNetModel
+
     sd = read_controlnet(path)
     shapes = shapes_of(sd)  # the checks look at shapes only: nothing is read for them
     check_fits(shapes, path.name, target)

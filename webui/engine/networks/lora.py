@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers.utils.peft_utils import set_adapter_layers
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
@@ -253,6 +252,8 @@ def _component_weights(pipe: Any, adapter: str, request: LoraRequest) -> dict[st
 
 
 def _activate(pipe: Any, names: list[str], weights: list[dict[str, float]]) -> None:
+    from diffusers.utils.peft_utils import set_adapter_layers  # diffusers (and peft) load with the model
+
     loaded = pipe.get_list_adapters()
     for component in loaded:
         model = getattr(pipe, component)

@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import diffusers
 import torch
-from diffusers import DDPMScheduler, SchedulerMixin
-from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
 
 from webui.core.errors import InvalidParameter
 from webui.core.samplers import OWNED_CONFIG_KEYS, SamplerChoice
 from webui.engine.sampling import sigmas
-from webui.engine.sampling.dpmpp_2s_ancestral import DPMSolver2SAncestralScheduler
 
-# Samplers diffusers lacks, built on its schedulers here (core.samplers names them like diffusers' own).
-OWN_SCHEDULERS: dict[str, type[SchedulerMixin]] = {
-    cls.__name__: cls for cls in (DPMSolver2SAncestralScheduler,)
-}
+if TYPE_CHECKING:  # diffusers is imported with the model, not with the page
+    from diffusers import SchedulerMixin
 
 
 def scheduler_class(class_name: str) -> type[SchedulerMixin]:
-    cls = OWN_SCHEDULERS.get(class_name) or getattr(diffusers, class_name, None)
+    import diffusers
+    from diffusers import SchedulerMixin
+
+    from webui.engine.sampling.dpmpp_2s_ancestral import DPMSolver2SAncestralScheduler
+
+    # Samplers diffusers lacks, built on its schedulers here (core.samplers names them like diffusers' own).
+    own: dict[str, type[SchedulerMixin]] = {cls.__name__: cls for cls in (DPMSolver2SAncestralScheduler,)}
+    cls = own.get(class_name) or getattr(diffusers, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
         raise InvalidParameter(f"diffusers {diffusers.__version__} has no scheduler class {class_name!r}")
     return cls
@@ -43,6 +44,9 @@ def zero_terminal_snr_betas(config: Mapping[str, Any]) -> list[float]:
     """The betas of `config`'s schedule rescaled to zero terminal SNR (Lin et al. 2023), with the last
     alpha_bar at TERMINAL_ALPHA_BAR instead of 0. As `trained_betas` they give every sampler the same
     schedule, including those without a `rescale_betas_zero_snr` option (Heun, LMS, DPM2, ...)."""
+    from diffusers import DDPMScheduler
+    from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
+
     keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
     betas = rescale_zero_terminal_snr(DDPMScheduler(**{k: config[k] for k in keys if k in config}).betas)
     alphas_cumprod = torch.cumprod(1.0 - betas.double(), dim=0)
@@ -66,6 +70,8 @@ def make_scheduler(
     the class has no config for samples with A1111's sigmas (engine.sampling.sigmas); `sdxl` picks
     the SDXL table of Align Your Steps.
     """
+    import diffusers
+
     cls = scheduler_class(choice.class_name)
     accepted = accepted_config_keys(cls)
     unsupported = sorted(set(choice.config_overrides) - accepted)

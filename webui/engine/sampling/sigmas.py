@@ -19,12 +19,13 @@ import inspect
 import math
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from diffusers import SchedulerMixin
-from scipy import stats
+
+if TYPE_CHECKING:  # diffusers is imported with the model, not with the page
+    from diffusers import SchedulerMixin
 
 # NVIDIA's Align Your Steps sigmas for 10 steps (11 values, the 0 appended after).
 AYS_SD15 = (14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.029)
@@ -115,6 +116,8 @@ def _ddim(n: int, model: ModelSigmas, sdxl: bool) -> np.ndarray:
 
 
 def _beta(n: int, model: ModelSigmas, sdxl: bool) -> np.ndarray:
+    from scipy import stats
+
     fractions = stats.beta.ppf(1.0 - np.linspace(0.0, 1.0, n), BETA_ALPHA, BETA_BETA)
     return _zero(model.sigma_min + fractions * (model.sigma_max - model.sigma_min))
 
