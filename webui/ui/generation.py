@@ -23,7 +23,7 @@ from webui.ui import extra_networks, seed_extras
 from webui.ui.errors import user_error
 from webui.ui.owners import owner_of
 from webui.ui.param_widgets import from_widget, unplaced_widgets, widget
-from webui.ui.progress import Following, Run, status_html
+from webui.ui.progress import Following, Run, own_job, status_html, take_job_js
 from webui.ui.token_counter import add_counter
 
 if TYPE_CHECKING:
@@ -263,9 +263,10 @@ def build_generation_tab(
 
     def run_job(values: Sequence[Any], owner: str | None) -> Iterator[tuple[Any, ...]]:
         """A generator: live previews go to the gallery while the job runs, then the result."""
-        try:
+
+        def start() -> Run:
             params, overrides, runners = read_all(values)
-            running = next(
+            return next(
                 (
                     r
                     for runner, own in runners
@@ -276,6 +277,13 @@ def build_generation_tab(
                 app.generation.submit(params, override_settings=overrides or None, owner=owner),
                 app.settings.get("live_previews_enable"),
             )
+
+        return follow(start)
+
+    def follow(start: Callable[[], Run]) -> Iterator[tuple[Any, ...]]:
+        """The updates of the Run `start()` begins (or finds): its progress, then its result."""
+        try:
+            running = start()
             for shown in running:
                 # each image as its batch finishes, then the running batch's live preview
                 gallery_now = [(image, f"Seed {seed}") for image, _, seed in shown.finished]
@@ -309,17 +317,31 @@ def build_generation_tab(
     def show_buttons(running: bool) -> tuple[gr.Button, gr.Button, gr.Button]:
         return gr.Button(visible=not running), gr.Button(visible=running), gr.Button(visible=running)
 
-    def run(request: gr.Request, *values: Any) -> Iterator[tuple[Any, ...]]:
-        """run_job's updates; Generate comes back when it ends, also with an error (gradio stops an
-        event chain at an error, so this cannot be a `.then` step)."""
-        unchanged, running = (gr.skip(),) * len(results), (gr.skip(),) * len(buttons)
+    unchanged, keep_buttons = (gr.skip(),) * len(results), (gr.skip(),) * len(buttons)
+
+    def with_buttons(updates: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        """`updates`; Generate comes back when they end, also with an error (gradio stops an event chain
+        at an error, so this cannot be a `.then` step)."""
         try:
-            for update in run_job(values, owner_of(request)):
-                yield (*update, *running)
+            for update in updates:
+                yield (*update, *keep_buttons)
         except gr.Error:
             yield (*unchanged, *show_buttons(False))
             raise
         yield (*unchanged, *show_buttons(False))
+
+    def run(request: gr.Request, *values: Any) -> Iterator[tuple[Any, ...]]:
+        yield from with_buttons(run_job(values, owner_of(request)))
+
+    def reattach(request: gr.Request, job_id: str) -> Iterator[tuple[Any, ...]]:
+        """The page was reloaded while it showed job `job_id`: follow it again if it is this page's owner's
+        (its progress, then its results, once); else nothing."""
+        job = own_job(app.jobs, job_id, owner_of(request), name)
+        if job is None:
+            yield (*unchanged, *keep_buttons)
+            return
+        yield (*unchanged, *show_buttons(not job.done))
+        yield from with_buttons(follow(lambda: Following(job, app.settings.get("live_previews_enable"))))
 
     # While a job runs, Generate gives way to Interrupt and Skip (A1111): a click is never silently dropped.
     # Our own job queue runs one job at a time; gradio only waits on it. The progress display is ours.
@@ -327,6 +349,14 @@ def build_generation_tab(
         trigger(lambda: show_buttons(True), outputs=buttons, queue=False).then(
             run, inputs=inputs, outputs=[*results, *buttons], concurrency_limit=None, show_progress="hidden"
         )
+
+    # On page load (triggers=None: load, and changes of the hidden box, which never changes) the tab
+    # takes the job it showed before a reload from the browser (javascript/restore_progress.js).
+    shown_job = gr.Textbox(visible=False)
+    gr.on(
+        None, reattach, inputs=shown_job, outputs=[*results, *buttons], js=take_job_js(name),
+        concurrency_limit=None, show_progress="hidden",
+    )  # fmt: skip
 
     def interrupt_job() -> None:  # no return value: the events have no outputs
         app.jobs.interrupt()

@@ -2,11 +2,15 @@
 "Batch 1/2 · step 7/20 · 35% · 12s elapsed · ETA 16m 50s", updated while a queued job runs.
 
 gradio's own progress bar is not used for generations: it shows on every output, restarts its timer on
-each live preview and prints the ETA in raw seconds."""
+each live preview and prints the ETA in raw seconds.
+
+The display carries its job's id (`data-job`): javascript/restore_progress.js keeps it while the job is
+shown, so a reloaded page follows the same job again (`own_job`, A1111's "restore progress")."""
 
 from __future__ import annotations
 
 import html
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from typing import Any, Protocol
 import gradio as gr
 
 from webui.services.job import Job, JobStatus
+from webui.services.jobs import JobQueue
 
 POLL_SECONDS = 0.25
 # Weight of the newest estimate of the finish moment: steps vary (the first ones load, decode at the end),
@@ -57,10 +62,11 @@ class Snapshot:
     finished: tuple[tuple[Any, str, int], ...] = ()  # the images finished so far (image, infotext, seed)
 
 
-def progress_html(text: str, fraction: float) -> str:
+def progress_html(text: str, fraction: float, job_id: str = "") -> str:
     percent = min(max(fraction, 0.0), 1.0) * 100
+    job = f' data-job="{html.escape(job_id)}"' if job_id else ""
     return (
-        f'<div class="wui-progress"><div class="wui-progress-bar" style="width:{percent:.1f}%"></div>'
+        f'<div class="wui-progress"{job}><div class="wui-progress-bar" style="width:{percent:.1f}%"></div>'
         f'<span class="wui-progress-text">{html.escape(text)}</span></div>'
     )
 
@@ -102,11 +108,11 @@ def watch(job: Job, show_previews: bool = False, label: str = "") -> Iterator[Sn
         now = time.monotonic()
         preview = None
         if job.status is JobStatus.QUEUED:
-            shown = progress_html(" · ".join(filter(None, [label, "Waiting in queue…"])), 0.0)
+            shown = progress_html(" · ".join(filter(None, [label, "Waiting in queue…"])), 0.0, job.id)
         else:
             started = now if started is None else started
             text, fraction = describe(job, now - started, smoother, now, label)
-            shown = progress_html(text, fraction)
+            shown = progress_html(text, fraction, job.id)
             current = job.progress().current_preview
             if show_previews and current is not None and current is not last_preview:
                 preview = last_preview = current
@@ -137,6 +143,21 @@ class Following:
 
     def result(self) -> Any:
         return self.job.wait()
+
+
+def own_job(jobs: JobQueue, job_id: str, owner: str | None, kind: str) -> Job | None:
+    """The `kind` job `job_id` when `owner` queued it (a reloaded page following its job again); None for
+    an empty, unknown, forgotten or someone else's id."""
+    job = jobs.find(job_id) if job_id else None
+    if job is None or owner is None or job.owner != owner or job.kind != kind:
+        return None
+    return job
+
+
+def take_job_js(tab: str) -> str:
+    """The page-load step that hands the server the job `tab` was showing before the reload (and forgets
+    it there: a finished job's results are shown once)."""
+    return f"() => webuiTakeJob({json.dumps(tab)})"
 
 
 def wait_with_progress(job: Job, progress: gr.Progress) -> Any:

@@ -195,7 +195,36 @@ def build_settings_tab(services: Services, skip: Collection[str] = ()) -> Contro
         return [summary, now, *load_updates(services, names)]
 
     apply.click(apply_all, inputs=[shown, *controls.values()], outputs=[result, shown, *controls.values()])
+    _reload_ui_button(services)
     return controls
+
+
+# What "Reload UI" does here, unlike A1111, which rebuilds its gradio app in the same process: the page
+# layout is built once when the server starts (gradio serves that one app), so it re-reads what changes on
+# disk and reloads the page, whose load events fill in the model lists and the settings' current values.
+RELOAD_UI_NOTE = (
+    "**Reload UI** re-reads the model folders (checkpoints, VAEs, LoRAs, embeddings, ControlNet models) and "
+    "reloads the page. The page's layout and the extensions are set up when the server starts: restart the "
+    "server after installing an extension or changing code."
+)
+
+
+def _reload_ui_button(services: Services) -> None:
+    """A1111's "Reload UI" at the bottom of Settings (its elem_id)."""
+    button = gr.Button("Reload UI", elem_id="settings_restart_gradio")
+    gr.Markdown(RELOAD_UI_NOTE, elem_id="settings_restart_gradio_note")
+    button.click(lambda: rescan_model_folders(services), queue=False).then(
+        None, js="() => { location.reload(); }"
+    )
+
+
+def rescan_model_folders(services: Services) -> None:
+    """List every model folder again (files added or removed since the lists were made)."""
+    services.models.refresh_checkpoints()
+    services.models.refresh_vaes()
+    services.models.refresh_loras()
+    services.models.embeddings()
+    services.controlnet.refresh()
 
 
 def _stored(services: Services, name: str) -> Any:
