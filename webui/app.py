@@ -141,6 +141,7 @@ class App:
         pool = WorkerPool(pool_spec(self.args), lambda: ModelOptions.from_settings(self.settings))
         pool.start()
         self.generation.workers = DistributedGeneration(pool, self.models)
+        self.jobs.beside = self.generation.workers.may_start  # idle workers take the next job
 
     # Shortcuts onto the services, for scripts, benchmarks and tests.
 

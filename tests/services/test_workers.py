@@ -25,23 +25,84 @@ PARAMS = Txt2Img(
 )
 SEEDS = tuple(range(4321, 4329))
 
+# An always-on script with in-batch hooks (off unless its checkbox is given): the head runs them for a
+# job on the workers, process_batch before each batch is sent and postprocess_image when it is back.
+BATCH_MARKS = """
+from PIL import ImageOps
+from webui.plugins import api
+
+
+class BatchMarks(api.Script):
+    def title(self):
+        return "Batch marks"
+
+    def show(self, is_img2img):
+        return api.AlwaysVisible
+
+    def ui(self, is_img2img):
+        import gradio as gr
+        return [gr.Checkbox(value=False, label="Mark batches")]
+
+    def process_batch(self, p, enabled, *, batch_number, prompts, seeds):
+        if enabled:  # each batch its own guidance: the worker must run with it
+            p.cfg_scale = 4.0 + batch_number
+
+    def postprocess_image(self, p, pp, enabled):
+        if enabled:
+            pp.image = ImageOps.mirror(pp.image)
+            p.extra_generation_params["Mirrored"] = "yes"
+"""
+MARKED = PARAMS.replace(n_iter=4, alwayson_scripts=(("Batch marks", (True,)),))
+
+# An on_cfg_denoiser callback acts on the model inside a batch: a job on workers is refused, not run without.
+CFG_CALLBACK = """
+from webui.plugins import api
+
+api.on_cfg_denoiser(lambda params: None)
+"""
+
+
+def data_dir_with(root: Path, name: str, script: str) -> Path:
+    folder = root / "extensions" / name / "scripts"
+    folder.mkdir(parents=True)
+    (folder / f"{name}.py").write_text(script, encoding="utf-8")
+    return root
+
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[np.ndarray], tuple[str, ...]]:
-    """The job's images and infotexts made in-process, as without workers."""
-    app = make_app(tmp_path_factory.mktemp("single"), "--ckpt", str(CHECKPOINT))
+def in_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[list[np.ndarray], tuple[str, ...]]]:
+    """The images and infotexts of PARAMS and MARKED made in-process, as without workers."""
+    root = data_dir_with(tmp_path_factory.mktemp("single"), "batch_marks", BATCH_MARKS)
+    app = make_app(root, "--ckpt", str(CHECKPOINT))
+    made = {}
     try:
-        result = app.generate(PARAMS, save_images=False)
+        for name, params in (("plain", PARAMS), ("marked", MARKED)):
+            result = app.generate(params, save_images=False)
+            images = result.images[result.index_of_first_image :]
+            made[name] = (
+                [np.asarray(image) for image in images],
+                result.infotexts[result.index_of_first_image :],
+            )
     finally:
         app.jobs.stop()
-    images = result.images[result.index_of_first_image :]
-    return [np.asarray(image) for image in images], result.infotexts[result.index_of_first_image :]
+    return made
+
+
+@pytest.fixture(scope="module")
+def single(
+    in_process: dict[str, tuple[list[np.ndarray], tuple[str, ...]]],
+) -> tuple[list[np.ndarray], tuple[str, ...]]:
+    """The job's images and infotexts made in-process, as without workers."""
+    return in_process["plain"]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """An App whose generations run on two Ray worker actors on this machine."""
-    app = make_app(tmp_path_factory.mktemp("cluster"), "--ckpt", str(CHECKPOINT), "--workers", "2", "--api")
+    root = data_dir_with(tmp_path_factory.mktemp("cluster"), "batch_marks", BATCH_MARKS)
+    app = make_app(root, "--ckpt", str(CHECKPOINT), "--workers", "2", "--api")
     pool = app.generation.workers.pool
     try:
         assert len(pool.wait_ready(240, count=2)) == 2, [w.error for w in pool.workers()]
@@ -117,6 +178,30 @@ def test_live_previews_come_back_from_the_workers(cluster) -> None:
     assert len({image.tobytes() for image in previews}) > 1  # later steps show something else
 
 
+def test_two_queued_jobs_run_at_once_on_the_two_workers(cluster, single) -> None:
+    """A second job takes the idle worker while the first runs (instead of waiting for it): both run at
+    the same time, each on its own worker, and make the images one worker makes."""
+    workers = cluster.generation.workers
+    workers.made_by.clear()
+    first = cluster.submit(PARAMS.replace(n_iter=1))  # seed 4321: image 0 of PARAMS
+    second = cluster.submit(PARAMS.replace(n_iter=1, seed=4322))  # image 1
+    running_together = False
+    deadline = time.monotonic() + 120
+    while not (first.done and second.done) and time.monotonic() < deadline:
+        answers = ray.get([worker.actor.progress.remote() for worker in workers.pool.ready()])
+        running_together |= {answer.job_id for answer in answers if answer} == {first.id, second.id}
+        time.sleep(0.02)
+    results = [first.wait(60), second.wait(60)]
+
+    assert running_together
+    assert sorted(workers.made_by.values()) == [1, 1]  # one job on each worker
+    expected_images, expected_texts = single
+    for index, result in enumerate(results):
+        start = result.index_of_first_image
+        assert np.array_equal(np.asarray(result.images[start]), expected_images[index])
+        assert result.infotexts[start:] == expected_texts[index : index + 1]
+
+
 def test_a_worker_killed_mid_job_loses_no_image_and_duplicates_none(cluster, single) -> None:
     workers = cluster.generation.workers
     workers.made_by.clear()
@@ -179,3 +264,38 @@ def test_restore_faces_is_refused_on_workers_not_ignored(cluster) -> None:
     # the workers run no per-image hooks yet: a request for restored faces must not come back unrestored
     with pytest.raises(InvalidParameter, match="restore_faces does not run on --workers"):
         cluster.generation.submit(PARAMS.replace(restore_faces=True))
+
+
+def test_the_head_runs_process_batch_and_postprocess_image_for_the_workers(cluster, in_process) -> None:
+    """process_batch's change reaches the worker (each batch its own CFG scale) and postprocess_image
+    changes the worker's image and adds to its infotext: the images and infotexts one process makes."""
+    from webui.core import infotext
+
+    result = cluster.generate(MARKED, save_images=False)
+    images = result.images[result.index_of_first_image :]
+    texts = result.infotexts[result.index_of_first_image :]
+    expected_images, expected_texts = in_process["marked"]
+    assert len(images) == 4
+    for made, expected in zip(images, expected_images, strict=True):
+        assert np.array_equal(np.asarray(made), expected)
+    assert [infotext.parse(text) for text in texts] == [infotext.parse(text) for text in expected_texts]
+    assert [infotext.parse(text)["CFG scale"] for text in texts] == ["4", "5", "6", "7"]
+    assert all(infotext.parse(text)["Mirrored"] == "yes" for text in texts)
+
+
+def test_a_model_hook_refuses_the_job_naming_its_extension(cluster, tmp_path) -> None:
+    """An on_cfg_denoiser callback cannot run on the workers: the job is refused (422), never run
+    without it. (A second App on the same cluster: its workers need not start for the check.)"""
+    from webui.core.errors import InvalidParameter
+
+    root = data_dir_with(tmp_path, "cfg_probe", CFG_CALLBACK)
+    app = make_app(root, "--ckpt", str(CHECKPOINT), "--workers", "2")
+    try:
+        with pytest.raises(
+            InvalidParameter, match=r"act on the model inside a batch.*cfg_probe \(on_cfg_denoiser\)"
+        ):
+            app.generation.submit(PARAMS)
+        assert InvalidParameter.status_code == 422
+    finally:
+        app.jobs.stop()
+        app.generation.workers.pool.close()

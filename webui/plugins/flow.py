@@ -191,6 +191,31 @@ class PluginHooks:
         )
 
 
+def model_hook_owners(plugins: Plugins, runner: ScriptRunner) -> list[str]:
+    """Who acts on the model inside a batch: on_cfg_denoiser callbacks and, through the A1111 layer,
+    cfg_denoised / cfg_after_cfg callbacks and the always-on scripts' post_sample and before_hr. These run
+    only in the process holding the model, so a job on --workers cannot have them (the head runs the
+    other hooks of a batch: process_batch before it is sent, postprocess_image when it is back)."""
+    owners = [f"{owner.name} (on_cfg_denoiser)" for owner, _ in plugins.callbacks.entries("cfg_denoiser")]
+    compat = plugins.compat
+    if compat is not None:
+        for event in ("cfg_denoised", "cfg_after_cfg"):
+            owners += [f"{owner.name} (on_{event})" for owner, _ in compat.callbacks.get(event, [])]
+        for loaded in runner.alwayson:
+            owners += [
+                f"{runner.title(loaded)} ({hook})"
+                for hook in ("post_sample", "before_hr")
+                if _defined_by_extension(loaded.script, hook)
+            ]
+    return list(dict.fromkeys(owners))
+
+
+def _defined_by_extension(script: Any, hook: str) -> bool:
+    """Whether `hook` of the script is the extension's own, not a base class's no-op."""
+    owner = next((cls for cls in type(script).__mro__ if hook in vars(cls)), None)
+    return owner is not None and not owner.__module__.startswith("webui.")
+
+
 def _changed(before: GenerationParams, after: GenerationParams) -> dict[str, Any]:
     """The fields a script changed on p, with their new values."""
     return {

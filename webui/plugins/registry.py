@@ -25,7 +25,7 @@ from webui.plugins import installer, introspect, isolation
 from webui.plugins.callbacks import Callbacks
 from webui.plugins.context import Active, Owner
 from webui.plugins.extensions import Extension, discover, read_metadata
-from webui.plugins.flow import JobRun
+from webui.plugins.flow import JobRun, model_hook_owners
 from webui.plugins.loader import import_script_file, module_name, script_classes
 from webui.plugins.runner import LoadedScript, ScriptRunner
 from webui.plugins.script import Script
@@ -221,6 +221,10 @@ class Plugins:
     def process(self, params: GenerationParams, kind: str, context: ProcessingContext) -> Any:
         """Run one queued generation with its scripts (see flow.JobRun); the job's Result."""
         return JobRun(self, self.runner(kind), context).execute(params)
+
+    def model_hooks(self, kind: str) -> list[str]:
+        """Who acts on the model inside a batch of a `kind` job (see flow.model_hook_owners)."""
+        return model_hook_owners(self, self.runner(kind))
 
     # Callbacks the rest of the program triggers.
 

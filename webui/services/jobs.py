@@ -36,11 +36,14 @@ class Journal(Protocol):
 
 
 KEEP_FINISHED = 200  # finished jobs the queue still finds by id (the API's queue routes)
+BESIDE_POLL = 0.25  # seconds between asking whether the next job may start beside the running ones
 
 
 class JobQueue:
-    """Jobs served by one worker thread between `start()` and `stop()`: owners take turns, each owner's
-    jobs in their order (services/fair_queue.py). With a `journal`, generation jobs outlive a restart.
+    """Jobs served between `start()` and `stop()`: owners take turns, each owner's jobs in their order
+    (services/fair_queue.py). One job runs at a time unless `beside(running, job)` lets the next one
+    start beside the running ones (generation workers: services/workers). With a `journal`, generation
+    jobs outlive a restart.
 
     `runner(params, job)` returns the job's result. A runner that raises fails only its own job; one that
     raises Interrupted (or returns after the interrupt flag was set) ends the job as interrupted.
@@ -60,7 +63,10 @@ class JobQueue:
         self._closed = False  # shutting down: no more jobs are taken
         self._cond = threading.Condition()
         self._pending: FairQueue[Job] = FairQueue()
-        self._current: Job | None = None
+        self._running: list[Job] = []  # oldest first; one unless `beside` lets more run
+        self._serving = 0  # job threads not done yet (a job leaves _running just before it finishes)
+        # whether `job` may start while `running` run (the App sets it when workers run the generations)
+        self.beside: Callable[[Sequence[Job], Job], bool] = lambda running, job: False
         self._journal = journal
         self._restored = False
         self._known: OrderedDict[str, Job] = OrderedDict()  # queued, running and recently finished
@@ -79,7 +85,7 @@ class JobQueue:
                 raise InvalidParameter(f"force_task_id {job_id!r} is already a job's id")
             if self._closed:
                 raise ShuttingDown("The server is shutting down and takes no new jobs; try again later")
-            waiting = [*self._pending, *([self._current] if self._current is not None else [])]
+            waiting = [*self._pending, *self._running]
             if limits.total and len(waiting) >= limits.total:
                 raise QueueFull(
                     f"The queue is full ({len(waiting)} jobs, limit {limits.total}); try again later"
@@ -131,11 +137,11 @@ class JobQueue:
     def position(self, job: Job) -> int | None:
         """How many jobs run before this one (0: next, or running); None once it has finished."""
         with self._cond:
-            if job is self._current:
+            if job in self._running:
                 return 0
             for index, other in enumerate(self._pending):
                 if other is job:
-                    return index + (self._current is not None)
+                    return index + len(self._running)
             return None
 
     def move(self, job: Job, by: int) -> bool:
@@ -154,7 +160,7 @@ class JobQueue:
         with self._cond:
             if job in self._pending:
                 self._pending.remove(job)
-            elif job is self._current:
+            elif job in self._running:
                 job._interrupt.set()
                 return
             else:
@@ -168,10 +174,10 @@ class JobQueue:
         with self._cond:
             self._closed = self._stopping = True
             self._cond.notify_all()
-            thread, current, waiting = self._thread, self._current, list(self._pending)
+            thread, running, waiting = self._thread, list(self._running), list(self._pending)
         for job in waiting:
             job._notify()
-        if current is not None:
+        for current in running:
             timer = threading.Timer(grace, current._interrupt.set)
             timer.daemon = True
             timer.start()
@@ -216,8 +222,9 @@ class JobQueue:
             thread.join(timeout)
 
     def current(self) -> Job | None:
+        """The running job (the oldest, when several run)."""
         with self._cond:
-            return self._current
+            return self._running[0] if self._running else None
 
     def pending(self) -> list[Job]:
         """Jobs still waiting, in the order they will run."""
@@ -225,11 +232,11 @@ class JobQueue:
             return list(self._pending)
 
     def interrupt(self) -> bool:
-        """Ask the running job to stop; False when none is running."""
+        """Ask the running job(s) to stop; False when none is running."""
         return self._flag_current(lambda job: job._interrupt.set())
 
     def skip(self) -> bool:
-        """Ask the running job to end its current batch; False when none is running."""
+        """Ask the running job(s) to end their current batch; False when none is running."""
         return self._flag_current(lambda job: job._skip.set())
 
     def progress(self) -> Progress:
@@ -238,28 +245,47 @@ class JobQueue:
 
     def _flag_current(self, action: Callable[[Job], None]) -> bool:
         with self._cond:
-            if self._current is None:
-                return False
-            action(self._current)
-            return True
+            for job in self._running:
+                action(job)
+            return bool(self._running)
 
     def _work(self) -> None:
+        """Start the jobs in turn: each runs on a thread of its own, the next once the running ones are
+        done, or at once when `beside` lets it (asked again every BESIDE_POLL seconds: what frees a
+        place, e.g. an idle worker, is not the queue's)."""
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
-                    self._cond.wait()
+                while not self._stopping and not self._next_may_start():
+                    self._cond.wait(BESIDE_POLL if self._pending and self._running else None)
                 if self._stopping:
+                    while self._serving:  # stop() returns once the running jobs have finished
+                        self._cond.wait()
                     self._thread = None  # under the lock, so a concurrent start() makes a new worker
                     return
-                job = self._current = self._pending.popleft()
+                job = self._pending.popleft()
+                self._running.append(job)
+                self._serving += 1
                 job._begin()
                 if self._journal is not None and job.durable:
                     self._journal.started(job)
-            outcome = self._run(job)
-            with self._cond:
-                self._current = None  # before waking waiters, so they never see a finished job as current
-            self._journal_finished(job, outcome[0], outcome[2])
-            job._finish(*outcome)
+            threading.Thread(target=self._serve, args=(job,), name=f"job-{job.id}", daemon=True).start()
+
+    def _next_may_start(self) -> bool:
+        """Under the lock: a job waits, and nothing runs or `beside` lets it start beside what does."""
+        if not self._pending:
+            return False
+        return not self._running or self.beside(list(self._running), next(iter(self._pending)))
+
+    def _serve(self, job: Job) -> None:
+        outcome = self._run(job)
+        with self._cond:
+            self._running.remove(job)  # before waking waiters, so they never see a finished job as current
+            self._cond.notify_all()
+        self._journal_finished(job, outcome[0], outcome[2])
+        job._finish(*outcome)
+        with self._cond:
+            self._serving -= 1
+            self._cond.notify_all()
 
     def _journal_finished(self, job: Job, status: JobStatus, error: BaseException | None = None) -> None:
         if self._journal is None or not job.durable:

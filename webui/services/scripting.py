@@ -43,3 +43,8 @@ class ScriptHost(Protocol):
     def notice_model(self, loaded: Any) -> None:
         """A checkpoint was loaded (the extensions' on_model_loaded)."""
         ...
+
+    def model_hooks(self, kind: str) -> list[str]:
+        """The extensions and scripts that would act on the model inside a batch of a `kind` job (each
+        model pass, the latents, hires fix's second pass): only the process holding the model runs them."""
+        ...

@@ -1,39 +1,41 @@
-"""One generation split over the workers: its batches run where they are planned (services/workers/plan),
-the finished ones come back in any order and are handed on in batch order, a lost worker's unfinished
-batches run again elsewhere, and the job's interrupt and skip reach every worker running one of its
-batches. Each result's checkpoint hash must match the head's own file."""
+"""One generation split over the workers: its batches run where they are planned (services/workers/plan)
+on the free workers the job takes (services/workers/leases; a worker goes back as soon as it has none of
+the job's batches left, so the next queued job runs beside), the finished ones come back in any order
+and are handed on in batch order through the run's hooks, a lost worker's unfinished batches run again
+elsewhere, and the job's interrupt and skip reach every worker running one of its batches. Each
+result's checkpoint hash must match the head's own file."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
+from webui.core import infotext
 from webui.core.errors import UserError
 from webui.core.params import GenerationParams
-from webui.core.requests import Result
+from webui.core.requests import Request, Result
+from webui.engine.sampling import noise
 from webui.engine.sampling.generate import resolve_seed
 from webui.engine.sampling.run_hooks import FinishedBatch, NoHooks, RunHooks
 from webui.services.job import Job
 from webui.services.models import ModelsService
 from webui.services.options import JobOptions
 from webui.services.workers import plan
+from webui.services.workers.leases import Leases, NoWorkers
 from webui.services.workers.messages import BatchDone, BatchTask, from_png
-from webui.services.workers.pool import Worker, WorkerPool
+from webui.services.workers.pool import Worker, WorkerPool, WorkerState
 
 log = logging.getLogger(__name__)
 
 POLL = 0.25  # seconds between looks at the running batches (progress, interrupt, skip)
 WAIT_FOR_WORKERS = 120.0  # seconds a job waits for a first worker (they start with the server)
-
-
-class NoWorkers(UserError):
-    status_code = 503
 
 
 class CheckpointMismatch(UserError):
@@ -47,6 +49,15 @@ class DistributedGeneration:
         self.pool = pool
         self.models = models
         self.made_by: dict[str, int] = {}  # images each worker made (benchmarks and tests read it)
+        self.leases = Leases(pool, WAIT_FOR_WORKERS)
+
+    def may_start(self, running: Sequence[Job], job: Job) -> bool:
+        """Whether the queue may start `job` beside the `running` ones (JobQueue.beside): all are plain
+        generations (not override_settings jobs, which change the head's settings for their time) and a
+        worker is free for it."""
+        if not all(isinstance(other.params, Request) for other in (*running, job)):
+            return False
+        return self.leases.free_for([other.id for other in running])
 
     def bind(self, job: Job, options: JobOptions) -> Callable[[GenerationParams, RunHooks | None], Result]:
         return lambda params, hooks: self.run(params, hooks, job, options)
@@ -59,12 +70,13 @@ class DistributedGeneration:
             subseed=subseed,
             sd_model_checkpoint=params.sd_model_checkpoint or self.models.current_title() or None,
         )
-        workers = self.pool.ready() or self.pool.wait_ready(WAIT_FOR_WORKERS)
-        if not workers:
-            lost = sum(1 for worker in self.pool.workers() if worker.error)
-            raise NoWorkers(f"No generation worker is running ({lost} lost); start one or restart the server")
-        run = _Run(self, resolved, job, options, hooks or NoHooks(), self._preferred(workers, resolved))
-        done = run.wait()
+        workers = self.take(job, resolved, resolved.n_iter)
+        run = _Run(self, resolved, job, options, hooks or NoHooks(), workers)
+        try:
+            done = run.wait() if workers else []  # none: interrupted while it waited for one
+        finally:
+            self.leases.release_all(job.id)
+        finished = [run.finished[batch.batch] for batch in done]  # as the head's hooks left them
         first = done[0].params if done else resolved
         result_params = first.replace(
             n_iter=params.n_iter,
@@ -73,9 +85,9 @@ class DistributedGeneration:
         )
         return Result(
             params=result_params,
-            images=tuple(from_png(data) for batch in done for data in batch.images),
-            infotexts=tuple(text for batch in done for text in batch.infotexts),
-            seeds=tuple(seed for batch in done for seed in batch.seeds),
+            images=tuple(image for batch in finished for image in batch.images),
+            infotexts=tuple(text for batch in finished for text in batch.infotexts),
+            seeds=tuple(seed for batch in finished for seed in batch.seeds),
             subseeds=tuple(seed for batch in done for seed in batch.subseeds),
             interrupted=job.interrupted or any(batch.interrupted for batch in done),
             warnings=tuple(dict.fromkeys(warning for batch in done for warning in batch.warnings)),
@@ -95,6 +107,11 @@ class DistributedGeneration:
             }
             for worker in self.pool.workers()
         ]
+
+    def take(self, job: Job, params: GenerationParams, count: int) -> list[Worker]:
+        """Up to `count` free workers for the job, once one is free (preferring those with its checkpoint)."""
+        order = functools.partial(self._preferred, params=params)
+        return self.leases.take(job.id, count, order, lambda: job.interrupted)
 
     def _preferred(self, workers: list[Worker], params: GenerationParams) -> list[Worker]:
         """Workers that have the job's checkpoint loaded first: with fewer batches than workers, they
@@ -130,7 +147,10 @@ class _Run:
     plan: dict[Worker, deque[int]] = field(default_factory=dict)
     calls: dict[Any, tuple[Worker, int]] = field(default_factory=dict)  # object ref → (worker, batch)
     done: dict[int, BatchDone] = field(default_factory=dict)
+    sent: dict[int, GenerationParams] = field(default_factory=dict)  # each batch's params, as sent
+    finished: dict[int, FinishedBatch] = field(default_factory=dict)  # after the head's hooks
     handed_on: int = 0  # batches 0..handed_on-1 went to the hooks
+    seeds: list[int] = field(default_factory=list)  # every image's seed, as one worker gives them
     told_interrupt: bool = False
     told_skip: bool = False
     previews_seen: dict[Worker, int] = field(default_factory=dict)  # the newest preview number had
@@ -138,6 +158,7 @@ class _Run:
     def wait(self) -> list[BatchDone]:
         """The finished batches in order (fewer when interrupted)."""
         self.plan = plan.split_batches(self.params.n_iter, self.workers)
+        self.seeds = noise.run_seeds(self.params, self.params.subseed)[0]
         self.job.set_batches(self.params.n_iter)
         try:
             while True:
@@ -149,6 +170,8 @@ class _Run:
                 for ref in ready:
                     self._collect(ref)
                 self._relay()
+            for batch in sorted(set(self.done) - set(self.finished)):  # after a gap left by an interrupt
+                self._hand_on(self.done[batch])
         finally:
             if self.calls:  # an error ends the job: its other batches stop too
                 for worker in {worker for worker, _ in self.calls.values()}:
@@ -157,13 +180,23 @@ class _Run:
 
     def _dispatch(self) -> None:
         busy = {worker for worker, _ in self.calls.values()}
-        for worker, batches in self.plan.items():
-            if worker in busy or not batches:
+        for worker, batches in list(self.plan.items()):
+            if worker in busy:
+                continue
+            if not batches:  # its part is done: the next job may take it
+                del self.plan[worker]
+                self.owner.leases.release(self.job.id, worker)
                 continue
             batch = batches.popleft()
+            # process_batch runs here, on the head, as the batch is sent: its params go with the batch
+            size = self.params.batch_size
+            changed = self.hooks.before_batch(
+                self.params, batch, self.seeds[batch * size : (batch + 1) * size]
+            )
+            self.sent[batch] = plan.batch_params(changed, batch)
             task = BatchTask(
                 self.job.id,
-                plan.batch_params(self.params, batch),
+                self.sent[batch],
                 batch,
                 self.options.model,
                 self.options.noise,
@@ -186,22 +219,36 @@ class _Run:
         self.owner.made_by[worker.name] = self.owner.made_by.get(worker.name, 0) + len(done.images)
         self.done[batch] = done
         while self.handed_on in self.done:  # in batch order, as one worker would have
-            finished = self.done[self.handed_on]
-            images = tuple(from_png(data) for data in finished.images)
-            if images:
-                self.hooks.batch_done(FinishedBatch(images, finished.infotexts, finished.seeds))
+            self._hand_on(self.done[self.handed_on])
             self.handed_on += 1
             if self.handed_on < self.params.n_iter:
                 self.job.next_batch()
         self.told_skip = False
 
+    def _hand_on(self, done: BatchDone) -> None:
+        """The batch's images through postprocess_image (here, on the head: the worker ran none of the
+        run's hooks), then to batch_done, which saves and shows them."""
+        sent, kept = self.sent[done.batch], []
+        for data, text, seed in zip(done.images, done.infotexts, done.seeds, strict=True):
+            image, for_infotext = self.hooks.after_image(sent, from_png(data), seed)
+            before = dict(sent.extra_generation_params)  # a script may add to the infotext here too
+            added = {k: v for k, v in for_infotext.extra_generation_params if before.get(k) != v}
+            kept.append((image, infotext.with_extra(text, added) if added else text, seed))
+        images, texts, seeds = (tuple(column) for column in zip(*kept)) if kept else ((), (), ())
+        self.finished[done.batch] = FinishedBatch(images, texts, seeds)
+        if kept:
+            self.hooks.batch_done(self.finished[done.batch])
+
     def _lost(self, worker: Worker, batch: int, error: BaseException) -> None:
         """The worker died with `batch` (and its planned ones) unfinished: they run on the others."""
         self.owner.pool.lose(worker, str(error).strip().splitlines()[0])
         unfinished = [batch, *self.plan.pop(worker, ())]
-        alive = [other for other in self.owner.pool.ready() if other is not worker]
-        if not alive:
-            alive = self.owner.pool.wait_ready(WAIT_FOR_WORKERS)
+        self.owner.leases.release(self.job.id, worker)
+        alive = [other for other in self.owner.leases.held(self.job.id) if other.state is WorkerState.READY]
+        if not alive:  # the job held no other worker: it takes free ones again
+            alive = self.owner.take(self.job, self.params, len(unfinished))
+        if not alive and self.job.interrupted:  # it stopped while waiting for a worker
+            return
         if not alive:
             raise NoWorkers(f"{worker.name} was lost and no other worker is running")
         log.info("%s lost: batches %s of %s run again on the others", worker.name, unfinished, self.job)
