@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--work-dir",
         type=Path,
-        default=Path.home() / ".cache" / "sd-webui-demo-model",
+        default=Path.home() / ".cache" / "sd-webui-demo-model-v2",
         help="checkpoints and cached latents of every stage",
     )
     parser.add_argument(

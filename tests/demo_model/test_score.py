@@ -91,3 +91,54 @@ def test_pastel_images_are_less_saturated() -> None:
     scene = Scene(Combo("circle", "red", "blue", "center", "large"), 32.0, 32.0, 11.0)
     plain, pastel = score.saturation(data.render(scene)), score.saturation(data.render(scene, "pastel"))
     assert plain > 0.8 and pastel < 0.5 * plain
+
+
+def _rounded(scene: Scene, radius: int) -> np.ndarray:
+    """The scene's render with the shape's bounding-box corners rounded off to `radius` pixels."""
+    pixels = np.asarray(data.render(scene)).copy()
+    mask = data.shape_mask(scene)
+    rows, cols = np.nonzero(mask)
+    yy, xx = np.mgrid[0:64, 0:64]
+    nearest_y = np.clip(yy, rows.min() + radius, rows.max() - radius)
+    nearest_x = np.clip(xx, cols.min() + radius, cols.max() - radius)
+    cut = mask & ((yy - nearest_y) ** 2 + (xx - nearest_x) ** 2 > radius**2)
+    pixels[cut] = data.PALETTE[scene.combo.background]
+    return pixels
+
+
+def test_a_square_with_rounded_corners_still_reads_as_a_square() -> None:
+    """Bounding-box fill (the old rule) called it a circle (fill 0.92); it is a square by eye."""
+    scene = Scene(Combo("square", "white", "blue", "center", "large"), 32.0, 32.0, 11.0)
+    assert score.read_image(_rounded(scene, 4)).shape == "square"
+
+
+def test_a_shape_of_no_kind_reads_no_kind() -> None:
+    """A plus sign is neither circle, square nor triangle (bounding-box fill called it a triangle)."""
+    pixels = np.zeros((64, 64, 3), dtype=np.uint8)
+    pixels[:] = data.PALETTE["blue"]
+    pixels[20:44, 29:35] = pixels[29:35, 20:44] = data.PALETTE["white"]
+    reading = score.read_image(pixels)
+    assert reading.color == "white" and reading.position == "center"
+    assert reading.shape is None
+
+
+def test_small_shapes_of_every_kind_read_right_at_64_pixels() -> None:
+    for shape in data.SHAPES:
+        for position, (x, y) in data.ANCHORS.items():
+            scene = Scene(Combo(shape, "red", "green", position, "small"), x, y, data.RADII["small"] * 0.92)
+            assert score.read_image(data.render(scene)).shape == shape, (shape, position)
+
+
+def test_edge_error_is_zero_on_renders_and_sees_a_frame(
+    ground_truth: list[tuple[Scene, score.Reading]],
+) -> None:
+    errors = [score.edge_error(data.render(scene), reading.mask) for scene, reading in ground_truth[:50]]
+    assert max(errors) < 2.0
+    scene = ground_truth[0][0]
+    framed = np.asarray(data.render(scene)).copy()
+    framed[0, :] = framed[:, 0] = np.array(data.PALETTE[scene.combo.background]) // 2  # a dark edge line
+    mask = ground_truth[0][1].mask
+    assert score.edge_error(framed, mask) > 6.0
+    # a background drawn a little off its palette colour everywhere is no frame
+    tinted = np.clip(np.asarray(data.render(scene)).astype(int) + 12, 0, 255).astype(np.uint8)
+    assert score.edge_error(tinted, mask) < 2.0

@@ -22,7 +22,8 @@ from tools.demo_model.corpus import render_pixels, to_model_range
 from tools.demo_model.data import sample_scenes, split_combos
 from tools.demo_model.export import ExportedFiles, export_checkpoint, lora_to_kohya
 from tools.demo_model.models import TINY, build_text_encoder, build_vae, noise_scheduler
-from tools.demo_model.stages import first_step_loss, standardize_latents
+from tools.demo_model.stages import first_step_loss
+from tools.demo_model.vae_stage import standardize_latents
 from webui.engine.checkpoints.loader import LoadedCheckpoint, load_checkpoint
 from webui.engine.checkpoints.model_defaults import GenerationDefaults
 from webui.engine.checkpoints.weights_files import read_metadata
@@ -205,8 +206,13 @@ def test_evaluation_runs_on_the_exported_files(
     assert set(report.accuracy) == {"color", "background", "position", "size", "shape"}
     assert all(0.0 <= value <= 1.0 for value in report.accuracy.values())
     assert 0.0 <= report.control_iou <= 1.0 and report.seconds_per_image > 0
-    assert set(report.checks()) == {"color", "background", "position", "control_iou", "lora", "speed"}
-    assert len(report.lines()) == 9
+    assert 0.0 <= report.plain_cfg_color <= 1.0 and report.edge_error >= 0.0
+    assert set(report.checks()) == {
+        *("color", "background", "position", "size", "shape", "plain_cfg_color", "edge_error"),
+        *("control_iou", "lora", "speed"),
+    }
+    assert len(report.lines()) == 13
+    assert report.vae.accuracy.keys() == report.accuracy.keys()
     with pytest.raises(ValueError, match="count"):
         evaluation.evaluate(built[1], count=1, control_count=2, lora_count=1)
 

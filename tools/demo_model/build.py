@@ -6,7 +6,9 @@ from pathlib import Path
 
 from tools.demo_model.config import TrainConfig
 from tools.demo_model.export import ExportedFiles, export_checkpoint, export_controlnet, export_lora
-from tools.demo_model.stages import train_controlnet, train_layout, train_lora, train_unet, train_vae
+from tools.demo_model.stages import train_controlnet, train_layout, train_lora, train_unet
+from tools.demo_model.vae_check import check_vae
+from tools.demo_model.vae_stage import train_vae
 
 
 def build(config: TrainConfig, models_dir: Path) -> ExportedFiles | None:
@@ -16,6 +18,7 @@ def build(config: TrainConfig, models_dir: Path) -> ExportedFiles | None:
     vae = train_vae(config)
     if vae is None:
         return None
+    print("\n".join(check_vae(vae, config.seed).lines()), flush=True)
     trained = train_unet(config, vae)
     if trained is None:
         return None

@@ -30,7 +30,8 @@ from tools.demo_model.data import (
     split_combos,
 )
 from tools.demo_model.export import NATIVE_SIZE, ExportedFiles
-from tools.demo_model.score import accuracy, iou, judge, read_image, saturation
+from tools.demo_model.score import accuracy, edge_error, iou, judge, read_image, saturation
+from tools.demo_model.vae_check import VaeFigures, check_vae
 from webui.core import samplers
 from webui.engine.checkpoints.loader import LoadedCheckpoint, load_checkpoint
 from webui.engine.controlnet.load import load_controlnet
@@ -42,9 +43,13 @@ SAMPLER, SCHEDULE = "DPM++ 2M", "Automatic"
 STEPS, CFG_SCALE = 20, 7.0
 BATCH = 16
 FIRST_SEED = 1000
-# what "follows the prompt" means, from the demo model issue
-THRESHOLDS = {"color": 0.9, "background": 0.9, "position": 0.9, "control_iou": 0.7}
+# what "follows the prompt" means (the demo model issue's goals): shares of images, at the model's defaults
+THRESHOLDS = {"color": 0.95, "background": 0.98, "position": 0.95, "size": 0.95, "shape": 0.85}
+PLAIN_CFG_MIN_COLOR = 0.9  # colour also without CFG Rescale, as API clients that do not know it send
+MAX_EDGE_ERROR = 6.0  # score.edge_error, mean, 0-255: no frame or lines along the image's edges
+MIN_CONTROL_IOU = 0.8
 LORA_MIN_SATURATION_DROP = 0.1  # the pastel LoRA must lower mean saturation (0-1) at least this much
+MAX_SECONDS = 0.6  # one image, 20 steps, CFG
 SPEED_PROMPT = "a large red circle on the left, blue background"
 
 
@@ -74,6 +79,8 @@ def eval_cases(seed: int, count: int) -> list[EvalCase]:
 @dataclass(frozen=True)
 class Report:
     accuracy: dict[str, float]  # txt2img: share of images showing each attribute of the caption
+    plain_cfg_color: float  # colour of the same images made with plain CFG (no CFG Rescale)
+    edge_error: float  # score.edge_error of the txt2img images, mean, 0-255
     control_iou: float  # mean IoU of the generated shape with the hint's shape, ControlNet on
     control_iou_without: float  # the same prompts and seeds without ControlNet (the prompt alone)
     saturation_off: float
@@ -81,12 +88,15 @@ class Report:
     seconds_per_image: float  # one 64x64 image, 20 steps, CFG, batch 1
     threads: int
     cfg_rescale: float  # the checkpoint's default, used throughout
+    vae: VaeFigures
 
     def checks(self) -> dict[str, bool]:
-        results = {key: self.accuracy[key] >= THRESHOLDS[key] for key in ("color", "background", "position")}
-        results["control_iou"] = self.control_iou >= THRESHOLDS["control_iou"]
+        results = {key: self.accuracy[key] >= floor for key, floor in THRESHOLDS.items()}
+        results["plain_cfg_color"] = self.plain_cfg_color >= PLAIN_CFG_MIN_COLOR
+        results["edge_error"] = self.edge_error < MAX_EDGE_ERROR
+        results["control_iou"] = self.control_iou >= MIN_CONTROL_IOU
         results["lora"] = self.saturation_off - self.saturation_on >= LORA_MIN_SATURATION_DROP
-        results["speed"] = self.seconds_per_image <= 1.0
+        results["speed"] = self.seconds_per_image <= MAX_SECONDS
         return results
 
     def lines(self) -> list[str]:
@@ -96,10 +106,13 @@ class Report:
             f"held-out txt2img ({SAMPLER}, {STEPS} steps, "
             f"CFG {CFG_SCALE:g}, CFG Rescale {self.cfg_rescale:g}):",
             *(f"  {key:<10} {acc[key]:6.1%}  {marks.get(key, '')}" for key in acc),
+            f"  colour with plain CFG {CFG_SCALE:g} {self.plain_cfg_color:6.1%}  {marks['plain_cfg_color']}",
+            f"  edge ring error {self.edge_error:.2f}/255  {marks['edge_error']}",
             f"ControlNet IoU {self.control_iou:.3f} (prompt alone {self.control_iou_without:.3f})  "
             f"{marks['control_iou']}",
             f"LoRA saturation off {self.saturation_off:.3f} on {self.saturation_on:.3f}  {marks['lora']}",
             f"speed {self.seconds_per_image:.2f} s per image on {self.threads} threads  {marks['speed']}",
+            *self.vae.lines(),
         ]
 
 
@@ -173,7 +186,10 @@ def evaluate(
     pipe, rescale = loaded.pipe, loaded.defaults.cfg_rescale
     cases = eval_cases(seed, count)
     plain = generate(pipe, cases, rescale)
-    marks = [judge(read_image(image), case.combo) for image, case in zip(plain, cases, strict=True)]
+    readings = [read_image(image) for image in plain]
+    marks = [judge(reading, case.combo) for reading, case in zip(readings, cases, strict=True)]
+    unrescaled = generate(pipe, cases, 0.0) if rescale else plain
+    plain_cfg = [judge(read_image(image), case.combo) for image, case in zip(unrescaled, cases, strict=True)]
 
     controlnet = load_controlnet(files.controlnet, loaded, torch.device(device), torch.float32)
     control_pipe = StableDiffusionControlNetPipeline.from_pipe(pipe, controlnet=controlnet)
@@ -189,6 +205,8 @@ def evaluate(
 
     return Report(
         accuracy=accuracy(marks),
+        plain_cfg_color=accuracy(plain_cfg)["color"],
+        edge_error=float(np.mean([edge_error(i, r.mask) for i, r in zip(plain, readings, strict=True)])),
         control_iou=float(np.mean(with_control)),
         control_iou_without=float(np.mean(without)),
         saturation_off=float(np.mean([saturation(i) for i in plain[:lora_count]])),
@@ -196,4 +214,5 @@ def evaluate(
         seconds_per_image=seconds_per_image(pipe, rescale),
         threads=torch.get_num_threads(),
         cfg_rescale=rescale,
+        vae=check_vae(pipe.vae, seed),
     )

@@ -6,7 +6,12 @@
   pixels of a textured background), grown back by one pixel onto its blended edge;
 - shape colour: the name most of the shape's pixels have (the dominant non-background colour);
 - position: the anchor nearest to the shape's centroid; size: the shape's area against the two sizes;
-- shape kind: how much of its bounding box it fills (square ~1, circle ~0.79, triangle ~0.5).
+- shape kind: the ideal circle, square and triangle (as data.py draws them) of the shape's area at its
+  centroid are laid over its mask; the kind whose mask overlaps best (IoU) is the reading, unless even
+  that one overlaps less than KIND_MIN_IOU (a blob of no recognisable kind). Bounding-box fill, used
+  before, called a square with rounded corners a circle, although it reads as a square by eye;
+- edge error: how far the image's outer 2-pixel ring is from its background colour (the median of the
+  other background pixels): frames and lines along the edges show up there.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from tools.demo_model.data import ANCHORS, PALETTE, RADII, Combo
+from tools.demo_model.data import ANCHORS, PALETTE, RADII, SHAPES, Combo, Scene, shape_mask
 
 _NAMES = tuple(PALETTE)
 _RGB = np.array([PALETTE[n] for n in _NAMES], dtype=np.float32)
@@ -28,7 +33,9 @@ BORDER = 2  # pixels of the image's edge that count as background
 MIN_AREA = 12  # pixels; a smaller region is noise, not a shape
 # between the areas of the two sizes (geometric mean), in pixels
 SIZE_THRESHOLD = math.pi * RADII["small"] * RADII["large"]
-SQUARE_FILL, TRIANGLE_FILL = 0.94, 0.64  # bounding-box fill above: square; below: triangle
+# IoU with the best-fitting ideal shape below which no kind is read: ground-truth renders score >= 0.91,
+# a circle against the square of its area ~0.85, so a shape must at least look like one of the three
+KIND_MIN_IOU = 0.75
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,19 @@ def _largest_region(mask: np.ndarray) -> np.ndarray:
     return labels == 1 + int(sizes.argmax())
 
 
-def _shape_kind(mask: np.ndarray) -> str:
+def kind_overlaps(mask: np.ndarray) -> dict[str, float]:
+    """IoU of a non-empty mask with each ideal shape of its area, centred on its centroid."""
     rows, cols = np.nonzero(mask)
-    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
-    fill = mask.sum() / box
-    return "square" if fill >= SQUARE_FILL else "triangle" if fill < TRIANGLE_FILL else "circle"
+    x, y, radius = cols.mean() + 0.5, rows.mean() + 0.5, math.sqrt(mask.sum() / math.pi)
+    # only the kind and the geometry matter to shape_mask; the other words are placeholders
+    ideal = {kind: Scene(Combo(kind, "red", "blue", "center", "small"), x, y, radius) for kind in SHAPES}
+    return {kind: iou(mask, shape_mask(scene)) for kind, scene in ideal.items()}
+
+
+def _shape_kind(mask: np.ndarray) -> str | None:
+    overlaps = kind_overlaps(mask)
+    best = max(overlaps, key=overlaps.__getitem__)
+    return best if overlaps[best] >= KIND_MIN_IOU else None
 
 
 def _nearest_anchor(x: float, y: float) -> str:
@@ -120,6 +135,18 @@ def accuracy(marks: list[Mapping[str, bool]]) -> dict[str, float]:
     if not marks:
         raise ValueError("no images were scored")
     return {key: sum(m[key] for m in marks) / len(marks) for key in marks[0]}
+
+
+def edge_error(image: Image.Image | np.ndarray, shape: np.ndarray) -> float:
+    """Mean absolute difference (0-255, over pixels and channels) between the image's outer BORDER-pixel
+    ring and its background colour: the per-channel median of the pixels that are neither in the ring
+    nor in `shape` (the shape's mask, dilated by two pixels to leave out its blended edge)."""
+    pixels = np.asarray(image, dtype=np.float32)[..., :3]
+    ring = np.ones(pixels.shape[:2], dtype=bool)
+    ring[BORDER:-BORDER, BORDER:-BORDER] = False
+    inside = ~ring & ~ndimage.binary_dilation(shape, iterations=2)
+    background = np.median(pixels[inside], axis=0)
+    return float(np.abs(pixels[ring] - background).mean())
 
 
 def saturation(image: Image.Image | np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""The training stages, in order: VAE, UNet + text encoder, their layout tuning, ControlNet, LoRA.
+"""The training stages after the VAE (vae_stage.py), in order: UNet + text encoder, their layout tuning,
+ControlNet, LoRA.
 
 Each returns its finished models, or None when the time cap stopped it (run again to resume). A finished
 stage is loaded from its work folder instead of being trained again.
@@ -18,29 +19,20 @@ from transformers import CLIPTextModel
 
 from tools.demo_model import loop
 from tools.demo_model.config import TrainConfig
-from tools.demo_model.corpus import Captioner, Corpus, hint_batch, load_corpus, render_pixels, to_model_range
+from tools.demo_model.corpus import Captioner, Corpus, hint_batch, load_corpus
 from tools.demo_model.data import moved, sample_scenes, split_combos
 from tools.demo_model.models import (
     build_controlnet,
     build_text_encoder,
     build_unet,
-    build_vae,
     load_tokenizer,
     noise_scheduler,
 )
 
 # the UNet layers the LoRA adapts (kohya's classic LoRA: attention, its projections, feed-forward)
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
-PASTEL_SHARE = 4  # one VAE training image in 4 is pastel, so the VAE also reconstructs the LoRA's style
-VAE_CROP = 32  # the VAE trains on random 32x32 crops: 4x cheaper than whole images, same local content
 
 Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (noisy latents, timesteps) -> output
-
-
-def _schedule(config: TrainConfig, steps: int, lr: float) -> loop.Schedule:
-    return loop.Schedule(
-        steps=steps, lr=lr, warmup=config.warmup, save_every=config.save_every, log_every=config.log_every
-    )
 
 
 def _target(
@@ -109,117 +101,6 @@ def mixed_loss(
     return total / len(latents)
 
 
-# --- VAE ------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def standardize_latents(vae: AutoencoderKL, pixels: torch.Tensor) -> None:
-    """Rescale the latent space in place so that latents x SD's scaling factor have zero mean and unit
-    variance per channel: the encoder's mean and log-variance outputs and the decoder's input conv are
-    reparametrised, so reconstructions stay exactly the same and the loader's SD1 factor (0.18215) fits."""
-    device = vae.quant_conv.weight.device
-    means = torch.cat(
-        [
-            vae.encode(to_model_range(pixels[i : i + 256]).to(device)).latent_dist.mean
-            for i in range(0, len(pixels), 256)
-        ]
-    )
-    centre = means.mean(dim=(0, 2, 3))
-    gain = 1.0 / (means.std(dim=(0, 2, 3)) * vae.config.scaling_factor)
-    latent = vae.config.latent_channels
-    encoder_out, decoder_in = vae.quant_conv, vae.post_quant_conv
-    # decoder first, while it still sees the old latents: z_old = z_new / gain + centre
-    decoder_in.bias += (decoder_in.weight[:, :, 0, 0] * centre).sum(dim=1)
-    decoder_in.weight /= gain[None, :, None, None]
-    encoder_out.weight[:latent] *= gain[:, None, None, None]
-    encoder_out.bias[:latent] = (encoder_out.bias[:latent] - centre) * gain
-    encoder_out.bias[latent:] += 2 * torch.log(gain)  # log-variance of the rescaled posterior
-
-
-def _vae_pixels(config: TrainConfig) -> torch.Tensor:
-    scenes = sample_scenes(split_combos(config.seed).train, config.vae_images, config.seed + 1)
-    pastel = len(scenes) // PASTEL_SHARE
-    return torch.cat([render_pixels(scenes[pastel:]), render_pixels(scenes[:pastel], "pastel")])
-
-
-def _train_on_crops(config: TrainConfig, vae: AutoencoderKL, pixels: torch.Tensor) -> bool:
-    """Encoder and decoder on random crops, then the latents standardised; False when the time cap hit."""
-    device = torch.device(config.device)
-
-    def step(generator: torch.Generator) -> torch.Tensor:
-        index = torch.randint(len(pixels), (config.vae_batch_size,), generator=generator)
-        corners = torch.randint(
-            pixels.shape[-1] - VAE_CROP + 1, (config.vae_batch_size, 2), generator=generator
-        )
-        crops = [
-            pixels[i, :, y : y + VAE_CROP, x : x + VAE_CROP]
-            for i, (y, x) in zip(index, corners.tolist(), strict=True)
-        ]
-        images = to_model_range(torch.stack(crops)).to(device)
-        posterior = vae.encode(images).latent_dist
-        sample = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(
-            device
-        )
-        # L1 keeps flat colours and sharp edges better than MSE at this size
-        return F.l1_loss(vae.decode(sample).sample, images) + config.kl_weight * posterior.kl().mean()
-
-    folder = config.work_dir / "vae"
-    schedule = _schedule(config, config.vae_steps, config.vae_lr)
-    outcome = loop.run(
-        folder, {"vae": vae}, list(vae.parameters()), schedule, step, config.seed, config.minutes, "vae"
-    )
-    if not outcome.finished:
-        return False
-    vae.eval()
-    standardize_latents(vae, pixels)
-    loop.save_final(folder, {"vae": vae})
-    return True
-
-
-def _train_decoder(config: TrainConfig, vae: AutoencoderKL, pixels: torch.Tensor) -> bool:
-    """The decoder alone on whole images: crops leave a frame and shifted colours on whole images. The
-    encoder and the latent convs stay as they are, so every latent (and the corpus cache) is unchanged.
-    False when the time cap hit."""
-    device = torch.device(config.device)
-    vae.requires_grad_(False)
-    parameters = list(vae.decoder.requires_grad_(True).parameters())
-
-    def step(generator: torch.Generator) -> torch.Tensor:
-        index = torch.randint(len(pixels), (config.decoder_batch_size,), generator=generator)
-        images = to_model_range(pixels[index]).to(device)
-        with torch.no_grad():
-            posterior = vae.encode(images).latent_dist
-            noise = torch.randn(posterior.mean.shape, generator=generator).to(device)
-            sample = posterior.mean + posterior.std * noise
-        return F.l1_loss(vae.decode(sample).sample, images)
-
-    folder = config.work_dir / "decoder"
-    schedule = _schedule(config, config.decoder_steps, config.decoder_lr)
-    seed = config.seed + 9
-    outcome = loop.run(folder, {"vae": vae}, parameters, schedule, step, seed, config.minutes, "decoder")
-    if not outcome.finished:
-        return False
-    loop.save_final(folder, {"vae": vae})
-    return True
-
-
-def train_vae(config: TrainConfig) -> AutoencoderKL | None:
-    """The VAE, trained on crops, standardised, then its decoder fine-tuned on whole images."""
-    torch.manual_seed(config.seed)
-    vae = build_vae(config.sizes).to(torch.device(config.device))
-    if loop.is_done(config.work_dir / "decoder"):
-        loop.load_final(config.work_dir / "decoder", {"vae": vae})
-        return vae.eval().requires_grad_(False)
-    pixels = _vae_pixels(config)
-    if loop.is_done(config.work_dir / "vae"):
-        loop.load_final(config.work_dir / "vae", {"vae": vae})
-    elif not _train_on_crops(config, vae, pixels):
-        return None
-    if not _train_decoder(config, vae, pixels):
-        return None
-    return vae.eval().requires_grad_(False)
-
-
 # --- UNet + text encoder --------------------------------------------------------------------------
 
 
@@ -270,7 +151,7 @@ def train_unet(config: TrainConfig, vae: AutoencoderKL) -> tuple[UNet2DCondition
         return unet.eval().requires_grad_(False), text_encoder.eval().requires_grad_(False)
     step = _unet_step(config, _plain_corpus(config, vae), unet, text_encoder, 0.0, config.caption_dropout)
     parameters = [*unet.parameters(), *text_encoder.parameters()]
-    schedule = _schedule(config, config.unet_steps, config.unet_lr)
+    schedule = config.schedule(config.unet_steps, config.unet_lr)
     outcome = loop.run(folder, modules, parameters, schedule, step, config.seed + 2, config.minutes, "unet")
     if not outcome.finished:
         return None
@@ -319,7 +200,7 @@ def train_layout(
             *unet.requires_grad_(True).parameters(),
             *text_encoder.requires_grad_(True).parameters(),
         ]
-        schedule = _schedule(config, phase.steps, phase.lr)
+        schedule = config.schedule(phase.steps, phase.lr)
         seed = config.seed + 7 + number
         outcome = loop.run(folder, modules, parameters, schedule, step, seed, config.minutes, phase.name)
         if not outcome.finished:
@@ -382,7 +263,7 @@ def train_controlnet(
         latents = corpus.latents[index].to(device)
         return mixed_loss(predictor, scheduler, latents, first, config.offset_noise, generator)
 
-    schedule = _schedule(config, config.controlnet_steps, config.controlnet_lr)
+    schedule = config.schedule(config.controlnet_steps, config.controlnet_lr)
     outcome = loop.run(
         folder,
         {"controlnet": controlnet},
@@ -438,7 +319,7 @@ def train_lora(
             predict, scheduler, corpus.latents[index].to(device), config.offset_noise, generator
         )
 
-    schedule = _schedule(config, config.lora_steps, config.lora_lr)
+    schedule = config.schedule(config.lora_steps, config.lora_lr)
     outcome = loop.run(
         folder, {"unet": unet}, parameters, schedule, step, config.seed + 5, config.minutes, "lora"
     )
