@@ -100,6 +100,32 @@ def test_both_tabs_have_the_refiner_accordion(refiner_app):
         assert checkpoint.label == "Checkpoint" and switch_at.label == "Switch at" and switch_at.value == 0.8
         titles = [label for label, _ in checkpoint.choices]
         assert titles[0] == "None" and any(title.startswith("tiny-refiner.safetensors") for title in titles)
-        chosen = section.apply(params_type(), ["tiny-refiner.safetensors", 0.6])
+        chosen = section.apply(params_type(), ["tiny-refiner.safetensors", 0.6, True])
         assert (chosen.refiner_checkpoint, chosen.refiner_switch_at) == ("tiny-refiner.safetensors", 0.6)
-        assert section.apply(params_type(), ["None", 0.8]).refiner_checkpoint is None
+        assert section.apply(params_type(), ["None", 0.8, True]).refiner_checkpoint is None
+        # the accordion closed (its header checkbox off): no refiner, whatever the dropdown says
+        assert (
+            section.apply(params_type(), ["tiny-refiner.safetensors", 0.6, False]).refiner_checkpoint is None
+        )
+
+
+def test_a_refiner_that_is_the_checkpoint_itself_says_it_was_skipped(refiner_app, caplog):
+    """A1111 skips such a refiner without a word; we keep its result (no switch, no "Refiner" keys) and
+    say so: one INFO line in the log and the job's warnings."""
+    _, url = refiner_app
+    base = {**SMALL, "prompt": "a cat", "override_settings": {"sd_model_checkpoint": "tiny-a"}}
+    plain = requests.post(f"{url}/sdapi/v1/txt2img", json=base, timeout=300)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="webui.engine.sampling.refiner"):
+        same = requests.post(
+            f"{url}/sdapi/v1/txt2img", json={**base, "refiner_checkpoint": "tiny-a"}, timeout=300
+        )
+    info = json.loads(same.json()["info"])
+    assert info["warnings"] == ["Refiner skipped: same checkpoint as the model"]
+    assert "Refiner" not in infotext_of(same) and same.json()["images"][0] == plain.json()["images"][0]
+    skipped = [r for r in caplog.records if "Refiner skipped" in r.getMessage()]
+    assert [(r.levelname, r.getMessage()) for r in skipped] == [
+        ("INFO", "Refiner skipped: same checkpoint as the model (tiny-a)")
+    ]
+    assert not any(r.exc_info for r in skipped)
+    assert "warnings" in json.loads(plain.json()["info"]) and not json.loads(plain.json()["info"])["warnings"]

@@ -24,8 +24,9 @@ def test_pasted_hires_fix_fills_the_accordion_and_generates_at_the_upscaled_size
     )
     page.locator("#txt2img_paste").click()
     playwright.expect(prompt).to_have_value("a red circle", timeout=30_000)
-    page.locator("#txt2img_hr").get_by_text("Hires. fix").first.click()  # open the accordion
+    # the paste ticks hires fix, which opens its accordion (ui/input_accordion.py)
     playwright.expect(page.locator("#txt2img_enable_hr input")).to_be_checked(timeout=10_000)
+    playwright.expect(page.locator("#txt2img_hr .label-wrap")).to_have_class(re.compile(r"\bopen\b"))
     playwright.expect(page.locator("#txt2img_hr_upscaler input")).to_have_value("Latent (nearest)")
     playwright.expect(page.locator("#txtimg_hr_finalres")).to_contain_text(
         "from 64x64 to 96x96", timeout=10_000

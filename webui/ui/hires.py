@@ -1,10 +1,13 @@
-"""txt2img's "Hires. fix" accordion (A1111's layout and elem_ids): the hires fields of the schema as
-widgets, and the line under them that says the size the second pass makes ("from 512x512 to 1024x1024").
+"""txt2img's "Hires. fix" accordion (A1111's layout and elem_ids): the accordion is the on/off switch
+(open = hires fix on, its checkbox in the header: ui.input_accordion), the hires fields of the schema
+as widgets inside, and the line under them that says the size the second pass makes ("from 512x512 to
+1024x1024").
 The second pass itself is the engine's (engine.sampling.hires)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -18,6 +21,7 @@ from webui.core.params import (
     GenerationParams,
     Txt2Img,
 )
+from webui.ui.input_accordion import input_accordion
 from webui.ui.param_widgets import from_widget, widget
 
 if TYPE_CHECKING:
@@ -63,8 +67,8 @@ class HiresSection:
 
     def build(self) -> list[gr.components.Component]:
         name, services = self.tab, self.services
-        with gr.Accordion("Hires. fix", open=False, elem_id=f"{name}_hr"):
-            enable = widget(Txt2Img, "enable_hr", elem_id=f"{name}_enable_hr")
+        make_enable = partial(widget, Txt2Img, "enable_hr", elem_id=f"{name}_enable_hr")
+        with input_accordion("Hires. fix", f"{name}_hr", make_enable) as enable:
             with gr.Row(elem_id=f"{name}_hires_fix_row1"):
                 upscaler = widget(
                     Txt2Img, "hr_upscaler", choices=upscaler_choices(services), elem_id=f"{name}_hr_upscaler"

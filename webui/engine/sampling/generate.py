@@ -148,6 +148,7 @@ def run(
     # pass's is current again; all stay in the cache as it allows (engine.checkpoints.manager)
     hires_loaded, hires_title = hires.load_checkpoint(params, manager, loaded)
     refiner_model = refiner.load(params, manager, loaded)
+    refiner_notes = refiner.notes(params, refiner_model)
     manager.use(loaded)
     task = make_task(params, loaded)  # input images are checked and encoded before LoRAs are applied
     control = _control_plan(params, manager, loaded, task)  # ControlNet models and maps; None without units
@@ -231,7 +232,7 @@ def run(
         seeds=tuple(seeds),
         subseeds=tuple(subseeds),
         interrupted=job.interrupted,
-        warnings=(*applied.warnings, *task.warnings),
+        warnings=(*applied.warnings, *task.warnings, *refiner_notes),
     )
 
 

@@ -19,6 +19,7 @@ model in use at the end (as in A1111).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
 from webui.core import prompts
 from webui.core.errors import InvalidParameter, ModelNotFound
@@ -35,6 +35,12 @@ from webui.engine.checkpoints.loader import LoadedCheckpoint
 from webui.engine.checkpoints.manager import ModelManager
 from webui.engine.sampling import conditioning
 from webui.engine.sampling.prompt_conditioning import PromptConditioning
+
+log = logging.getLogger(__name__)
+
+# Said (in the log and the job's warnings) when the refiner is the checkpoint itself: A1111 then switches
+# nothing and writes no "Refiner" keys, but says nothing either, so the choice looked broken.
+SAME_AS_MODEL = "Refiner skipped: same checkpoint as the model"
 
 # A1111's options sdxl_refiner_high_aesthetic_score / sdxl_refiner_low_aesthetic_score (the cond and
 # uncond halves); diffusers' defaults are the same
@@ -66,11 +72,18 @@ def load(params: GenerationParams, manager: ModelManager, main: LoadedCheckpoint
         known = ", ".join(entry.name for entry in manager.registry.entries) or "none"
         raise InvalidParameter(f"Refiner checkpoint {name!r} not found. Available: {known}") from None
     if entry.path == main.path:
+        log.info("%s (%s)", SAME_AS_MODEL, entry.model_name)
         return None
     loaded = manager.get(entry.name)
     _check_pair(main, loaded, entry.name)
     title = f"{entry.model_name} [{manager.short_hash(loaded)}]"
     return Refiner(loaded, params.refiner_switch_at, title, manager.embeddings.for_pipe(loaded.pipe))
+
+
+def notes(params: GenerationParams, refiner: Refiner | None) -> tuple[str, ...]:
+    """What the user should know about the refiner `load` gave for `params`: a switch asked for that
+    will not happen (load refuses every other reason with an error, so it is the checkpoint itself)."""
+    return (SAME_AS_MODEL,) if params.refiner_used and refiner is None else ()
 
 
 def _check_pair(main: LoadedCheckpoint, refiner: LoadedCheckpoint, name: str) -> None:
@@ -126,6 +139,7 @@ class Switch:
 
     def forward(self, original: Callable[..., Any], pipe: Any) -> Callable[..., Any]:
         """The UNet forward of the pass (`pipe` runs the loop and knows its length)."""
+        from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
         def routed(sample: torch.Tensor, timestep: Any, *args: Any, **kwargs: Any) -> Any:
             index, total = self.passes, max(pipe.num_timesteps, 1)
