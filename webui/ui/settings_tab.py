@@ -161,7 +161,7 @@ def build_settings_tab(services: Services, skip: Collection[str] = ()) -> Contro
         apply = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
         # filtered in the page by javascript/settings_search.js
         gr.Textbox(
-            placeholder="Search settings", show_label=False, elem_id="settings_search", container=False
+            placeholder="Search settings…", show_label=False, elem_id="settings_search", container=False
         )
         # A1111's "Show all pages": clears the search and unfolds every section (settings_search.js)
         gr.Button("Show all pages", elem_id="settings_show_all_pages", scale=0, min_width=140)
@@ -204,8 +204,9 @@ def build_settings_tab(services: Services, skip: Collection[str] = ()) -> Contro
 # disk and reloads the page, whose load events fill in the model lists and the settings' current values.
 RELOAD_UI_NOTE = (
     "**Reload UI** re-reads the model folders (checkpoints, VAEs, LoRAs, embeddings, ControlNet models) and "
-    "reloads the page. The page's layout and the extensions are set up when the server starts: restart the "
-    "server after installing an extension or changing code."
+    "reloads the page: the checkpoint and VAE lists and the LoRA cards show new files at once, a ControlNet "
+    "unit's model list after its 🔄. The page's layout and the extensions are set up when the server "
+    "starts: restart the server after installing an extension or changing code."
 )
 
 
