@@ -8,7 +8,8 @@ demo model as the checkpoint, polls `/` until it answers 200 (also noting the CP
 had used by then: less sensitive than the wall clock to others' load on a shared machine), polls
 /sdapi/v1/options until the demo model is the loaded checkpoint, then posts a 1-step 64x64 txt2img and
 waits for its answer. "Warm" means the files are in the page cache: the first run is a warm-up and is
-not counted. Goal: the page in <= 6 s on this machine; the ratio to it is printed.
+not counted. Goal: the page in <= 6 s on this machine; the ratio to it is printed. With `--baseline DIR`
+(e.g. `git archive` of an older commit) the two checkouts start alternately and their ratios are printed.
 """
 
 from __future__ import annotations
@@ -121,33 +122,54 @@ def one_start(root: Path = ROOT) -> Start:
             process.wait(timeout=30)
 
 
+def median(starts: list[Start], name: str) -> float:
+    return statistics.median(getattr(run, name) for run in starts)
+
+
+def summary(label: str, starts: list[Start]) -> str:
+    page = median(starts, "page")
+    verdict = "ok" if page <= GOAL_PAGE_SECONDS else "MISSED"
+    return (
+        f"{label}, medians of {len(starts)}: page {page:.2f} s = {page / GOAL_PAGE_SECONDS:.2f}x the "
+        f"{GOAL_PAGE_SECONDS:g} s goal ({verdict}; {median(starts, 'page_cpu'):.1f} CPU s), model loaded "
+        f"{median(starts, 'model'):.2f} s, first generation {median(starts, 'generation'):.2f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to start (default: this one)")
-    args = parser.parse_args()
-    one_start(args.root)  # warm-up: the files into the page cache
-    starts = []
-    for i in range(args.repeats):
-        run = one_start(args.root)
-        starts.append(run)
-        print(
-            f"  [{i + 1}] page {run.page:.2f} s ({run.page_cpu:.1f} CPU s), model loaded {run.model:.2f} s, "
-            f"first generation {run.generation:.2f} s (load average {os.getloadavg()[0]:.1f})"
-        )
-
-    def median(name: str) -> float:
-        return statistics.median(getattr(run, name) for run in starts)
-
-    page = median("page")
-    verdict = "ok" if page <= GOAL_PAGE_SECONDS else "MISSED"
-    print(
-        f"warm start, medians of {args.repeats}: page {page:.2f} s = {page / GOAL_PAGE_SECONDS:.2f}x the "
-        f"{GOAL_PAGE_SECONDS:g} s goal ({verdict}; {median('page_cpu'):.1f} CPU s), model loaded "
-        f"{median('model'):.2f} s, first generation {median('generation'):.2f} s"
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. an older commit) started alternately with --root, for ratios that a "
+        "shared machine's load disturbs alike",
     )
+    args = parser.parse_args()
+    roots = {"warm start": args.root, **({"baseline": args.baseline} if args.baseline else {})}
+    for root in roots.values():
+        one_start(root)  # warm-up: the files into the page cache
+    starts: dict[str, list[Start]] = {label: [] for label in roots}
+    for i in range(args.repeats):
+        for label, root in roots.items():
+            run = one_start(root)
+            starts[label].append(run)
+            print(
+                f"  [{i + 1}] {label}: page {run.page:.2f} s ({run.page_cpu:.1f} CPU s), model loaded "
+                f"{run.model:.2f} s, first generation {run.generation:.2f} s "
+                f"(load average {os.getloadavg()[0]:.1f})"
+            )
+    for label, runs in starts.items():
+        print(summary(label, runs))
+    if args.baseline:
+        ours, base = starts["warm start"], starts["baseline"]
+        print(
+            f"against the baseline: page {median(ours, 'page') / median(base, 'page'):.2f}x, "
+            f"CPU to the page {median(ours, 'page_cpu') / median(base, 'page_cpu'):.2f}x"
+        )
 
 
 if __name__ == "__main__":
