@@ -40,7 +40,7 @@ from webui.engine.checkpoints.weights_files import (
 from webui.engine.threads import model_bytes
 
 if TYPE_CHECKING:  # diffusers is imported by the first load, not with the page
-    from diffusers import DiffusionPipeline, UNet2DConditionModel
+    from diffusers import DiffusionPipeline, SchedulerMixin, UNet2DConditionModel
 
 
 @dataclass
@@ -67,10 +67,22 @@ class LoadedCheckpoint:
         if cls not in self._pipelines:
             accepted = inspect.signature(cls.__init__).parameters
             given = {**self.pipe.config, **self.pipe.components}  # components replace their config entries
+            given["scheduler"] = _settled_scheduler(given.get("scheduler"))
             derived = cls(**{name: given[name] for name in accepted if name in given and name != "self"})
             derived.set_progress_bar_config(disable=True)  # progress goes to the job (engine.sampling)
             self._pipelines[cls] = derived
         return self._pipelines[cls]
+
+
+def _settled_scheduler(scheduler: SchedulerMixin | None) -> SchedulerMixin | None:
+    """The scheduler a derived pipeline is built over. diffusers' img2img and inpaint pipelines warn
+    (FutureWarning, in the server log) and rewrite the scheduler's config in place when its steps_offset
+    is not 1, as in the scheduler an earlier run left (make_scheduler leaves steps_offset to the schedule
+    type). Every batch replaces the scheduler (engine.sampling.generate), so a copy with steps_offset 1
+    serves until then and the base pipeline's own stays untouched."""
+    if scheduler is None or scheduler.config.get("steps_offset", 1) == 1:
+        return scheduler
+    return type(scheduler).from_config(scheduler.config, steps_offset=1)
 
 
 def detect_architecture(
