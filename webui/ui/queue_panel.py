@@ -34,6 +34,7 @@ REFRESH_SECONDS = 1.0
 HISTORY_ROWS = 50
 JOB_HEADERS = ["Ahead", "Status", "Progress", "Kind", "Prompt"]
 FINISHED_HEADERS = ["Finished", "Status", "Images", "Kind", "Prompt"]
+NO_SELECTION = "No job selected"
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ def build_tab(services: Services, tab: gr.Tab) -> None:
     summary_box = gr.HTML("", elem_id="queue_summary")
     with gr.Row():
         refresh_button = gr.Button("🔄 Refresh", elem_id="queue_refresh", scale=0, min_width=120)
-        selected_label = gr.Markdown("No job selected", elem_id="queue_selected")
+        selected_label = gr.Markdown(NO_SELECTION, elem_id="queue_selected")
     jobs_table = gr.Dataframe(
         headers=JOB_HEADERS, label="Your jobs", interactive=False, elem_id="queue_jobs", wrap=True
     )
@@ -245,9 +246,14 @@ def build_tab(services: Services, tab: gr.Tab) -> None:
     shown_jobs, shown_finished = gr.State(None), gr.State(None)  # what the tables show: skip if unchanged
     selected_job, selected_finished, infotexts = gr.State(None), gr.State(None), gr.State([])
 
-    def refresh(request: gr.Request, before_jobs: Any, before_finished: Any) -> tuple[Any, ...]:
+    def refresh(
+        request: gr.Request, before_jobs: Any, before_finished: Any, selected: str | None
+    ) -> tuple[Any, ...]:
         now = view(services, viewer_of(services, request))
+        gone = selected is not None and selected not in now.job_ids  # cancelled, or finished
         return (
+            None if gone else gr.skip(),
+            NO_SELECTION if gone else gr.skip(),
             now.summary,
             gr.skip() if now.jobs == before_jobs else now.jobs,
             gr.skip() if now.finished == before_finished else now.finished,
@@ -260,8 +266,10 @@ def build_tab(services: Services, tab: gr.Tab) -> None:
 
     refreshed = dict(
         fn=refresh,
-        inputs=[shown_jobs, shown_finished],
+        inputs=[shown_jobs, shown_finished, selected_job],
         outputs=[
+            selected_job,
+            selected_label,
             summary_box,
             jobs_table,
             finished_table,
@@ -280,7 +288,7 @@ def build_tab(services: Services, tab: gr.Tab) -> None:
     def select_job(ids: list[str], event: gr.SelectData) -> tuple[str | None, str]:
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         if not 0 <= row < len(ids):
-            return None, "No job selected"
+            return None, NO_SELECTION
         job = services.jobs.find(ids[row])
         prompt = prompt_of(job.params) if job is not None else ""
         return ids[row], f"Selected: {job.kind if job else ''} · {prompt[:80] or ids[row][:8]}"
@@ -293,7 +301,7 @@ def build_tab(services: Services, tab: gr.Tab) -> None:
             try:
                 job = own_waiting_job(services, viewer, job_id)
                 if action == "cancel":
-                    services.jobs.cancel(job)
+                    services.jobs.cancel(job, "in the Queue tab")
                 elif not services.jobs.move(job, -1 if action == "up" else 1):
                     raise InvalidParameter(f"That job no longer waits ({job.status.value})")
             except UserError as error:
@@ -301,8 +309,10 @@ def build_tab(services: Services, tab: gr.Tab) -> None:
 
         return handler
 
+    # through gradio's queue (quick, never waiting on another event): only queued events show their errors
+    queued = dict(concurrency_limit=None, show_progress="hidden")
     for button, action in ((up, "up"), (down, "down"), (cancel, "cancel")):
-        button.click(act(action), inputs=selected_job, queue=False).then(**refreshed)
+        button.click(act(action), inputs=selected_job, **queued).then(**refreshed)
 
     def open_finished(request: gr.Request, ids: list[str], event: gr.SelectData) -> tuple[Any, ...]:
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
@@ -339,7 +349,7 @@ def build_tab(services: Services, tab: gr.Tab) -> None:
             raise user_error(error, "Queue") from error
         gr.Info("Queued again")
 
-    rerun_button.click(queue_again, inputs=selected_finished, queue=False).then(**refreshed)
+    rerun_button.click(queue_again, inputs=selected_finished, **queued).then(**refreshed)
 
 
 def add_enqueue_button(services: Services, tab: Any) -> gr.Button:
@@ -360,8 +370,9 @@ def add_enqueue_button(services: Services, tab: Any) -> gr.Button:
             )
         except UserError as error:
             raise user_error(error, tab.name) from error
-        ahead = services.jobs.position(job)
-        gr.Info(f"Queued ({ahead} ahead of it); see the Queue tab" if ahead else "Queued; see the Queue tab")
+        ahead = services.jobs.position(job) or 0
+        gr.Info(f"Queued: {ahead} ahead of yours; see the Queue tab")
 
-    button.click(enqueue, inputs=tab.inputs, queue=False)
+    # through gradio's queue (quick, never waiting on another event): only queued events show gr.Info
+    button.click(enqueue, inputs=tab.inputs, concurrency_limit=None, show_progress="hidden")
     return button
