@@ -1,6 +1,7 @@
 """The "Hires. fix" and "Refiner" accordions in Chromium are their own on/off switch (A1111's InputAccordion,
 ui/input_accordion.py): the checkbox in the header and the open state follow each other both ways, a
-paste with the section's keys opens and ticks it, a paste without them closes it, and Generate sees it."""
+paste with the section's keys opens and ticks it, a paste without them closes it, and Generate sees it.
+Also the layout fixes a new user's tour at 800 px called for (style.css)."""
 
 from __future__ import annotations
 
@@ -95,4 +96,19 @@ def test_paste_opens_the_refiner_with_a_refiner_and_closes_it_without(browser, r
     playwright.expect(page.locator("#txt2img_refiner_checkpoint input")).to_have_value(re.compile("tiny-sd1"))
     paste(page, PLAIN)
     expect_state(page, "txt2img_refiner", on=False)
+    page.close()
+
+
+def test_at_800_pixels_every_tab_shows_and_send_to_labels_stay_on_one_line(browser, running_app):
+    """What a new user's tour found at 800x800: Settings and Extensions hidden in gradio's "…" menu,
+    "Send to inpaint" broken over three lines, an empty gap where the unused Override settings row sits."""
+    _, base_url = running_app
+    page = browser.new_page(viewport={"width": 800, "height": 800})
+    open_ui(page, base_url)
+    for name in ("txt2img", "img2img", "Extras", "PNG Info", "Settings", "Extensions"):
+        playwright.expect(page.locator("#tabs [role=tab]").filter(has_text=name).first).to_be_visible()
+    button = page.locator("#txt2img_send_to_inpaint")
+    line = float(button.evaluate("b => parseFloat(getComputedStyle(b).lineHeight)"))
+    assert button.evaluate("b => b.scrollHeight") - line < line  # one line of text (plus its padding)
+    playwright.expect(page.locator("#txt2img_override_settings_row")).to_be_hidden()
     page.close()
