@@ -142,3 +142,13 @@ def test_edge_error_is_zero_on_renders_and_sees_a_frame(
     # a background drawn a little off its palette colour everywhere is no frame
     tinted = np.clip(np.asarray(data.render(scene)).astype(int) + 12, 0, 255).astype(np.uint8)
     assert score.edge_error(tinted, mask) < 2.0
+
+
+def test_edge_error_of_a_shape_filling_the_picture_is_a_number() -> None:
+    """A shape covering everything inside the ring (early VAE reconstructions) gave NaN."""
+    pixels = np.zeros((64, 64, 3), dtype=np.uint8)
+    pixels[:] = data.PALETTE["blue"]
+    pixels[0, :] = data.PALETTE["white"]
+    everything = np.ones((64, 64), dtype=bool)
+    error = score.edge_error(pixels, everything)
+    assert 0.0 < error < 255.0

@@ -140,12 +140,13 @@ def accuracy(marks: list[Mapping[str, bool]]) -> dict[str, float]:
 def edge_error(image: Image.Image | np.ndarray, shape: np.ndarray) -> float:
     """Mean absolute difference (0-255, over pixels and channels) between the image's outer BORDER-pixel
     ring and its background colour: the per-channel median of the pixels that are neither in the ring
-    nor in `shape` (the shape's mask, dilated by two pixels to leave out its blended edge)."""
+    nor in `shape` (the shape's mask, dilated by two pixels to leave out its blended edge); of the ring's
+    own pixels when the shape leaves none (a shape filling the picture)."""
     pixels = np.asarray(image, dtype=np.float32)[..., :3]
     ring = np.ones(pixels.shape[:2], dtype=bool)
     ring[BORDER:-BORDER, BORDER:-BORDER] = False
     inside = ~ring & ~ndimage.binary_dilation(shape, iterations=2)
-    background = np.median(pixels[inside], axis=0)
+    background = np.median(pixels[inside if inside.any() else ring], axis=0)
     return float(np.abs(pixels[ring] - background).mean())
 
 
