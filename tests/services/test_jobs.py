@@ -251,3 +251,27 @@ def _until(condition: Callable[[], bool]) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.001)
+
+
+def test_cancel_and_skip_of_one_job_leave_the_other_jobs_alone(make_queue: Callable[..., JobQueue]) -> None:
+    """What a shared page's Interrupt and Skip do: act on that user's job only."""
+    started = threading.Event()
+
+    def runner(params: Any, job: Job) -> Any:
+        started.set()
+        deadline = time.monotonic() + TIMEOUT
+        while not (job.interrupted or job.skipped) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return "skipped" if job.skipped else "interrupted" if job.interrupted else "ran out"
+
+    queue = make_queue(runner)
+    running, waiting = queue.submit("a", owner="alice"), queue.submit("b", owner="bob")
+    assert started.wait(TIMEOUT)
+    queue.skip_job(waiting)  # not running: nothing to skip
+    queue.cancel(waiting, "Interrupt pressed before it started")
+    with pytest.raises(Interrupted, match="cancelled: Interrupt pressed before it started"):
+        waiting.wait(TIMEOUT)
+    assert waiting.status is JobStatus.CANCELLED
+    assert not running.done and not running.interrupted and not running.skipped
+    queue.skip_job(running)
+    assert running.wait(TIMEOUT) == "skipped"

@@ -171,7 +171,7 @@ async def get_job(job_id: str, services: ServicesDep, request: Request) -> dict[
 async def cancel_job(job_id: str, services: ServicesDep, request: Request) -> dict[str, Any]:
     """Take a waiting job out of the queue, or interrupt it when it runs."""
     job = own_job(services, job_id, request)
-    services.jobs.cancel(job)
+    services.jobs.cancel(job, "DELETE /sdapi/v1/queue")
     return {"id": job.id, "status": job.status.value}
 
 

@@ -155,8 +155,9 @@ class JobQueue:
                 self._journal.reordered([other for other in order if other.durable])
             return True
 
-    def cancel(self, job: Job) -> None:
-        """The job's requester is gone: drop it from the queue, or interrupt it when it is running."""
+    def cancel(self, job: Job, reason: str = "its client disconnected") -> None:
+        """Drop a waiting job from the queue, or interrupt it when it is running: its requester is gone,
+        or pressed Interrupt on a shared page (which stops only that user's job)."""
         with self._cond:
             if job in self._pending:
                 self._pending.remove(job)
@@ -166,7 +167,7 @@ class JobQueue:
             else:
                 return
         self._journal_finished(job, JobStatus.CANCELLED)
-        job._finish(JobStatus.CANCELLED, error=Interrupted("cancelled: its client disconnected"))
+        job._finish(JobStatus.CANCELLED, error=Interrupted(f"cancelled: {reason}"))
 
     def shut_down(self, grace: float) -> threading.Thread | None:
         """Take no more jobs, let the running one finish for up to `grace` seconds, then interrupt it.
@@ -238,6 +239,12 @@ class JobQueue:
     def skip(self) -> bool:
         """Ask the running job(s) to end their current batch; False when none is running."""
         return self._flag_current(lambda job: job._skip.set())
+
+    def skip_job(self, job: Job) -> None:
+        """End one running job's current batch (nothing for a job that is not running)."""
+        with self._cond:
+            if job in self._running:
+                job._skip.set()
 
     def progress(self) -> Progress:
         job = self.current()

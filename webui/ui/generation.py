@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import gradio as gr
 
 from webui.core import samplers
-from webui.core.errors import UserError
+from webui.core.errors import Interrupted, UserError
 from webui.core.params import GenerationParams, Txt2Img
 from webui.ui import extra_networks, seed_extras
 from webui.ui.errors import user_error
 from webui.ui.owners import owner_of
 from webui.ui.param_widgets import from_widget, unplaced_widgets, widget
 from webui.ui.progress import Following, Run, own_job, status_html, take_job_js
+from webui.ui.stop_buttons import wire_stop_buttons
 from webui.ui.token_counter import add_counter
 
 if TYPE_CHECKING:
@@ -291,6 +292,10 @@ def build_generation_tab(
                     gallery_now.append((shown.preview, "Preview"))
                 yield gallery_now or gr.skip(), gr.skip(), gr.skip(), gr.skip(), shown.html
             result = running.result()
+        except Interrupted as stopped:  # taken out of the queue before it ran (Interrupt, the Queue tab)
+            gr.Info(f"Job {stopped}")
+            yield (*(gr.skip(),) * 4, status_html("Interrupted"))
+            return
         except UserError as error:
             raise user_error(error, name) from error
         except Exception as error:
@@ -358,14 +363,7 @@ def build_generation_tab(
         concurrency_limit=None, show_progress="hidden",
     )  # fmt: skip
 
-    def interrupt_job() -> None:  # no return value: the events have no outputs
-        app.jobs.interrupt()
-
-    def skip_job() -> None:
-        app.jobs.skip()
-
-    interrupt.click(interrupt_job, queue=False)
-    skip.click(skip_job, queue=False)
+    wire_stop_buttons(app.jobs, name, interrupt, skip)
     random_seed.click(lambda: -1, outputs=seed, queue=False)
     clear_prompts.click(lambda: ("", ""), outputs=[prompt, negative], queue=False)
     swap_size.click(lambda w, h: (h, w), inputs=[width, height], outputs=[width, height], queue=False)
