@@ -144,7 +144,8 @@
             if (!(image instanceof HTMLImageElement)) return;
             const preview = image.closest(".preview");
             const gallery = preview && preview.closest(".block[id]");
-            if (!gallery || image.closest(".thumbnails, button.thumbnail-item")) return;
+            if (!gallery || !gallery.querySelector("button.thumbnail-item")) return; // not a gallery
+            if (image.closest(".thumbnails, button.thumbnail-item")) return;
             event.preventDefault();
             event.stopPropagation();
             open(gallery, image);
