@@ -67,7 +67,6 @@ def create_server(app: App, host: str, port: int) -> GracefulServer:
         import gradio as gr
 
         from webui.ui.blocks import build_ui
-        from webui.ui.gradio_apps import no_apps_for_empty_blocks
         from webui.ui.page_assets import page_assets
 
         # gradio serves its own static files, its upload/cache folder and the app's outputs folder, never
@@ -85,8 +84,7 @@ def create_server(app: App, host: str, port: int) -> GracefulServer:
             paths.styles_file,
         ]
         allowed, blocked = gradio_file_paths([paths.outputs_dir], private)
-        with no_apps_for_empty_blocks():
-            demo = build_ui(services)
+        demo = build_ui(services)
         # before the mount: routes extensions add here must come before gradio's catch-all "/"
         app.plugins.app_started(demo, web)
         head, css = app.plugins.page_assets()  # the loaded extensions' javascript/*.js and style.css
