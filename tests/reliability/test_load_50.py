@@ -1,6 +1,7 @@
 """Issue 21, evidence: 50 concurrent txt2img requests on the demo model give 50 images, none lost or
-duplicated (each seed once, in the answers and on disk), while /sdapi/v1/progress keeps answering in
-under 0.5 s. The measured figures are printed (run with -s) and recorded in docs/security.md."""
+duplicated (each seed once, in the answers and on disk), while /sdapi/v1/progress keeps answering at once
+(median under 0.1 s, every call under 1 s). The measured figures are printed (run with -s) and recorded in
+docs/security.md."""
 
 from __future__ import annotations
 
@@ -65,4 +66,7 @@ def test_50_concurrent_jobs_give_50_images_while_progress_answers_at_once(tmp_pa
             f"\n{JOBS} jobs in {elapsed:.1f} s; progress: {len(latencies)} calls, "
             f"max {max(latencies) * 1000:.0f} ms, median {median * 1000:.0f} ms"
         )
-        assert max(latencies) < 0.5, sorted(latencies)[-5:]
+        # Typically a few ms, ~0.5 s at most on an idle machine (the burst of 50 bodies being parsed); 1 s
+        # leaves room for the suite's other test process sharing the 2 cores (0.7 s seen), and still fails the
+        # 1.7 s the old 40-thread pool took under the same burst.
+        assert median < 0.1 and max(latencies) < 1.0, sorted(latencies)[-5:]
