@@ -54,9 +54,10 @@ def test_exit_code_is_pytests(
     commands = [command for command, _ in run.calls]
     assert [python, "-m", "pip", "install", "-r", str(run_tests.TEST_REQUIREMENTS)] in commands
     pytest_command, env = run.calls[-1]
-    assert pytest_command == [python, "-m", "pytest", "-q", "tests/core"]
+    assert pytest_command == [python, "-m", "pytest", *run_tests.PARALLEL, "-q", "tests/core"]
     assert env is not None
-    assert (env["GRADIO_ANALYTICS_ENABLED"], env["HF_HUB_OFFLINE"]) == ("False", "1")
+    offline_one_thread = (env["GRADIO_ANALYTICS_ENABLED"], env["HF_HUB_OFFLINE"], env["OMP_NUM_THREADS"])
+    assert offline_one_thread == ("False", "1", "1")
 
 
 def test_setup_failure_is_exit_code_1(run_tests: types.ModuleType, venv: Path, tmp_path: Path) -> None:

@@ -26,8 +26,13 @@ TEST_STAMP = "webui-test-install.sha256"
 CHROMIUM = Path("/usr/bin/chromium")
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 NO_TESTS_COLLECTED = 5
-# No outside look-ups during tests: gradio's analytics and the Hugging Face hub stay offline.
-TEST_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+# No outside look-ups during tests: gradio's analytics and the Hugging Face hub stay offline. One torch
+# thread per test process: pytest-xdist runs one process per core, and the tests' tiny models gain nothing
+# from a second thread (two threads each on a 2-core machine made the suite slower).
+TEST_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+# One test process per core (pytest-xdist); a file's tests stay in one process, so its module-scoped
+# servers are built once. `-n 0` after these (in the command's own arguments) runs in one process.
+PARALLEL = ("-n", "auto", "--dist", "loadfile")
 
 
 def ensure_chromium(
@@ -103,7 +108,7 @@ def main(
         return 1
     if ensure_chromium(chromium, run, log):
         ensure_emoji_font(run=run, log=log)
-    code = run([str(python), "-m", "pytest", *argv], {**os.environ, **TEST_ENV})
+    code = run([str(python), "-m", "pytest", *PARALLEL, *argv], {**os.environ, **TEST_ENV})
     if code == NO_TESTS_COLLECTED:
         log("pytest collected no tests: that counts as a failure")
     return code
