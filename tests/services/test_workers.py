@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_app
+from tests.upscaler_files import write_gfpgan, write_yunet_standin
 from webui.core.params import Txt2Img
+from webui.engine.upscaling import face_align
+from webui.engine.upscaling.face_detection import DETECTOR_FILE
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -r requirements-ray.txt)")
 
@@ -62,6 +65,20 @@ api.on_cfg_denoiser(lambda params: None)
 """
 
 
+# Face restoration runs on the head for a job on the workers: a random-weight GFPGAN and a YuNet-format
+# detector that finds one face (10 px between the eyes) in the middle of a 64² picture.
+FACES = PARAMS.replace(n_iter=2, restore_faces=True)
+LANDMARKS = face_align.FFHQ_TEMPLATE * 0.08 + np.array([11.5, 8.0], np.float32)
+
+
+@pytest.fixture(scope="module")
+def face_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("faces")
+    write_gfpgan(folder / "GFPGANv1.4.pth")
+    write_yunet_standin(folder / DETECTOR_FILE, 64, LANDMARKS)
+    return folder
+
+
 def data_dir_with(root: Path, name: str, script: str) -> Path:
     folder = root / "extensions" / name / "scripts"
     folder.mkdir(parents=True)
@@ -71,14 +88,14 @@ def data_dir_with(root: Path, name: str, script: str) -> Path:
 
 @pytest.fixture(scope="module")
 def in_process(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, face_models: Path
 ) -> dict[str, tuple[list[np.ndarray], tuple[str, ...]]]:
-    """The images and infotexts of PARAMS and MARKED made in-process, as without workers."""
+    """The images and infotexts of PARAMS, MARKED and FACES made in-process, as without workers."""
     root = data_dir_with(tmp_path_factory.mktemp("single"), "batch_marks", BATCH_MARKS)
-    app = make_app(root, "--ckpt", str(CHECKPOINT))
+    app = make_app(root, "--ckpt", str(CHECKPOINT), "--gfpgan-models-path", str(face_models))
     made = {}
     try:
-        for name, params in (("plain", PARAMS), ("marked", MARKED)):
+        for name, params in (("plain", PARAMS), ("marked", MARKED), ("faces", FACES)):
             result = app.generate(params, save_images=False)
             images = result.images[result.index_of_first_image :]
             made[name] = (
@@ -99,10 +116,11 @@ def single(
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, face_models: Path) -> Iterator[object]:
     """An App whose generations run on two Ray worker actors on this machine."""
     root = data_dir_with(tmp_path_factory.mktemp("cluster"), "batch_marks", BATCH_MARKS)
-    app = make_app(root, "--ckpt", str(CHECKPOINT), "--workers", "2", "--api")
+    faces = ("--gfpgan-models-path", str(face_models))
+    app = make_app(root, "--ckpt", str(CHECKPOINT), "--workers", "2", "--api", *faces)
     pool = app.generation.workers.pool
     try:
         assert len(pool.wait_ready(240, count=2)) == 2, [w.error for w in pool.workers()]
@@ -258,12 +276,18 @@ def test_a_worker_with_another_checkpoint_file_is_refused(cluster) -> None:
     workers.check_hash(worker, BatchDone(0, PARAMS, (), (), (), (), False, (), CHECKPOINT.name, real))
 
 
-def test_restore_faces_is_refused_on_workers_not_ignored(cluster) -> None:
-    from webui.core.errors import InvalidParameter
-
-    # the workers run no per-image hooks yet: a request for restored faces must not come back unrestored
-    with pytest.raises(InvalidParameter, match="restore_faces does not run on --workers"):
-        cluster.generation.submit(PARAMS.replace(restore_faces=True))
+def test_restore_faces_runs_on_the_head_for_the_workers_images(cluster, in_process) -> None:
+    """The worker's decoded images come back and the head restores their faces before saving, as one
+    process does: the same images and infotexts (`Face restoration: GFPGAN`)."""
+    result = cluster.generate(FACES, save_images=False)
+    images = result.images[result.index_of_first_image :]
+    expected_images, expected_texts = in_process["faces"]
+    assert [np.asarray(image).tolist() for image in images] == [image.tolist() for image in expected_images]
+    assert result.infotexts[result.index_of_first_image :] == expected_texts
+    assert all("Face restoration: GFPGAN" in text for text in expected_texts)
+    plain = in_process["plain"][0][: len(images)]
+    mask = face_align.paste_mask(face_align.alignment(LANDMARKS), 64, 64)
+    assert all(np.abs(np.asarray(a, int) - b)[mask > 0.99].mean() > 10 for a, b in zip(images, plain))
 
 
 def test_the_head_runs_process_batch_and_postprocess_image_for_the_workers(cluster, in_process) -> None:

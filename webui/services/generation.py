@@ -29,6 +29,7 @@ from webui.services.settings import Settings
 from webui.services.styles import StyleDatabase
 
 if TYPE_CHECKING:
+    from webui.engine.sampling.run_hooks import RunHooks
     from webui.engine.upscaling.catalog import UpscalerCatalog
     from webui.services.face_restoration import FaceRestorationService
 
@@ -102,11 +103,6 @@ class GenerationService:
                 "workers"
             )
         if self.faces is not None:
-            if self.workers is not None and self.faces.wanted(params, override_settings):
-                raise InvalidParameter(
-                    "restore_faces does not run on --workers/--ray-address workers yet: turn it off (and the "
-                    "face_restoration setting), or start the server without workers"
-                )
             self.faces.check(params, override_settings)  # restore_faces without its model or detector file
         if not override_settings:
             return self.jobs.submit(request, kind=request.kind, owner=owner, job_id=job_id)
@@ -158,17 +154,23 @@ class GenerationService:
         save = incomplete.saver(
             functools.partial(self._save_recorded, job, options, request.kind), save_incomplete
         )
+
+        def per_image(hooks: RunHooks) -> RunHooks:
+            """The scripts' hooks with faces restored first and unfinished images marked (on the head
+            also for the workers' images, as each batch comes back)."""
+            return incomplete.hooks(self.faces.hooks(hooks) if self.faces else hooks)
+
         # The scripts run around and inside generate.run and call the image callbacks around each save.
         on_workers = self.workers.bind(job, options) if self.workers is not None else None
         context = ProcessingContext(
             generate=lambda params, hooks: (
-                on_workers(params, incomplete.hooks(hooks))
+                on_workers(params, per_image(hooks))
                 if on_workers is not None
                 else generate.run(
                     params,
                     self.models.manager,
                     reporter,
-                    incomplete.hooks(self.faces.hooks(hooks) if self.faces else hooks),
+                    per_image(hooks),
                     options.noise,
                     upscalers=self.upscalers,
                 )
