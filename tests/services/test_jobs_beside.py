@@ -38,13 +38,13 @@ def test_a_job_starts_beside_the_running_one_only_while_a_place_is_free() -> Non
 
     queue = JobQueue(runner)
     queue.beside = beside
-    queue.start()
     try:
         jobs = [
             queue.submit("a1", owner="a"),
             queue.submit("a2", owner="a"),
             queue.submit("b1", owner="b"),
         ]
+        queue.start()  # after the three are queued: else a2 could start beside a1 before b1 is submitted
         # owners take turns: a1, then b1 beside it; a2 waits for a place
         assert wait_until(lambda: len(started) == 2)
         assert started == ["a1", "b1"]

@@ -54,6 +54,9 @@
         ]);
     });
     document.addEventListener("click", (event) => {
+        // only a person's click elsewhere closes the menu: the loop's own Generate clicks (untrusted) must not
+        // take it away while the user reaches for "Cancel generate forever"
+        if (!event.isTrusted) return;
         if (!(event.target instanceof Element) || !event.target.closest("#webui_context_menu")) closeMenu();
     });
 })();
