@@ -8,14 +8,14 @@ the tiny checkpoint (64², 1 step)."""
 
 from __future__ import annotations
 
+import functools
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.browser.helpers import open_ui, playwright, set_number
+from tests.browser.helpers import open_ui, playwright, set_number, wait_until
 from tests.conftest import make_app, make_data_dir
 from webui.ui.queue_panel import prompt_of
 
@@ -23,11 +23,7 @@ pytestmark = pytest.mark.browser
 TIMEOUT_S = 60
 
 
-def until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+until = functools.partial(wait_until, timeout_s=TIMEOUT_S)
 
 
 def rows(page, elem_id: str) -> list[list[str]]:

@@ -7,13 +7,12 @@ runs on the tiny checkpoint (64², several batches) and the page is reloaded whi
 
 from __future__ import annotations
 
+import functools
 import re
-import time
-from collections.abc import Callable
 
 import pytest
 
-from tests.browser.helpers import open_ui, playwright, set_number
+from tests.browser.helpers import open_ui, playwright, set_number, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("one_torch_thread")]
 TIMEOUT_S = 180
@@ -21,11 +20,7 @@ BATCHES = 4
 KEY = "webui_job_txt2img"
 
 
-def until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+until = functools.partial(wait_until, timeout_s=TIMEOUT_S)
 
 
 def stored_job(page) -> str | None:

@@ -4,13 +4,12 @@ first job runs on to its end; the first browser's Interrupt then stops its own r
 
 from __future__ import annotations
 
+import functools
 import re
-import time
-from collections.abc import Callable
 
 import pytest
 
-from tests.browser.helpers import open_ui, playwright, set_number
+from tests.browser.helpers import open_ui, playwright, set_number, wait_until
 from webui.services.job import JobStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("one_torch_thread")]
@@ -18,11 +17,7 @@ TIMEOUT_S = 180
 BATCHES = 4
 
 
-def until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+until = functools.partial(wait_until, timeout_s=TIMEOUT_S)
 
 
 def start_job(page, base_url: str, app, seed: int):

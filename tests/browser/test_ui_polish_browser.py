@@ -4,22 +4,17 @@ checked by geometry and computed style."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import functools
 
 import pytest
 
-from tests.browser.helpers import open_ui, playwright
+from tests.browser.helpers import open_ui, playwright, wait_until
 
 pytestmark = pytest.mark.browser
 TIMEOUT_S = 60
 
 
-def until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+until = functools.partial(wait_until, timeout_s=TIMEOUT_S)
 
 
 def box(page, selector: str) -> dict:
